@@ -1,0 +1,76 @@
+# The pipeline operations console. `make run` and `make test` are all a
+# newcomer needs; both install whatever is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+PYTEST_ARGS ?=
+
+.PHONY: help venv env services services-stop services-status migrate topics admin \
+        procfile run test check-compose bench-ingest clean
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV) || { \
+	  echo "python venv is missing: installing python3-venv"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON_BIN) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed  ## Create .venv and install requirements.txt
+
+.env:
+	@echo "writing .env for the private development services"
+	@{ echo "SECRET_KEY=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')"; \
+	   echo "DEBUG=true"; \
+	   scripts/services.sh urls; } > .env
+
+env: .env  ## Write .env (secret key and service URLs) if it is missing
+
+services: venv env  ## Start PostgreSQL, Redis and Kafka (private, 127.0.0.1) unless configured
+	@scripts/services.sh up
+
+services-stop:  ## Stop the services that `make services` started
+	@scripts/services.sh down
+
+services-status:  ## Show which services are up
+	@scripts/services.sh status
+
+migrate: services
+	$(MANAGE) migrate --noinput
+
+topics: services
+	$(MANAGE) create_topics
+
+admin: migrate  ## Create the admin user (prints its password once) and the operators group
+	$(MANAGE) ensure_admin
+
+procfile: venv env
+	@$(PY) scripts/procfile.py > .run/Procfile
+
+run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker and beat, every consumer
+	@echo ""
+	@echo "  Admin:        http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
+	@echo "  API:          http://127.0.0.1:$${WEB_PORT:-8000}/api/"
+	@echo "  API docs:     http://127.0.0.1:$${WEB_PORT:-8000}/api/docs/"
+	@echo "  Health:       http://127.0.0.1:$${WEB_PORT:-8000}/healthz"
+	@echo "  Ctrl-C stops everything (the services keep running: make services-stop)."
+	@echo ""
+	$(VENV)/bin/honcho -f .run/Procfile -d . start
+
+test: services  ## Run the test suite against the real services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
+	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
+	SECRET_KEY=x docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"
+
+clean:  ## Stop the services and remove .run/ (all local data)
+	-scripts/services.sh down
+	rm -rf .run

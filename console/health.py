@@ -1,0 +1,63 @@
+"""`/healthz`: is every dependency reachable? 200 when all are, 503 otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+from streams.kafka.client import client_config
+
+
+def check_postgres(timeout: float) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = %s", [int(timeout * 1000)])
+        cursor.execute("SELECT 1")
+
+
+def check_redis(timeout: float) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def check_kafka(timeout: float) -> None:
+    admin = AdminClient(client_config(**{"socket.connection.setup.timeout.ms": int(timeout * 1000)}))
+    metadata = admin.list_topics(timeout=timeout)
+    if not metadata.brokers:
+        raise RuntimeError("no broker in cluster metadata")
+
+
+CHECKS: dict[str, Callable[[float], None]] = {
+    "postgres": check_postgres,
+    "redis": check_redis,
+    "kafka": check_kafka,
+}
+
+
+def run_checks() -> dict[str, dict[str, object]]:
+    timeout = settings.HEALTHCHECK_TIMEOUT_SECONDS
+    results: dict[str, dict[str, object]] = {}
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        try:
+            check(timeout)
+            results[name] = {"status": "up"}
+        except Exception as exc:  # any failure means "down", with the reason
+            results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        results[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return results
+
+
+def healthz(request) -> JsonResponse:
+    results = run_checks()
+    failing = [name for name, r in results.items() if r["status"] != "up"]
+    body = {"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results}
+    return JsonResponse(body, status=503 if failing else 200)

@@ -1,0 +1,208 @@
+"""Settings for the pipeline operations console.
+
+Everything that differs between machines comes from the environment (or a
+`.env` file at the repository root, which `make services` writes for the
+private development services). Required variables fail fast with a message
+naming what is missing; see `.env.example` for the full list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = env.str("CONSOLE_ENV_FILE", default=str(BASE_DIR / ".env"))
+if Path(_env_file).is_file():
+    # Values already in the process environment win over the file.
+    environ.Env.read_env(_env_file, overwrite=False)
+
+
+def _required(name: str) -> str:
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(
+            f"The environment variable {name} is required but not set. "
+            f"Run `make services` (which writes .env for the private development "
+            f"services) or export {name}; .env.example lists every variable."
+        )
+    return value
+
+
+SECRET_KEY = _required("SECRET_KEY")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "streams",
+    "quarantine",
+    "ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db_url_config(_required("DATABASE_URL"))}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+    "DB_CONNECT_TIMEOUT", default=5
+)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".run" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"arroyo": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
+}
+
+# --------------------------------------------------------------------------- API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticatedOrReadOnly",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pipeline operations console API",
+    "DESCRIPTION": "Events, files, products, analytics and quarantine of the console.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# ------------------------------------------------------------------------ Celery
+REDIS_URL = _required("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TIMEZONE = TIME_ZONE
+
+# ------------------------------------------------------------------------- Kafka
+KAFKA_BOOTSTRAP_SERVERS = _required("KAFKA_BOOTSTRAP_SERVERS")
+# Extra librdkafka properties for every client (e.g. security.protocol).
+KAFKA_CLIENT_CONFIG: dict[str, str] = env.dict("KAFKA_CLIENT_CONFIG", default={})
+KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
+KAFKA_DEFAULT_PARTITIONS = env.int("KAFKA_DEFAULT_PARTITIONS", default=3)
+# How long a REST endpoint waits for the broker's acknowledgement before 503.
+KAFKA_PRODUCE_TIMEOUT_SECONDS = env.float("KAFKA_PRODUCE_TIMEOUT_SECONDS", default=5.0)
+
+# The topic registry: logical name -> Kafka topic name and partition count.
+# Defaults are the names the original systems used, so their producers keep
+# working; each can be renamed with KAFKA_TOPIC_<LOGICAL NAME IN CAPITALS>.
+_TOPIC_DEFAULTS = {
+    "metrics": "metrics",
+    "workorders": "workorders",
+    "file_events": "file_events",
+    "orders": "orders",
+    "processed_orders": "processed-orders",
+    "product_metrics": "product-metrics",
+    "orders_dlq": "orders-dlq",
+    "sensor_data": "sensor_data",
+    "user_activity": "user_activity",
+    "processed_data": "processed_data",
+    "product_registrations": "cadastro-produtos",
+    "products_persisted": "produtos-persistidos",
+    "dead_letters": "dead-letters",
+}
+KAFKA_TOPICS: dict[str, dict[str, int | str]] = {
+    logical: {
+        "name": env.str(f"KAFKA_TOPIC_{logical.upper()}", default=default),
+        "partitions": env.int(
+            f"KAFKA_PARTITIONS_{logical.upper()}", default=KAFKA_DEFAULT_PARTITIONS
+        ),
+    }
+    for logical, default in _TOPIC_DEFAULTS.items()
+}
+
+# Consumer defaults; `run_consumer --batch-size/--batch-time` override them.
+CONSUMER_BATCH_SIZE = env.int("CONSUMER_BATCH_SIZE", default=1000)
+CONSUMER_BATCH_TIME_MS = env.int("CONSUMER_BATCH_TIME_MS", default=200)
+CONSUMER_GROUP_PREFIX = env.str("CONSUMER_GROUP_PREFIX", default="console")
+# Transient database errors in a batch are retried this many times before the
+# consumer stops (and is restarted by its supervisor, replaying the batch).
+CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
+
+# Health checks answer within this many seconds per dependency.
+HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

@@ -1,0 +1,162 @@
+"""The one producer factory of the console.
+
+Every producer is idempotent with `acks=all`. Deliveries are checked through
+delivery reports: failures are counted and logged, never swallowed.
+`produce_and_wait` is for callers that must not answer before the broker has
+acknowledged (REST endpoints, consumers forwarding to another topic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from django.conf import settings
+
+from .client import client_config
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+class DeliveryError(Exception):
+    """The broker did not acknowledge every message in time."""
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    failed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, ok: bool) -> None:
+        with self.lock:
+            if ok:
+                self.delivered += 1
+            else:
+                self.failed += 1
+
+
+stats = DeliveryStats()
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message to publish: topic name, value (bytes or JSON-able), key, headers."""
+
+    topic: str
+    value: bytes | dict[str, Any] | list[Any]
+    key: bytes | str | None = None
+    headers: Headers | None = None
+
+    def encoded_value(self) -> bytes:
+        if isinstance(self.value, bytes):
+            return self.value
+        return json.dumps(self.value, separators=(",", ":"), default=str).encode()
+
+
+_producer: Producer | None = None
+_producer_pid: int | None = None
+_producer_lock = threading.Lock()
+
+
+def producer_config(**overrides: Any) -> dict[str, Any]:
+    return client_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": 30000,
+            "client.id": f"console-{os.getpid()}",
+            **overrides,
+        }
+    )
+
+
+def get_producer() -> Producer:
+    """A process-wide producer, rebuilt after a fork (gunicorn, Celery prefork)."""
+    global _producer, _producer_pid
+    pid = os.getpid()
+    if _producer is None or _producer_pid != pid:
+        with _producer_lock:
+            if _producer is None or _producer_pid != pid:
+                _producer = Producer(producer_config())
+                _producer_pid = pid
+    return _producer
+
+
+def _on_delivery(err: KafkaError | None, msg: Message) -> None:
+    stats.record(err is None)
+    if err is not None:
+        logger.error(
+            "kafka_delivery_failed topic=%s key=%r error=%s", msg.topic(), msg.key(), err
+        )
+
+
+def produce(message: Outbound, *, producer: Producer | None = None, on_delivery=None) -> None:
+    """Queue one message; the delivery report is checked in the background."""
+    producer = producer or get_producer()
+    callback = on_delivery or _on_delivery
+    while True:
+        try:
+            producer.produce(
+                message.topic,
+                value=message.encoded_value(),
+                key=message.key,
+                headers=message.headers,
+                on_delivery=callback,
+            )
+            break
+        except BufferError:
+            # The local queue is full: serve delivery reports to make room.
+            producer.poll(0.1)
+    producer.poll(0)
+
+
+def produce_and_wait(
+    messages: Sequence[Outbound] | Iterable[Outbound],
+    *,
+    timeout: float | None = None,
+    producer: Producer | None = None,
+) -> int:
+    """Publish messages and return once the broker acknowledged all of them.
+
+    Raises DeliveryError if any delivery failed or `timeout` seconds passed.
+    """
+    timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
+    producer = producer or get_producer()
+    pending = {"count": 0}
+    errors: list[str] = []
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        _on_delivery(err, msg)
+        pending["count"] -= 1
+        if err is not None:
+            errors.append(f"{msg.topic()}: {err.str()}")
+
+    sent = 0
+    for message in messages:
+        produce(message, producer=producer, on_delivery=on_delivery)
+        pending["count"] += 1
+        sent += 1
+    deadline = time.monotonic() + timeout
+    while pending["count"] > 0:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeliveryError(
+                f"Kafka did not acknowledge {pending['count']} of {sent} message(s) "
+                f"within {timeout:g}s (bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
+            )
+        producer.flush(min(remaining, 0.5))
+    if errors:
+        raise DeliveryError(f"{len(errors)} of {sent} message(s) failed: {errors[0]}")
+    return sent

@@ -1,0 +1,113 @@
+"""The consumer registry: consumer name -> topics, group, steps, dead-letter target.
+
+Each app declares its consumers in a `consumers.py` module with `register()`;
+`manage.py run_consumer NAME` builds any of them (see runtime.py).
+
+A consumer is a chain of small steps:
+
+* `decode(envelope)` turns raw bytes into a validated value, or raises
+  `MessageRejected` with a reason and structured errors. It is pure: no I/O.
+* `handle_batch(envelopes)` applies a whole batch of decoded messages inside
+  one database transaction and returns what to publish afterwards and which
+  messages it rejected (for checks that need the database, such as an
+  unknown product).
+
+Rejected messages go to the dead-letter path (a quarantine record and the
+consumer's dead-letter topic); they never block the partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils.module_loading import autodiscover_modules
+
+from .producer import Headers, Outbound
+
+
+class MessageRejected(Exception):
+    """A message that can never be processed; it goes to the dead-letter path."""
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+
+
+@dataclass
+class Envelope:
+    """One consumed message with its origin and, once decoded, its value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: Headers
+    raw: bytes
+    timestamp: datetime | None = None
+    value: Any = None
+    rejection: MessageRejected | None = None
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass
+class Rejection:
+    envelope: Envelope
+    reason: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch handler asks for once its transaction has committed."""
+
+    outbound: list[Outbound] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    applied: int = 0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    topics: tuple[str, ...]  # logical topic names (settings.KAFKA_TOPICS)
+    decode: Callable[[Envelope], Any]
+    handle_batch: Callable[[Sequence[Envelope]], BatchOutcome]
+    dead_letter_topic: str = "dead_letters"  # logical topic name
+    description: str = ""
+    group: str | None = None  # defaults to "<CONSUMER_GROUP_PREFIX>-<name>"
+
+    def group_id(self) -> str:
+        from django.conf import settings
+
+        return self.group or f"{settings.CONSUMER_GROUP_PREFIX}-{self.name}"
+
+
+_registry: dict[str, ConsumerSpec] = {}
+
+
+def register(spec: ConsumerSpec) -> ConsumerSpec:
+    if spec.name in _registry and _registry[spec.name] is not spec:
+        raise ValueError(f"consumer {spec.name!r} is registered twice")
+    _registry[spec.name] = spec
+    return spec
+
+
+def consumers() -> dict[str, ConsumerSpec]:
+    """Every registered consumer, discovered from each app's consumers.py."""
+    autodiscover_modules("consumers")
+    return dict(sorted(_registry.items()))
+
+
+def get_consumer(name: str) -> ConsumerSpec:
+    known = consumers()
+    if name not in known:
+        raise KeyError(f"unknown consumer {name!r}; registered: {', '.join(known) or 'none'}")
+    return known[name]

@@ -1,0 +1,81 @@
+"""Telemetry (seed 000): machine metrics and work orders, persisted idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .decoding import FieldChecker, decode_json_object
+from .kafka.registry import BatchOutcome, Envelope, MessageRejected
+from .kafka.topics import topic_name
+from .models import MachineMetric, WorkOrderReading
+
+# Sane bounds for epoch seconds: 2000-01-01 .. 2100-01-01.
+EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
+
+
+def validate_metric(data: dict[str, Any]) -> dict[str, Any]:
+    check = FieldChecker(data)
+    parsed = {
+        "parameter_id": check.integer("id", minimum=0),
+        "value": check.number("val"),
+        "time": check.integer("time", minimum=EPOCH_MIN, maximum=EPOCH_MAX),
+    }
+    check.done()
+    return parsed
+
+
+def validate_workorder(data: dict[str, Any]) -> dict[str, Any]:
+    check = FieldChecker(data)
+    parsed = {
+        "time": check.integer("time", minimum=EPOCH_MIN, maximum=EPOCH_MAX),
+        "product": check.integer("product", minimum=0),
+        "production": check.number("production", minimum=0),
+    }
+    check.done()
+    return parsed
+
+
+def decode(envelope: Envelope) -> tuple[str, dict[str, Any]]:
+    data = decode_json_object(envelope.raw)
+    if envelope.topic == topic_name("metrics"):
+        return "metric", validate_metric(data)
+    if envelope.topic == topic_name("workorders"):
+        return "workorder", validate_workorder(data)
+    raise MessageRejected(f"telemetry does not read topic {envelope.topic}")
+
+
+def persist_metrics(rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert on (parameter_id, time); the last reading in a batch wins."""
+    latest = {(r["parameter_id"], r["time"]): r for r in rows}
+    MachineMetric.objects.bulk_create(
+        [MachineMetric(**r) for r in latest.values()],
+        update_conflicts=True,
+        unique_fields=["parameter_id", "time"],
+        update_fields=["value", "received_at"],
+        batch_size=5000,
+    )
+    return len(latest)
+
+
+def persist_workorders(rows: Sequence[dict[str, Any]]) -> int:
+    latest = {(r["product"], r["time"]): r for r in rows}
+    WorkOrderReading.objects.bulk_create(
+        [WorkOrderReading(**r) for r in latest.values()],
+        update_conflicts=True,
+        unique_fields=["product", "time"],
+        update_fields=["production", "received_at"],
+        batch_size=5000,
+    )
+    return len(latest)
+
+
+def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:
+    metrics = [e.value[1] for e in envelopes if e.value[0] == "metric"]
+    workorders = [e.value[1] for e in envelopes if e.value[0] == "workorder"]
+    applied = 0
+    if metrics:
+        applied += persist_metrics(metrics)
+    if workorders:
+        applied += persist_workorders(workorders)
+    return BatchOutcome(applied=applied)
