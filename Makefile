@@ -32,6 +32,7 @@ venv: $(VENV)/.installed  ## Create .venv and install requirements.txt
 	   scripts/services.sh urls; } > .env
 
 env: .env  ## Write .env (secret key and service URLs) if it is missing
+	@mkdir -p .run/static
 
 services: venv env  ## Start PostgreSQL, Redis and Kafka (private, 127.0.0.1) unless configured
 	@scripts/services.sh up

@@ -1,0 +1,168 @@
+"""Fixtures for tests against the real services that `make test` starts.
+
+Each test that touches Kafka gets its own topic names and consumer-group
+prefix, so tests never see each other's messages. Consumers run as real
+`manage.py run_consumer` subprocesses against the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from django.conf import settings as django_settings
+from django.db import connection
+
+from streams.kafka.client import client_config
+from streams.kafka.topics import admin_client, ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25,
+               message: str = "condition") -> Any:
+    """Poll until predicate() is truthy; fail the test with `message` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)
+
+
+def database_url_for_subprocesses() -> str:
+    """The URL of pytest-django's test database, for subprocesses."""
+    d = connection.settings_dict
+    return f"postgres://{d['USER']}:{d['PASSWORD']}@{d['HOST']}:{d['PORT']}/{d['NAME']}"
+
+
+class KafkaNamespace:
+    """Unique topic names and consumer groups for one test."""
+
+    def __init__(self, settings) -> None:
+        self.suffix = uuid.uuid4().hex[:8]
+        self.topics = {
+            logical: {"name": f"t-{self.suffix}-{spec['name']}", "partitions": spec["partitions"]}
+            for logical, spec in django_settings.KAFKA_TOPICS.items()
+        }
+        self.group_prefix = f"test-{self.suffix}"
+        settings.KAFKA_TOPICS = self.topics
+        settings.CONSUMER_GROUP_PREFIX = self.group_prefix
+
+    def name(self, logical: str) -> str:
+        return str(self.topics[logical]["name"])
+
+    def env(self) -> dict[str, str]:
+        env = {f"KAFKA_TOPIC_{logical.upper()}": str(spec["name"]) for logical, spec in self.topics.items()}
+        env["CONSUMER_GROUP_PREFIX"] = self.group_prefix
+        return env
+
+    def read(self, logical: str, *, expected: int, timeout: float = 30.0) -> list[Any]:
+        """Read `expected` messages from a topic (from the beginning)."""
+        consumer = Consumer(client_config(**{
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }))
+        consumer.subscribe([self.name(logical)])
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(messages) < expected and time.monotonic() < deadline:
+                for msg in consumer.consume(num_messages=500, timeout=0.5):
+                    if msg.error() is None:
+                        messages.append(msg)
+        finally:
+            consumer.close()
+        return messages
+
+    def end_offsets(self, logical: str) -> int:
+        consumer = Consumer(client_config(**{"group.id": "offsets-probe"}))
+        try:
+            meta = consumer.list_topics(self.name(logical), timeout=10).topics[self.name(logical)]
+            total = 0
+            for p in meta.partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(self.name(logical), p), timeout=10)
+                total += high
+            return total
+        finally:
+            consumer.close()
+
+
+@pytest.fixture
+def kafka(settings) -> Iterator[KafkaNamespace]:
+    namespace = KafkaNamespace(settings)
+    ensure_topics()
+    yield namespace
+    try:
+        admin_client().delete_topics([str(t["name"]) for t in namespace.topics.values()], operation_timeout=10)
+    except Exception:  # cleanup only
+        pass
+
+
+class ProcessRunner:
+    """Starts console processes (`manage.py ...`) wired to the test database and topics."""
+
+    def __init__(self, kafka: KafkaNamespace, tmp_path: Path) -> None:
+        self.kafka = kafka
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.kafka.env())
+        env["DATABASE_URL"] = database_url_for_subprocesses()
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
+
+    def start(self, *args: str, log_name: str | None = None, **extra_env: str) -> subprocess.Popen:
+        log_path = self.tmp_path / f"{log_name or args[0]}-{len(self.procs)}.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT, env=self.env(**extra_env), stdout=log, stderr=subprocess.STDOUT,
+        )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def consumer(self, name: str, *extra: str, **extra_env: str) -> subprocess.Popen:
+        return self.start("run_consumer", name, *extra, log_name=f"consumer-{name}", **extra_env)
+
+    @staticmethod
+    def log(proc: subprocess.Popen) -> str:
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.stop(proc, signal.SIGTERM, timeout=20)
+
+
+@pytest.fixture
+def processes(kafka: KafkaNamespace, tmp_path: Path, transactional_db) -> Iterator[ProcessRunner]:
+    runner = ProcessRunner(kafka, tmp_path)
+    yield runner
+    runner.stop_all()

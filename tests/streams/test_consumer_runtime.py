@@ -1,0 +1,113 @@
+"""The consumer runtime on the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from django.core.management import call_command
+
+from quarantine.models import QuarantineRecord
+from streams.kafka.producer import Outbound, produce_and_wait
+from streams.models import MachineMetric, WorkOrderReading
+from tests.conftest import wait_until
+
+BASE_TIME = 1624378100
+
+
+def metric_events(kafka, count: int, start: int = 0) -> list[Outbound]:
+    return [
+        Outbound(kafka.name("metrics"), {"id": i % 20, "val": i * 0.5, "time": BASE_TIME + i}, key=str(i % 20))
+        for i in range(start, start + count)
+    ]
+
+
+def test_produce_consume_rows_in_postgres(kafka, processes):
+    produce_and_wait(metric_events(kafka, 500))
+    produce_and_wait([
+        Outbound(kafka.name("workorders"), {"time": 1625748534, "product": 1, "production": 5470.28}),
+    ])
+    consumer = processes.consumer("telemetry")
+    wait_until(lambda: MachineMetric.objects.count() == 500 and WorkOrderReading.objects.count() == 1,
+               message="500 metrics and 1 work order in PostgreSQL")
+    metric = MachineMetric.objects.get(parameter_id=7, time=BASE_TIME + 7)
+    assert metric.value == 3.5
+    assert WorkOrderReading.objects.get().production == 5470.28
+    assert processes.stop(consumer) == 0
+    assert "stopped cleanly" in processes.log(consumer)
+
+
+def test_sigkill_mid_stream_applies_every_message_exactly_once(kafka, processes):
+    total = 30000
+    produce_and_wait(metric_events(kafka, total), timeout=60)
+    consumer = processes.consumer("telemetry", "--batch-size", "500")
+    wait_until(lambda: MachineMetric.objects.count() >= 2000, message="the first batches")
+    consumer.send_signal(signal.SIGKILL)
+    consumer.wait(timeout=10)
+    partial = MachineMetric.objects.count()
+    assert partial < total, "the consumer finished before it was killed; produce more messages"
+    # A second batch of events while the consumer is down.
+    produce_and_wait(metric_events(kafka, 1000, start=total), timeout=60)
+    processes.consumer("telemetry", "--batch-size", "500")
+    wait_until(lambda: MachineMetric.objects.count() >= total + 1000, timeout=120,
+               message="every metric after the restart")
+    assert MachineMetric.objects.count() == total + 1000
+    values = dict(MachineMetric.objects.values_list("time", "value"))
+    assert all(values[BASE_TIME + i] == i * 0.5 for i in range(total + 1000))
+
+
+def test_malformed_messages_are_dead_lettered_and_the_consumer_keeps_going(kafka, processes):
+    metrics = kafka.name("metrics")
+    produce_and_wait([
+        Outbound(metrics, b"{not json"),
+        Outbound(metrics, {"id": "ten", "val": "high", "time": BASE_TIME}),
+        Outbound(metrics, b"[1, 2, 3]"),
+        Outbound(metrics, b"\xff\xfe binary"),
+        Outbound(metrics, {"id": 3, "val": 1.25, "time": BASE_TIME}),
+    ])
+    consumer = processes.consumer("telemetry")
+    wait_until(lambda: MachineMetric.objects.filter(parameter_id=3).exists(), message="the valid metric")
+    wait_until(lambda: QuarantineRecord.objects.count() == 4, message="four quarantine records")
+
+    reasons = sorted(QuarantineRecord.objects.values_list("reason", flat=True))
+    assert any(r.startswith("payload is not JSON") for r in reasons)
+    assert any(r.startswith("payload is not UTF-8") for r in reasons)
+    assert "payload must be a JSON object, got list" in reasons
+    wrong_types = QuarantineRecord.objects.get(reason__startswith="invalid fields")
+    assert {e["field"] for e in wrong_types.errors} == {"id", "val"}
+    assert wrong_types.topic == metrics and wrong_types.offset is not None
+    assert bytes(wrong_types.payload) == json.dumps({"id": "ten", "val": "high", "time": BASE_TIME}, separators=(",", ":")).encode()
+
+    dead = kafka.read("dead_letters", expected=4)
+    assert len(dead) == 4
+    headers = dict(dead[0].headers())
+    assert headers["x-dlq-original-topic"].decode() == metrics
+    assert headers["x-dlq-consumer"] == b"telemetry"
+    assert headers["x-dlq-reason"]
+    assert consumer.poll() is None, "the consumer must keep running"
+
+
+def test_replayed_dead_letters_are_recorded_once(kafka, processes):
+    produce_and_wait([Outbound(kafka.name("metrics"), b"oops")])
+    first = processes.consumer("telemetry", "--batch-size", "1")
+    wait_until(lambda: QuarantineRecord.objects.count() == 1, message="the dead letter")
+    processes.stop(first)
+    # A new group re-reads the topic from the start: the same message again.
+    processes.consumer("telemetry", CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-replay")
+    wait_until(lambda: kafka.end_offsets("dead_letters") >= 2, message="the second dead letter")
+    assert QuarantineRecord.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_create_topics_is_idempotent(kafka, capsys):
+    call_command("create_topics")
+    call_command("create_topics")
+    out = capsys.readouterr().out
+    assert "0 topic(s) created" in out.splitlines()[-1]
+
+
+def test_run_consumer_list_names_every_consumer(capsys):
+    call_command("run_consumer", "--list")
+    out = capsys.readouterr().out
+    assert "telemetry" in out and "metrics, workorders" in out
