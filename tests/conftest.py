@@ -57,8 +57,15 @@ class KafkaNamespace:
             for logical, spec in django_settings.KAFKA_TOPICS.items()
         }
         self.group_prefix = f"test-{self.suffix}"
+        self.celery_queue = f"test-{self.suffix}"
         settings.KAFKA_TOPICS = self.topics
         settings.CONSUMER_GROUP_PREFIX = self.group_prefix
+        settings.CELERY_TASK_DEFAULT_QUEUE = self.celery_queue
+        # The Celery app read its configuration already: point it at this test's queue.
+        from console.celery import app as celery_app
+
+        self._previous_queue = celery_app.conf.task_default_queue
+        celery_app.conf.task_default_queue = self.celery_queue
 
     def name(self, logical: str) -> str:
         return str(self.topics[logical]["name"])
@@ -66,6 +73,7 @@ class KafkaNamespace:
     def env(self) -> dict[str, str]:
         env = {f"KAFKA_TOPIC_{logical.upper()}": str(spec["name"]) for logical, spec in self.topics.items()}
         env["CONSUMER_GROUP_PREFIX"] = self.group_prefix
+        env["CELERY_TASK_DEFAULT_QUEUE"] = self.celery_queue
         return env
 
     def read(self, logical: str, *, expected: int, timeout: float = 30.0) -> list[Any]:
@@ -105,6 +113,9 @@ def kafka(settings) -> Iterator[KafkaNamespace]:
     namespace = KafkaNamespace(settings)
     ensure_topics()
     yield namespace
+    from console.celery import app as celery_app
+
+    celery_app.conf.task_default_queue = namespace._previous_queue
     try:
         admin_client().delete_topics([str(t["name"]) for t in namespace.topics.values()], operation_timeout=10)
     except Exception:  # cleanup only
@@ -133,6 +144,18 @@ class ProcessRunner:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=ROOT, env=self.env(**extra_env), stdout=log, stderr=subprocess.STDOUT,
+        )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def celery_worker(self, *extra: str, **extra_env: str) -> subprocess.Popen:
+        """A real Celery worker consuming this test's queue only."""
+        log_path = self.tmp_path / f"celery-{len(self.procs)}.log"
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "console", "worker", "--loglevel=INFO",
+             "--concurrency=2", "--without-gossip", "--without-mingle", "-Q", self.kafka.celery_queue, *extra],
+            cwd=ROOT, env=self.env(**extra_env), stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
         )
         proc.log_path = log_path  # type: ignore[attr-defined]
         self.procs.append(proc)

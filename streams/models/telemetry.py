@@ -1,4 +1,4 @@
-"""Rows the stream pipelines persist."""
+"""Telemetry rows (seed 000)."""
 
 from __future__ import annotations
 
