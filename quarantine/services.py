@@ -41,3 +41,26 @@ def _replay_count(raw: bytes | None) -> int:
         return int(raw or 0)
     except ValueError:
         return 0
+
+
+def quarantine_file(
+    *,
+    file_path: str,
+    file_name: str,
+    checksum: str,
+    reason: str,
+    errors: Sequence[dict],
+    error_count: int,
+) -> QuarantineRecord:
+    """Record a quarantined file. `file_path` is where the file now lies
+    (inside the quarantine directory); `errors` are structured (line, column,
+    value, rule, message) and capped by the caller; `error_count` is the total."""
+    return QuarantineRecord.objects.create(
+        source=QuarantineRecord.Source.FILE,
+        reason=reason[:500],
+        errors=list(errors)[:MAX_ERRORS_KEPT],
+        error_count=error_count,
+        file_path=file_path,
+        file_name=file_name,
+        checksum=checksum,
+    )
