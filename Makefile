@@ -65,7 +65,7 @@ run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker a
 	@echo ""
 	$(VENV)/bin/honcho -f .run/Procfile -d . start
 
-test: services  ## Run the test suite against the real services
+test: services check-compose  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
