@@ -3,9 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from streams import api_streams
+
 from .health import healthz
 
 router = DefaultRouter()
+api_streams.register(router)  # order windows, processed orders, sensor/activity
 
 urlpatterns = [
     path("admin/", admin.site.urls),
