@@ -77,7 +77,7 @@ def test_valid_orders_reach_processed_orders_and_windows_with_exact_totals(kafka
                                            "order_count", "total_revenue", "avg_order_value"}
     # The newest message per window carries the window's final state.
     latest = {}
-    for m in kafka.read("product_metrics", expected=10_000, timeout=5):
+    for m in kafka.read("product_metrics", expected=kafka.end_offsets("product_metrics")):
         value = json.loads(m.value())
         latest[(value["product_id"], value["window_start"])] = value
     final = latest[("prod-3", int(T0.timestamp()))]
@@ -135,7 +135,9 @@ def test_sigkill_of_order_windows_mid_stream_never_double_counts(kafka, processe
     # Re-driven duplicates of 500 orders, later in the stream.
     processed += processed[:500]
     produce_and_wait(processed, timeout=60)
-    consumer = processes.consumer("order_windows", "--batch-size", "100")
+    # A short session lets the group hand the killed member's partitions over quickly.
+    consumer = processes.consumer("order_windows", "--batch-size", "100",
+                                  KAFKA_CLIENT_CONFIG="session.timeout.ms=6000")
     wait_until(lambda: ProcessedOrder.objects.count() >= 1500, message="the first batches")
     consumer.send_signal(signal.SIGKILL)
     consumer.wait(timeout=10)
