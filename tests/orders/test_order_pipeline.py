@@ -16,6 +16,7 @@ from streams.kafka.producer import Outbound, produce_and_wait
 from streams.models import ProcessedOrder, Product, ProductWindow
 from streams.orders import order_events
 from tests.conftest import wait_until
+from tests.orders.conftest import consumed
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -154,15 +155,6 @@ def test_sigkill_of_order_windows_mid_stream_never_double_counts(kafka, processe
     wait_until(lambda: consumed(processes, replay) >= 12_500, timeout=60,
                message="the replay to reach the end of the topic")
     assert stored_windows() == expected
-
-
-def consumed(processes, proc) -> int:
-    """Messages a consumer process has applied so far (from its batch log lines)."""
-    return sum(
-        int(line.split("messages=")[1].split()[0])
-        for line in processes.log(proc).splitlines()
-        if "consumer_batch" in line
-    )
 
 
 def test_duplicate_order_id_is_counted_once(kafka, processes, catalog):
