@@ -165,3 +165,22 @@ def test_admin_windows_chart_and_rebuild_action(catalog, client):
     assert LogEntry.objects.filter(change_message__contains="Recomputed").count() == 1
     assert client.get("/admin/streams/processedorder/").status_code == 200
     assert client.get("/admin/streams/sensorreading/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_generators_produce_the_requested_load(kafka, capsys):
+    call_command("generate_orders", "--count", "120", "--rate", "2000", "--duration", "0",
+                 "--invalid-share", "0.5")
+    call_command("generate_readings", "--count", "80", "--rate", "2000", "--duration", "0")
+    assert kafka.end_offsets("orders") == 120
+    assert kafka.end_offsets("sensor_data") + kafka.end_offsets("user_activity") == 80
+    out = capsys.readouterr().out
+    assert "120 orders produced" in out and "80 events produced" in out
+    invalid = 0
+    for event in order_events(2000, invalid_share=0.1):
+        try:
+            validate_order(event)
+            invalid += event["product_id"] == "prod-unknown"
+        except MessageRejected:
+            invalid += 1
+    assert 100 < invalid < 300
