@@ -299,6 +299,7 @@ INSERT INTO {_WINDOWS} AS w
 SELECT product_id, product_name, window_start, window_start + make_interval(secs => %s),
        n, revenue, round(revenue / n, 2), now()
 FROM deltas
+ORDER BY product_id, window_start
 ON CONFLICT (product_id, window_start) DO UPDATE SET
     product_name = EXCLUDED.product_name,
     order_count = w.order_count + EXCLUDED.order_count,
@@ -361,7 +362,9 @@ def order_windows_apply(*, orders: Sequence[ProcessedOrderIn]) -> tuple[int, lis
     unique: dict[str, ProcessedOrderIn] = {}
     for item in orders:
         unique.setdefault(item.order.order_id, item)
-    rows = list(unique.values())
+    # A stable order of keys keeps concurrent writers (two groups, a rebalance)
+    # from locking the same unique keys in opposite orders and deadlocking.
+    rows = sorted(unique.values(), key=lambda r: r.order.order_id)
     starts = [window_start_of(r.order.timestamp, window_seconds=window_seconds) for r in rows]
     # One JSON document is far cheaper to send than nine adapted arrays.
     payload = json.dumps([

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -224,8 +225,6 @@ def csv_cell(value: Any) -> str:
     if isinstance(value, datetime):
         return iso(value)
     if not isinstance(value, str):
-        import json
-
         value = json.dumps(value, separators=(",", ":"), sort_keys=True)
     if value.startswith(_FORMULA_PREFIXES):
         return "'" + value

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from streams.kafka.registry import MessageRejected
-from streams.models import ProcessedOrder, Product, ProductWindow
+from streams.models import Product, ProductWindow
 from streams.orders import (
     ProcessedOrderIn,
     order_events,
