@@ -88,7 +88,7 @@ def test_valid_orders_reach_processed_orders_and_windows_with_exact_totals(kafka
 
 def test_invalid_orders_go_to_orders_dlq_and_quarantine_with_reason(kafka, processes, catalog):
     Product.objects.filter(product_id="prod-5").update(deleted_at=timezone.now())
-    good = order_events(1, now=T0)[0]
+    good = {**order_events(1, now=T0)[0], "product_id": "prod-1"}
     topic = kafka.name("orders")
     bad = {
         "unknown": {**good, "order_id": "o-unknown", "product_id": "prod-404"},
