@@ -76,14 +76,18 @@ def test_valid_orders_reach_processed_orders_and_windows_with_exact_totals(kafka
     metrics = [json.loads(m.value()) for m in kafka.read("product_metrics", expected=1)]
     assert metrics and set(metrics[0]) == {"window_start", "window_end", "product_id", "product_name",
                                            "order_count", "total_revenue", "avg_order_value"}
-    # The newest message per window carries the window's final state.
-    latest = {}
-    for m in kafka.read("product_metrics", expected=kafka.end_offsets("product_metrics")):
-        value = json.loads(m.value())
-        latest[(value["product_id"], value["window_start"])] = value
-    final = latest[("prod-3", int(T0.timestamp()))]
-    assert final["order_count"] == window.order_count
+    # The newest message per window carries the window's final state (published after the commit).
+    def latest_published():
+        latest = {}
+        for m in kafka.read("product_metrics", expected=kafka.end_offsets("product_metrics")):
+            value = json.loads(m.value())
+            latest[(value["product_id"], value["window_start"])] = value
+        return latest.get(("prod-3", int(T0.timestamp())))
+
+    final = wait_until(lambda: (v := latest_published()) and v["order_count"] == window.order_count and v,
+                       message="the final state of the late order's window on product-metrics")
     assert Decimal(str(final["total_revenue"])) == window.total_revenue
+    assert Decimal(str(final["avg_order_value"])) == window.avg_order_value
 
 
 def test_invalid_orders_go_to_orders_dlq_and_quarantine_with_reason(kafka, processes, catalog):
