@@ -184,3 +184,24 @@ def test_generators_produce_the_requested_load(kafka, capsys):
         except MessageRejected:
             invalid += 1
     assert 100 < invalid < 300
+
+
+@pytest.mark.django_db
+def test_orders_batch_checks_the_catalog_with_one_query(catalog, django_assert_num_queries):
+    import json
+
+    from streams.kafka.registry import Envelope
+    from streams.orders import decode_order, handle_orders
+
+    events = order_events(200, now=T0) + [dict(order_events(1, now=T0)[0], product_id="prod-404")]
+    envelopes = [Envelope(topic="orders", partition=0, offset=i, key=None, headers=[], raw=json.dumps(e).encode())
+                 for i, e in enumerate(events)]
+    for envelope in envelopes:
+        envelope.value = decode_order(envelope)
+    with django_assert_num_queries(1):
+        outcome = handle_orders(envelopes)
+    assert len(outcome.outbound) == 200 and outcome.applied == 200
+    assert [r.reason for r in outcome.rejected] == ["unknown product 'prod-404': not in the catalog"]
+    first = json.loads(outcome.outbound[0].encoded_value())
+    assert set(first) == {"order_id", "user_id", "product_id", "amount", "timestamp", "product_name", "category",
+                          "processed_at"}
