@@ -208,3 +208,10 @@ CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
 
 # Health checks answer within this many seconds per dependency.
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
+
+# ------------------------------------------- Orders and sensor/activity streams
+# Order analytics (seed 002): tumbling window length for `order_windows`.
+ORDERS_WINDOW_SECONDS = env.int("ORDERS_WINDOW_SECONDS", default=60)
+# Sensor status thresholds (seed 003): above WARNING -> "Warning", below LOW -> "Low".
+SENSOR_TEMP_WARNING_ABOVE = env.float("SENSOR_TEMP_WARNING_ABOVE", default=24.0)
+SENSOR_TEMP_LOW_BELOW = env.float("SENSOR_TEMP_LOW_BELOW", default=19.0)

@@ -3,10 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from streams import api_streams
+
 from . import ops
 from .health import healthz
 
 router = DefaultRouter()
+api_streams.register(router)  # order windows, processed orders, sensor/activity
 
 urlpatterns = [
     path("admin/ops/", include(ops.urls())),
