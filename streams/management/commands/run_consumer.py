@@ -40,7 +40,7 @@ class Command(BaseCommand):
             for spec in consumers().values():
                 topics = ", ".join(topic_name(t) for t in spec.topics)
                 self.stdout.write(
-                    f"{spec.name:<12} group={spec.group_id():<28} topics={topics:<32} "
+                    f"{spec.name:<15} group={spec.group_id():<30} topics={topics:<34} "
                     f"dead-letters={topic_name(spec.dead_letter_topic)}  {spec.description}"
                 )
             return
