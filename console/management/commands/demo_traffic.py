@@ -28,6 +28,37 @@ def telemetry_events(now: int, rng: random.Random) -> list[Outbound]:
     return events
 
 
+def order_and_reading_events(now: int, rng: random.Random) -> list[Outbound]:
+    """Orders (a few invalid, to show the dead-letter path), sensor readings, user activity."""
+    from streams.orders import order_events
+    from streams.readings import activity_events, sensor_events
+
+    events = [
+        Outbound(topic_name("orders"), order, key=str(order.get("product_id") or ""))
+        for order in order_events(rng.randint(10, 30), invalid_share=0.05, rng=rng)
+    ]
+    events += [Outbound(topic_name("sensor_data"), e, key=e["sensor_id"]) for e in sensor_events(5, rng=rng)]
+    events += [Outbound(topic_name("user_activity"), e, key=str(e["user_id"])) for e in activity_events(5, rng=rng)]
+    return events
+
+
+def product_registration_events(now: int, rng: random.Random) -> list[Outbound]:
+    """Now and then a product registration (seed 004 payload), updating prod-1..prod-5."""
+    if rng.random() > 0.2:
+        return []
+    number = rng.randint(1, 5)
+    names = {1: "Laptop", 2: "Phone", 3: "Tablet", 4: "Monitor", 5: "Keyboard"}
+    return [Outbound(topic_name("product_registrations"), {
+        "productId": f"prod-{number}",
+        "productName": names[number],
+        "productDescription": f"{names[number]} (demo catalog)",
+        "price": round(rng.uniform(50, 1500), 2),
+        "currency": "EUR",
+        "stockQuantity": rng.randint(0, 500),
+        "category": "Electronics",
+    }, key=f"prod-{number}")]
+
+
 class Command(BaseCommand):
     help = "Publish realistic demo events to every pipeline's input topics (for `make run`)."
 
@@ -46,7 +77,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        generators = [telemetry_events]
+        from streams.orders import catalog_seed_demo
+
+        catalog_seed_demo()  # orders for unknown products would all be dead-lettered
+        generators = [telemetry_events, order_and_reading_events, product_registration_events]
         done = 0
         total = 0
         while not stopping["flag"] and (forever or done < rounds):
