@@ -207,3 +207,40 @@ CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
 
 # Health checks answer within this many seconds per dependency.
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
+
+# ---------------------------------------------------------------- File ingestion
+# Seed 001: CSV files land in the inbox, are announced on `file_events`, and a
+# Celery task validates and loads them. Every path and limit is a setting.
+INGEST_INBOX_DIR = Path(env.str("INGEST_INBOX_DIR", default=str(BASE_DIR / ".run" / "inbox")))
+INGEST_QUARANTINE_DIR = Path(env.str("INGEST_QUARANTINE_DIR", default=str(BASE_DIR / ".run" / "quarantine")))
+INGEST_FILE_SUFFIXES = env.list("INGEST_FILE_SUFFIXES", default=[".csv"])
+INGEST_MAX_FILE_BYTES = env.int("INGEST_MAX_FILE_BYTES", default=1024**3)
+INGEST_MAX_LINE_BYTES = env.int("INGEST_MAX_LINE_BYTES", default=64 * 1024)
+# A file is complete once its size and mtime have not changed for this long.
+INGEST_SETTLE_SECONDS = env.float("INGEST_SETTLE_SECONDS", default=2.0)
+INGEST_SCAN_INTERVAL_SECONDS = env.int("INGEST_SCAN_INTERVAL_SECONDS", default=30)
+# Policy: by default one invalid row quarantines the whole file. With partial
+# acceptance the valid rows load when the rejected share is at most the threshold.
+INGEST_PARTIAL_ACCEPTANCE = env.bool("INGEST_PARTIAL_ACCEPTANCE", default=False)
+INGEST_MAX_REJECTED_SHARE = env.float("INGEST_MAX_REJECTED_SHARE", default=0.01)
+INGEST_MAX_ERRORS_KEPT = env.int("INGEST_MAX_ERRORS_KEPT", default=1000)
+INGEST_PROGRESS_EVERY_ROWS = env.int("INGEST_PROGRESS_EVERY_ROWS", default=100_000)
+INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=5)
+# The sensor contract, declared once: column -> type and rules. Types: "epoch"
+# (seconds, float or scientific notation), "number", "boolean", "text".
+# `aggregate` marks the metrics that get per-device statistics.
+INGEST_CONTRACT = {
+    "columns": {
+        "ts": {"type": "epoch", "min": 946684800, "max": 4102444800},  # 2000-01-01 .. 2100-01-01
+        "device": {"type": "text", "required": True, "max_length": 64},
+        "co": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "humidity": {"type": "number", "min": 0, "max": 100, "aggregate": True},
+        "light": {"type": "boolean"},
+        "lpg": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "motion": {"type": "boolean"},
+        "smoke": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "temp": {"type": "number", "min": -50, "max": 50, "aggregate": True},
+    },
+    "true": ["True", "true", "TRUE", "1"],
+    "false": ["False", "false", "FALSE", "0"],
+}

@@ -1,0 +1,117 @@
+"""PostgreSQL side of a load: COPY of a validated stream, and set-based statistics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import psycopg2
+from django.db import connection
+
+from .contract import Contract, PassStats, RowStream
+from .models import SensorAggregate, SensorReading
+
+READINGS = SensorReading._meta.db_table
+AGGREGATES = SensorAggregate._meta.db_table
+COPY_READ_SIZE = 1024 * 1024
+
+
+def copy_rows(*, file_id: int, stream: RowStream) -> int:
+    """COPY the rows the stream yields into raw sensor data for `file_id`.
+
+    The file id is not repeated in every row: the column's default reads it
+    from a transaction-local setting (see migration 0002), so a clean chunk of
+    the file goes to PostgreSQL as the very text that was read."""
+    columns = ", ".join(connection.ops.quote_name(c) for c in stream.header)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('ingest.copy_file_id', %s, true)", [str(file_id)])
+        cursor.cursor.copy_expert(
+            f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT csv)", stream, size=COPY_READ_SIZE
+        )
+        return cursor.cursor.rowcount
+
+
+def _metric_values(contract: Contract) -> str:
+    return ", ".join(f"('{m}', r.{connection.ops.quote_name(m)})" for m in contract.metrics)
+
+
+def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
+    """Per-file statistics per (device, metric), computed in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id = %s", [file_id])
+        cursor.execute(
+            f"""
+            INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
+            SELECT %s, r.device, m.metric, count(m.v), min(m.v), max(m.v), avg(m.v), stddev_samp(m.v),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY m.v), now()
+              FROM {READINGS} r
+             CROSS JOIN LATERAL (VALUES {_metric_values(contract)}) AS m(metric, v)
+             WHERE r.file_id = %s
+             GROUP BY r.device, m.metric
+            """,
+            [file_id, file_id],
+        )
+        return cursor.rowcount
+
+
+def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:
+    """Overall statistics (file is null) for the given devices (all if None)."""
+    devices = None if devices is None else sorted(set(devices))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        # One refresh at a time: two concurrent ones would both insert the same keys.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.aggregates_overall'))")
+        where, params = ("", []) if devices is None else ("WHERE r.device = ANY(%s)", [devices])
+        delete_where = "" if devices is None else "AND device = ANY(%s)"
+        cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id IS NULL {delete_where}", params)
+        cursor.execute(
+            f"""
+            INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
+            SELECT NULL, r.device, m.metric, count(m.v), min(m.v), max(m.v), avg(m.v), stddev_samp(m.v),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY m.v), now()
+              FROM {READINGS} r
+             CROSS JOIN LATERAL (VALUES {_metric_values(contract)}) AS m(metric, v)
+             {where}
+             GROUP BY r.device, m.metric
+            """,
+            params,
+        )
+        return cursor.rowcount
+
+
+class ProgressReporter:
+    """Writes rows-read progress on its own short autocommit connection, so the
+    admin sees it while the load's transaction is still open."""
+
+    def __init__(self, file_id: int, table: str) -> None:
+        self.file_id = file_id
+        self.table = table
+        self._conn = None
+        self._last = 0.0
+
+    def __call__(self, stats: PassStats) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.5:
+            return
+        self._last = now
+        try:
+            if self._conn is None:
+                self._conn = psycopg2.connect(**connection.get_connection_params())
+                self._conn.autocommit = True
+            with self._conn.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {self.table} SET rows_total = %s, rows_rejected = %s, error_count = %s, "
+                    "updated_at = now() WHERE id = %s",
+                    [stats.rows_total, stats.rows_rejected, stats.error_count, self.file_id],
+                )
+        except psycopg2.Error:
+            self.close()  # progress is best effort; the load itself carries on
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None
