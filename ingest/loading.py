@@ -97,7 +97,9 @@ class ProgressReporter:
         self._last = now
         try:
             if self._conn is None:
-                self._conn = psycopg2.connect(**connection.get_connection_params())
+                params = dict(connection.get_connection_params())
+                params["options"] = (params.get("options", "") + " -c lock_timeout=2000 -c statement_timeout=5000").strip()
+                self._conn = psycopg2.connect(**params)
                 self._conn.autocommit = True
             with self._conn.cursor() as cursor:
                 cursor.execute(
