@@ -7,6 +7,10 @@ from .health import healthz
 
 router = DefaultRouter()
 
+from ingest.api import register_routes as register_ingest_routes  # noqa: E402
+
+register_ingest_routes(router)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

@@ -216,6 +216,7 @@ class PassStats:
     rows_valid: int = 0
     rows_rejected: int = 0
     blank_lines: int = 0
+    bytes_read: int = 0
     error_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -259,6 +260,7 @@ class RowStream(io.RawIOBase):
         self.on_rejected = on_rejected
         self.stats = PassStats()
         self._next_line = first_line
+        self._fh = fh
         self._chunks = line_chunks(fh, max_line=self.max_line)
         self._last_progress = 0
         self._booleans = contract.booleans
@@ -275,6 +277,7 @@ class RowStream(io.RawIOBase):
         for lines, has_marker in self._chunks:
             first = self._next_line
             self._next_line += len(lines)
+            self.stats.bytes_read = self._fh.tell()
             out = self._process(first, lines, has_marker)
             if self.on_progress and self.stats.rows_total - self._last_progress >= self.progress_every:
                 self._last_progress = self.stats.rows_total

@@ -104,8 +104,8 @@ class ProgressReporter:
             with self._conn.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {self.table} SET rows_total = %s, rows_rejected = %s, error_count = %s, "
-                    "updated_at = now() WHERE id = %s",
-                    [stats.rows_total, stats.rows_rejected, stats.error_count, self.file_id],
+                    "bytes_done = %s, updated_at = now() WHERE id = %s",
+                    [stats.rows_total, stats.rows_rejected, stats.error_count, stats.bytes_read, self.file_id],
                 )
         except psycopg2.Error:
             self.close()  # progress is best effort; the load itself carries on

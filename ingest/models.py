@@ -31,6 +31,7 @@ class IngestedFile(models.Model):
     rows_valid = models.BigIntegerField(default=0)
     rows_rejected = models.BigIntegerField(default=0)
     rows_loaded = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, help_text="Bytes read so far (progress).")
     reason = models.CharField(max_length=500, blank=True, help_text="Why the file was not (fully) loaded.")
     errors = models.JSONField(default=list, blank=True, help_text="Line, column, value, rule (capped).")
     error_count = models.BigIntegerField(default=0, help_text="All errors, including those not kept.")
@@ -58,9 +59,15 @@ class IngestedFile(models.Model):
         return f"{self.name} ({self.status})"
 
     @property
+    def percent_done(self) -> int:
+        if self.status in (self.Status.LOADED, self.Status.QUARANTINED, self.Status.DUPLICATE):
+            return 100
+        return min(int(100 * self.bytes_done / self.size), 99) if self.size else 0
+
+    @property
     def progress(self) -> str:
-        if self.status in (self.Status.LOADING, self.Status.VALIDATING) and self.rows_total:
-            return f"{self.rows_total:,} rows read"
+        if self.status in (self.Status.LOADING, self.Status.VALIDATING):
+            return f"{self.rows_total:,} rows read ({self.percent_done}%)"
         return f"{self.rows_loaded:,} / {self.rows_total:,} rows loaded"
 
 

@@ -199,6 +199,7 @@ def file_register(*, file_path: str, file_name: str | None) -> IngestedFile:
 def _reset(ingested: IngestedFile, *, size: int | None = None) -> None:
     ingested.status = Status.QUEUED
     ingested.rows_total = ingested.rows_valid = ingested.rows_rejected = ingested.rows_loaded = 0
+    ingested.bytes_done = 0
     ingested.error_count = 0
     ingested.errors = []
     ingested.reason = ""
@@ -352,7 +353,7 @@ def _load(
                         reason=f"{ingested.name}: {reason}", errors=stats.errors, error_count=stats.error_count,
                     )
                 IngestedFile.objects.filter(id=ingested.id).update(
-                    status=Status.LOADED, rows_loaded=copied, errors=stats.errors, error_count=stats.error_count,
+                    status=Status.LOADED, rows_loaded=copied, bytes_done=ingested.size, errors=stats.errors, error_count=stats.error_count,
                     reason=reason[:500], quarantine=record, release_mode=release_mode,
                     finished_at=timezone.now(), load_seconds=time.monotonic() - started,
                     updated_at=timezone.now(), **counts,
