@@ -31,8 +31,24 @@ def copy_rows(*, file_id: int, stream: RowStream) -> int:
         return cursor.cursor.rowcount
 
 
-def _metric_values(contract: Contract) -> str:
-    return ", ".join(f"('{m}', r.{connection.ops.quote_name(m)})" for m in contract.metrics)
+def _statistics_sql(contract: Contract, where: str) -> str:
+    """One scan grouped by device computes every metric's statistics (an
+    ordered-set aggregate per metric for the median); the 1 row per device is
+    then unpivoted into one row per (device, metric)."""
+    q = connection.ops.quote_name
+    per_metric = ",\n".join(
+        f"count({q(m)}) AS {m}_n, min({q(m)}) AS {m}_min, max({q(m)}) AS {m}_max, avg({q(m)}) AS {m}_avg, "
+        f"stddev_samp({q(m)}) AS {m}_std, percentile_cont(0.5) WITHIN GROUP (ORDER BY {q(m)}) AS {m}_med"
+        for m in contract.metrics
+    )
+    unpivot = ", ".join(
+        f"('{m}', s.{m}_n, s.{m}_min, s.{m}_max, s.{m}_avg, s.{m}_std, s.{m}_med)" for m in contract.metrics
+    )
+    return f"""
+        WITH s AS (SELECT r.device, {per_metric} FROM {READINGS} r {where} GROUP BY r.device)
+        SELECT s.device, m.* FROM s
+         CROSS JOIN LATERAL (VALUES {unpivot}) AS m(metric, n, min, max, mean, std, median)
+    """
 
 
 def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
@@ -43,12 +59,8 @@ def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
         cursor.execute(
             f"""
             INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
-            SELECT %s, r.device, m.metric, count(m.v), min(m.v), max(m.v), avg(m.v), stddev_samp(m.v),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY m.v), now()
-              FROM {READINGS} r
-             CROSS JOIN LATERAL (VALUES {_metric_values(contract)}) AS m(metric, v)
-             WHERE r.file_id = %s
-             GROUP BY r.device, m.metric
+            SELECT %s, device, metric, n, min, max, mean, std, median, now()
+              FROM ({_statistics_sql(contract, "WHERE r.file_id = %s")}) stats
             """,
             [file_id, file_id],
         )
@@ -68,12 +80,8 @@ def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contr
         cursor.execute(
             f"""
             INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
-            SELECT NULL, r.device, m.metric, count(m.v), min(m.v), max(m.v), avg(m.v), stddev_samp(m.v),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY m.v), now()
-              FROM {READINGS} r
-             CROSS JOIN LATERAL (VALUES {_metric_values(contract)}) AS m(metric, v)
-             {where}
-             GROUP BY r.device, m.metric
+            SELECT NULL, device, metric, n, min, max, mean, std, median, now()
+              FROM ({_statistics_sql(contract, where)}) stats
             """,
             params,
         )
