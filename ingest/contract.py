@@ -16,7 +16,8 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, count, filterfalse, repeat
+from operator import contains, gt, lt, ne, not_
 from typing import Any, BinaryIO
 
 import orjson
@@ -28,7 +29,14 @@ BLOCK_BYTES = 4 * 1024 * 1024
 EPOCH_HARD_MIN, EPOCH_HARD_MAX = -210866803200.0, 9224318015999.0
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NUMERIC_CHARS = str.maketrans("", "", "0123456789.eE+-,")
+# JSON's number grammar: narrower than NUMBER_RE, so what orjson reads the row rules accept too.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 VALUE_PREVIEW = 100
+
+
+def _where(flags: Iterator[Any]) -> set[int]:
+    """Positions of the truthy flags, without a Python-level loop."""
+    return set(compress(count(), flags))
 
 
 @dataclass(frozen=True)
@@ -304,6 +312,9 @@ class RowStream(io.RawIOBase):
 
     # ------------------------------------------------------------ fast path
     def _process(self, first: int, lines: list, has_marker: bool) -> str:
+        """Check a block of lines as columns at C speed; only the rows that a
+        column check flags go through the row-by-row rules (the authority)."""
+        n = len(lines)
         if not has_marker and max(map(len, lines)) <= self.max_line:
             try:
                 text = b"\n".join(lines).decode("utf-8")
@@ -313,72 +324,146 @@ class RowStream(io.RawIOBase):
                 if "\r" in text:
                     text = text.replace("\r\n", "\n")
                 if "\r" not in text and "\x00" not in text:
-                    columns = self._split_columns(text, len(lines))
-                    if columns is not None and self._columns_ok(columns):
-                        n = len(lines)
-                        self.stats.rows_total += n
-                        self.stats.rows_valid += n
-                        return text + "\n" if self.loading else ""
+                    split = self._split_columns(text, n)
+                    if split is not None:
+                        str_lines, kept, columns, flagged = split
+                        suspects = self._columns_suspects(columns)
+                        if suspects is not None:
+                            if kept is not None:
+                                suspects = {kept[i] for i in suspects}
+                            flagged |= suspects
+                            return self._emit(first, text, str_lines, flagged)
         return self._process_slowly(first, lines)
 
-    def _split_columns(self, text: str, n: int) -> list | None:
-        """The chunk's columns, or None if a row does not have the header's width.
+    def _emit(self, first: int, text: str, lines: list[str], flagged: set[int]) -> str:
+        good = len(lines) - len(flagged)
+        self.stats.rows_total += good
+        self.stats.rows_valid += good
+        if not flagged:
+            return text + "\n" if self.loading else ""
+        out: list[str] = []
+        start = 0
+        for index in sorted(flagged):
+            out.extend(lines[start:index])
+            start = index + 1
+        out.extend(lines[start:])
+        rechecked = [self._process_slowly(first + i, [lines[i].encode()]) for i in sorted(flagged)]
+        if not self.loading:
+            return ""
+        body = "\n".join(out) + "\n" if out else ""
+        return body + "".join(rechecked)
+
+    def _split_columns(self, text: str, n: int) -> tuple[list[str], list[int] | None, list, set[int]] | None:
+        """(lines, kept, columns, flagged): the columns of the rows that have the
+        header's width; `flagged` are the line indexes set aside for the row
+        rules, `kept` maps column positions to line indexes (None: all kept).
 
         Two layouts are split with plain string operations, which give exactly
-        what a CSV parser gives when their conditions hold: every field quoted
-        with no quote inside, or no quote at all. Anything else goes through
-        the csv module."""
+        what a CSV parser gives when their conditions hold line by line: every
+        field quoted with no quote inside, or no quote at all. Anything else goes
+        through the csv module. None: records span lines (csv module, row rules)."""
         ncols = self._ncols
         lines = text.split("\n")
-        if len(lines) != n or "" in lines:
+        if len(lines) != n:
             return None
         if '"' not in text:
-            if set(map(str.count, lines, repeat(",", n))) != {ncols - 1}:
-                return None
-            flat = text.replace("\n", ",").split(",")
-            return [flat[i::ncols] for i in range(ncols)]
-        # Every line '"f1","f2",…,"fN"' with no other quote: 2 * N quotes a line,
-        # N - 1 separators a line, and each newline between a closing and an opening quote.
-        if (text[0] == '"' and text[-1] == '"' and text.count('"') == 2 * ncols * n
-                and text.count('"\n"') == n - 1
-                and set(map(str.count, lines, repeat('","', n))) == {ncols - 1}):
-            flat = text[1:-1].replace('"\n"', '","').split('","')
-            return [flat[i::ncols] for i in range(ncols)]
+            layout, separator = "plain", ","
+        elif text[0] == '"' and text[-1] == '"':
+            layout, separator = "quoted", '","'
+        else:
+            layout, separator = "csv", ""
+        if layout != "csv":
+            counts = list(map(str.count, lines, repeat(separator, n)))
+            whole = set(counts) == {ncols - 1}
+            if layout == "quoted":
+                whole = whole and text.count('"') == 2 * ncols * n and text.count('"\n"') == n - 1
+            if whole:
+                empty = '""' if layout == "quoted" else ",,"
+                if empty in text or (layout == "plain" and (",\n" in text or "\n," in text)):
+                    whole = False  # rows with empty fields: set them aside below
+            if whole:
+                if layout == "plain":
+                    flat = text.replace("\n", ",").split(",")
+                else:
+                    flat = text[1:-1].replace('"\n"', '","').split('","')
+                return lines, None, [flat[i::ncols] for i in range(ncols)], set()
+            # Lines that break the layout are set aside (all at C speed: map/compress).
+            flagged = _where(map(ne, counts, repeat(ncols - 1)))
+            if layout == "quoted":
+                flagged |= _where(map(ne, map(str.count, lines, repeat('"')), repeat(2 * ncols)))
+                flagged |= _where(map(not_, map(str.startswith, lines, repeat('"'))))
+                flagged |= _where(map(not_, map(str.endswith, lines, repeat('"'))))
+            if layout == "quoted":
+                flagged |= _where(map(contains, lines, repeat('""')))
+            else:
+                flagged |= _where(map(contains, lines, repeat(",,")))
+                flagged |= _where(map(str.startswith, lines, repeat(",")))
+                flagged |= _where(map(str.endswith, lines, repeat(",")))
+            kept = list(filterfalse(flagged.__contains__, range(n)))
+            if not kept:
+                return lines, kept, [[] for _ in range(ncols)], flagged
+            chosen = "\n".join(map(lines.__getitem__, kept))
+            if layout == "plain":
+                flat = chosen.replace("\n", ",").split(",")
+            else:
+                flat = chosen[1:-1].replace('"\n"', '","').split('","')
+            return lines, kept, [flat[i::ncols] for i in range(ncols)], flagged
         rows = list(csv.reader(lines))
-        if len(rows) != n or set(map(len, rows)) != {ncols}:
+        if len(rows) != n:
             return None
-        return list(zip(*rows))
+        flagged = {i for i, row in enumerate(rows) if len(row) != ncols}
+        if not flagged:
+            return lines, None, list(zip(*rows)), set()
+        kept = [i for i in range(n) if i not in flagged]
+        columns = list(zip(*(rows[i] for i in kept))) if kept else [[] for _ in range(ncols)]
+        return lines, kept, columns, flagged
 
-    def _columns_ok(self, columns: list) -> bool:
+    def _columns_suspects(self, columns: list) -> set[int] | None:
+        """Positions whose values a column check cannot vouch for (they go to the
+        row rules, which decide); None if the block must go row by row."""
+        suspects: set[int] = set()
         for column, values in zip(self.columns, columns):
+            if not values:
+                continue
             kind = column.type
             if kind in ("number", "epoch"):
+                numbers = None
                 joined = ",".join(values)
-                if joined.translate(_NUMERIC_CHARS):
-                    return False
-                try:
-                    numbers = orjson.loads("[" + joined + "]")
-                except orjson.JSONDecodeError:
-                    return False
-                if len(numbers) != len(values):
-                    return False
-                low, high = min(numbers), max(numbers)
-                if not (math.isfinite(low) and math.isfinite(high)):
-                    return False
-                if kind == "epoch" and not (EPOCH_HARD_MIN <= low and high <= EPOCH_HARD_MAX):
-                    return False
-                if self.strict and ((column.min is not None and low < column.min)
-                                    or (column.max is not None and high > column.max)):
-                    return False
+                if not joined.translate(_NUMERIC_CHARS):
+                    try:
+                        numbers = orjson.loads("[" + joined + "]")
+                    except orjson.JSONDecodeError:
+                        numbers = None
+                    if numbers is not None and len(numbers) != len(values):
+                        numbers = None
+                if numbers is None:
+                    odd = _where(map(not_, map(_JSON_NUMBER.fullmatch, values)))
+                    suspects.update(odd)
+                    patched = list(values)
+                    for i in odd:
+                        patched[i] = "0"
+                    try:
+                        numbers = orjson.loads("[" + ",".join(patched) + "]")
+                    except orjson.JSONDecodeError:
+                        return None
+                low = column.min if self.strict and column.min is not None else -math.inf
+                high = column.max if self.strict and column.max is not None else math.inf
+                if kind == "epoch":
+                    low, high = max(low, EPOCH_HARD_MIN), min(high, EPOCH_HARD_MAX)
+                smallest, largest = min(numbers), max(numbers)
+                if not (low <= smallest and largest <= high and math.isfinite(smallest) and math.isfinite(largest)):
+                    suspects |= _where(map(lt, numbers, repeat(low)))
+                    suspects |= _where(map(gt, numbers, repeat(high)))
+                    suspects |= _where(map(not_, map(math.isfinite, numbers)))
             elif kind == "boolean":
                 if not self._booleans.issuperset(values):
-                    return False
+                    suspects |= _where(map(not_, map(self._booleans.__contains__, values)))
             elif self.strict:
                 if column.required and not all(map(str.strip, values)):
-                    return False
+                    suspects |= _where(map(not_, map(str.strip, values)))
                 if column.max_length is not None and max(map(len, values)) > column.max_length:
-                    return False
-        return True
+                    suspects |= _where(map(gt, map(len, values), repeat(column.max_length)))
+        return suspects
 
     # ------------------------------------------------------------ slow path
     def _error(self, line: int, column: str | None, value: Any, rule: str, message: str) -> None:
