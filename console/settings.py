@@ -232,6 +232,10 @@ INGEST_MAX_REJECTED_SHARE = env.float("INGEST_MAX_REJECTED_SHARE", default=0.01)
 INGEST_MAX_ERRORS_KEPT = env.int("INGEST_MAX_ERRORS_KEPT", default=1000)
 INGEST_PROGRESS_EVERY_ROWS = env.int("INGEST_PROGRESS_EVERY_ROWS", default=100_000)
 INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=5)
+# A file in progress with no progress for this long (its worker died, and the
+# broker will not hand the task back before its visibility timeout) is queued
+# again by the periodic scan; the task is idempotent, so this is always safe.
+INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=900)
 # The sensor contract, declared once: column -> type and rules. Types: "epoch"
 # (seconds, float or scientific notation), "number", "boolean", "text".
 # `aggregate` marks the metrics that get per-device statistics.

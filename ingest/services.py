@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -120,6 +121,21 @@ def inbox_publish(*, paths: Iterable[pathlib.Path] | None = None, dry_run: bool 
         for rel, stat, checksum in remember:
             _remember(rel=rel, stat=stat, checksum=checksum)
     return ScanResult(published=[e.value["file_path"] for e in events], pending=pending, skipped=skipped)
+
+
+def files_requeue_stale(*, older_than_seconds: int | None = None) -> list[int]:
+    """Queue again files stuck in progress (no progress update for a while)."""
+    seconds = settings.INGEST_STALE_SECONDS if older_than_seconds is None else older_than_seconds
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stale = list(IngestedFile.objects.filter(status__in=IngestedFile.IN_PROGRESS, updated_at__lt=cutoff)
+                 .values_list("id", flat=True))
+    with transaction.atomic():
+        for file_id in stale:
+            _queue(file_id)
+        IngestedFile.objects.filter(id__in=stale).update(updated_at=timezone.now())
+    if stale:
+        logger.warning("ingest_requeued_stale files=%s", stale)
+    return stale
 
 
 def _walk(root: pathlib.Path) -> list[pathlib.Path]:

@@ -53,9 +53,12 @@ def process_file(self, file_id: int) -> str:
 
 @shared_task(name="ingest.scan_inbox", acks_late=True, ignore_result=True)
 def scan_inbox() -> dict[str, int]:
-    """The periodic catch-all: announce complete files the watcher missed."""
+    """The periodic catch-all: announce complete files the watcher missed, and
+    queue again files whose processing stalled (a dead worker)."""
     result = services.inbox_publish()
-    return {"published": len(result.published), "pending": len(result.pending), "skipped": result.skipped}
+    stale = services.files_requeue_stale()
+    return {"published": len(result.published), "pending": len(result.pending), "skipped": result.skipped,
+            "requeued": len(stale)}
 
 
 @shared_task(name="ingest.refresh_overall_aggregates", acks_late=True, ignore_result=True,

@@ -120,3 +120,25 @@ def test_reprocess_with_corrected_content_loads(inbox, operator, kafka, django_c
     assert kafka.read("file_events", expected=1)
     result = inbox.process("mixed.csv")
     assert result.id == again.id and result.status == Status.LOADED and result.rows_loaded == 100
+
+
+def test_stalled_file_is_queued_again_and_loads_once(inbox, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ingest.services import file_process, file_register, files_requeue_stale
+
+    inbox.drop("stalled.csv", HEADER + rows(40))
+    with django_capture_on_commit_callbacks(execute=False):
+        ingested = file_register(file_path="stalled.csv", file_name="stalled.csv")
+    # Its worker died mid-load an hour ago.
+    IngestedFile.objects.filter(id=ingested.id).update(status=Status.LOADING,
+                                                       updated_at=timezone.now() - timedelta(hours=1))
+    assert files_requeue_stale(older_than_seconds=3600 * 2) == []
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert files_requeue_stale(older_than_seconds=600) == [ingested.id]
+    assert len(queued) == 1
+    assert file_process(file_id=ingested.id).status == Status.LOADED
+    assert file_process(file_id=ingested.id).rows_loaded == 40  # a second run changes nothing
+    assert SensorReading.objects.filter(file=ingested).count() == 40
