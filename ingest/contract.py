@@ -28,7 +28,7 @@ BLOCK_BYTES = 4 * 1024 * 1024
 # Hard limits of PostgreSQL's timestamptz, so that even a release "as is" loads.
 EPOCH_HARD_MIN, EPOCH_HARD_MAX = -210866803200.0, 9224318015999.0
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_NUMERIC_CHARS = str.maketrans("", "", "0123456789.eE+-,")
+_NUMBER_TYPES = frozenset({float, int})
 # JSON's number grammar: narrower than NUMBER_RE, so what orjson reads the row rules accept too.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 VALUE_PREVIEW = 100
@@ -316,15 +316,16 @@ class RowStream(io.RawIOBase):
         column check flags go through the row-by-row rules (the authority)."""
         n = len(lines)
         if not has_marker and max(map(len, lines)) <= self.max_line:
+            data = b"\n".join(lines)
             try:
-                text = b"\n".join(lines).decode("utf-8")
+                text = data.decode("utf-8")
             except UnicodeDecodeError:
                 text = None
             if text is not None:
                 if "\r" in text:
                     text = text.replace("\r\n", "\n")
                 if "\r" not in text and "\x00" not in text:
-                    split = self._split_columns(text, n)
+                    split = self._split_columns(text, n, quotes=data.count(b'"'))
                     if split is not None:
                         str_lines, kept, columns, flagged = split
                         suspects = self._columns_suspects(columns)
@@ -353,7 +354,9 @@ class RowStream(io.RawIOBase):
         body = "\n".join(out) + "\n" if out else ""
         return body + "".join(rechecked)
 
-    def _split_columns(self, text: str, n: int) -> tuple[list[str], list[int] | None, list, set[int]] | None:
+    def _split_columns(
+        self, text: str, n: int, *, quotes: int
+    ) -> tuple[list[str], list[int] | None, list, set[int]] | None:
         """(lines, kept, columns, flagged): the columns of the rows that have the
         header's width; `flagged` are the line indexes set aside for the row
         rules, `kept` maps column positions to line indexes (None: all kept).
@@ -366,7 +369,7 @@ class RowStream(io.RawIOBase):
         lines = text.split("\n")
         if len(lines) != n:
             return None
-        if '"' not in text:
+        if not quotes:
             layout, separator = "plain", ","
         elif text[0] == '"' and text[-1] == '"':
             layout, separator = "quoted", '","'
@@ -376,7 +379,7 @@ class RowStream(io.RawIOBase):
             counts = list(map(str.count, lines, repeat(separator, n)))
             whole = set(counts) == {ncols - 1}
             if layout == "quoted":
-                whole = whole and text.count('"') == 2 * ncols * n and text.count('"\n"') == n - 1
+                whole = whole and quotes == 2 * ncols * n and text.count('"\n"') == n - 1
             if whole:
                 empty = '""' if layout == "quoted" else ",,"
                 if empty in text or (layout == "plain" and (",\n" in text or "\n," in text)):
@@ -427,15 +430,14 @@ class RowStream(io.RawIOBase):
                 continue
             kind = column.type
             if kind in ("number", "epoch"):
-                numbers = None
-                joined = ",".join(values)
-                if not joined.translate(_NUMERIC_CHARS):
-                    try:
-                        numbers = orjson.loads("[" + joined + "]")
-                    except orjson.JSONDecodeError:
-                        numbers = None
-                    if numbers is not None and len(numbers) != len(values):
-                        numbers = None
+                try:
+                    numbers = orjson.loads("[" + ",".join(values) + "]")
+                except orjson.JSONDecodeError:
+                    numbers = None
+                # Only numbers, one per value (true/null/strings/arrays or a comma inside a value fail this).
+                if numbers is not None and (len(numbers) != len(values)
+                                            or not _NUMBER_TYPES.issuperset(map(type, numbers))):
+                    numbers = None
                 if numbers is None:
                     odd = _where(map(not_, map(_JSON_NUMBER.fullmatch, values)))
                     suspects.update(odd)

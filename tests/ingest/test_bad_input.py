@@ -72,10 +72,12 @@ def test_bom_crlf_and_case_tolerant_header(inbox):
 
 def test_quoted_and_unquoted_fields(inbox):
     text = (HEADER + '1.6E9,"dev, with comma",0.1,50,True,0.1,False,0.1,20\n'
-            + '"1.6E9","dev ""quoted""","0.1","50","False","0.1","True","0.1","20"\n')
+            + '"1.6E9","dev ""quoted""","0.1","50","False","0.1","True","0.1","20"\n'
+            + '1.6E9,capteur-été,0.1,50,True,0.1,False,0.1,20\n')
     ingested = inbox.process(inbox.drop("quoted.csv", text))
     assert ingested.status == Status.LOADED, ingested.reason
-    assert sorted(SensorReading.objects.values_list("device", flat=True)) == ['dev "quoted"', "dev, with comma"]
+    assert sorted(SensorReading.objects.values_list("device", flat=True)) == [
+        "capteur-été", 'dev "quoted"', "dev, with comma"]
 
 
 def test_non_utf8_bytes_are_reported_by_line(inbox):

@@ -51,7 +51,7 @@ def run(data: bytes, *, force_slow: bool, strict: bool = True, block: int | None
     header = read_header(fh, contract, max_line=65536)
     stream = RowStream(fh, header=header, contract=contract, strict=strict, max_errors=10**6)
     if force_slow:
-        stream._split_columns = lambda text, n: None
+        stream._split_columns = lambda text, n, quotes: None
     out = []
     while chunk := stream.read():
         out.append(chunk)
