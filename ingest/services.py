@@ -27,7 +27,6 @@ from streams.kafka.topics import topic_name
 from .contract import Contract, FileRejected, RowStream, read_header
 from .inbox import (
     PathRejected,
-    free_path,
     inbox_dir,
     is_candidate,
     quarantine_dir,
@@ -509,9 +508,15 @@ def quarantined_file_reprocess(*, record: QuarantineRecord, by: Any, content: by
         return ingested
     original = quarantined_file_original(record=record) if content is None else None
     root = inbox_dir()
+    checksum = hashlib.sha256(content).hexdigest() if content is not None else ingested.checksum
     wanted = root / ingested.path
     wanted.parent.mkdir(parents=True, exist_ok=True)
-    target = wanted if not (wanted.exists() or wanted.is_symlink()) else free_path(wanted.parent, wanted.name)
+    stem, suffix = os.path.splitext(wanted.name)
+    target, n = wanted, 1
+    # A free name that no other registration of the same content holds (it must not be merged with it).
+    while (target.exists() or target.is_symlink() or IngestedFile.objects.filter(
+            path=target.relative_to(root).as_posix(), checksum=checksum).exclude(id=ingested.id).exists()):
+        target, n = wanted.with_name(f"{stem}-{n}{suffix}"), n + 1
     if content is not None:
         temporary = target.parent / f".{target.name}.part"
         temporary.write_bytes(content)
@@ -519,10 +524,7 @@ def quarantined_file_reprocess(*, record: QuarantineRecord, by: Any, content: by
     else:
         shutil.move(str(original), str(target))
     rel = target.relative_to(root).as_posix()
-    checksum = sha256_of(target)
     with transaction.atomic():
-        # Another registration of this exact path and content would clash; it is the same file.
-        IngestedFile.objects.filter(path=rel, checksum=checksum).exclude(id=ingested.id).delete()
         ingested.path, ingested.checksum = rel, checksum
         ingested.duplicate_of = None
         _reset(ingested, size=target.stat().st_size)

@@ -142,3 +142,19 @@ def test_stalled_file_is_queued_again_and_loads_once(inbox, django_capture_on_co
     assert file_process(file_id=ingested.id).status == Status.LOADED
     assert file_process(file_id=ingested.id).rows_loaded == 40  # a second run changes nothing
     assert SensorReading.objects.filter(file=ingested).count() == 40
+
+
+def test_reprocess_never_merges_with_another_registration(inbox, operator, kafka, django_capture_on_commit_callbacks):
+    good = HEADER + rows(30)
+    first = inbox.process(inbox.drop("a.csv", good))
+    assert first.status == Status.LOADED
+    (inbox.root / "a.csv").unlink()
+    bad = inbox.process(inbox.drop("a.csv", mixed_file()))
+    assert bad.status == Status.QUARANTINED and bad.id != first.id
+    with django_capture_on_commit_callbacks(execute=True):
+        again = quarantined_file_reprocess(record=bad.quarantine, by=operator, content=good.encode())
+    assert again.path == "a-1.csv"
+    result = inbox.process("a-1.csv")
+    assert result.status == Status.DUPLICATE and result.duplicate_of_id == first.id
+    first.refresh_from_db()
+    assert first.status == Status.LOADED and SensorReading.objects.filter(file=first).count() == 30
