@@ -255,6 +255,7 @@ def main() -> int:
               f"(quarantine record #{f.quarantine_id})")
         print(f"  end to end      {seconds:6.2f} s   {rate:>10,.0f} rows/s   "
               f"(task: validate + COPY + per-file aggregates {f.load_seconds:.2f} s)")
+        print(f"  phases (s): {f.timings}")
         print(f"  overall aggregates refreshed {overall_seconds:.2f} s after the load (separate task)")
         print(f"  worker peak RSS {rss:6.0f} MB")
 

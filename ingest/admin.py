@@ -34,7 +34,7 @@ class IngestedFileAdmin(ReadOnlyAdmin):
     readonly_fields = ["path", "name", "checksum", "size", "status", "progress_bar", "rows_total", "rows_valid",
                        "rows_rejected", "rows_loaded", "reason", "error_count", "error_table", "duplicate_of",
                        "quarantine_link", "release_mode", "attempts", "task_id", "created_at", "started_at",
-                       "finished_at", "load_seconds"]
+                       "finished_at", "load_seconds", "timings"]
     exclude = ["errors", "quarantine", "bytes_done", "updated_at"]
 
 

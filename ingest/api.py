@@ -26,7 +26,7 @@ class IngestedFileSerializer(serializers.ModelSerializer):
         fields = ["id", "path", "name", "checksum", "size", "status", "progress", "percent_done", "rows_total",
                   "rows_valid", "rows_rejected", "rows_loaded", "reason", "error_count", "errors", "duplicate_of",
                   "quarantine", "release_mode", "attempts", "created_at", "started_at", "finished_at",
-                  "load_seconds"]
+                  "load_seconds", "timings"]
 
 
 class IngestedFileListSerializer(IngestedFileSerializer):

@@ -48,6 +48,7 @@ class IngestedFile(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     load_seconds = models.FloatField(null=True, blank=True, help_text="Validate + COPY + aggregates.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase of the last run.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

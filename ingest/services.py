@@ -221,6 +221,7 @@ def _reset(ingested: IngestedFile, *, size: int | None = None) -> None:
     ingested.release_mode = ""
     ingested.started_at = ingested.finished_at = None
     ingested.load_seconds = None
+    ingested.timings = {}
     if size is not None:
         ingested.size = size
     ingested.save()
@@ -353,8 +354,10 @@ def _load(
                     return _quarantine(ingested, source, reason=reason, errors=stats.errors,
                                        error_count=stats.error_count, counts=counts, started=started)
                 transaction.savepoint_commit(savepoint)
+                copy_done = time.monotonic()
                 if copied:
                     aggregates_refresh_file(file_id=ingested.id, contract=contract)
+                aggregates_done = time.monotonic()
                 record = ingested.quarantine if releasing else None
                 reason = release_note
                 if stats.error_count and not releasing:
@@ -377,6 +380,14 @@ def _load(
                                      .values_list("device", flat=True)))
                 if devices:
                     _refresh_overall_on_commit(devices)
+            committed = time.monotonic()
+            timings = {"validate_and_copy": round(copy_done - started, 3),
+                       "aggregates": round(aggregates_done - copy_done, 3),
+                       "commit": round(committed - aggregates_done, 3),
+                       "total": round(committed - started, 3)}
+            if ingested.started_at:
+                timings["queued"] = round((ingested.started_at - ingested.created_at).total_seconds(), 3)
+            IngestedFile.objects.filter(id=ingested.id).update(timings=timings, load_seconds=committed - started)
     finally:
         progress.close()
     ingested.refresh_from_db()
