@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from . import selectors
+from . import selectors, services
 from .models import InboxEntry, IngestedFile, SensorAggregate, SensorReading
 
 
@@ -36,6 +36,20 @@ class IngestedFileAdmin(ReadOnlyAdmin):
                        "quarantine_link", "release_mode", "attempts", "task_id", "created_at", "started_at",
                        "finished_at", "load_seconds", "timings"]
     exclude = ["errors", "quarantine", "bytes_done", "updated_at"]
+    actions = ["requeue_failed"]
+
+    def has_requeue_permission(self, request) -> bool:
+        return request.user.has_perm("ingest.change_ingestedfile")
+
+    @admin.action(permissions=["requeue"], description="Process failed files again")
+    def requeue_failed(self, request, queryset):
+        queued = services.files_requeue_failed(file_ids=queryset.values_list("id", flat=True), by=request.user)
+        for ingested in IngestedFile.objects.filter(id__in=queued):
+            self.log_change(request, ingested, "Queued again for processing.")
+        skipped = queryset.count() - len(queued)
+        level = messages.SUCCESS if queued else messages.WARNING
+        self.message_user(request, f"{len(queued)} file(s) queued again; {skipped} skipped (only failed files "
+                                   "still in the inbox can be processed again).", level)
 
 
     def changelist_view(self, request, extra_context=None):

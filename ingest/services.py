@@ -137,6 +137,23 @@ def files_requeue_stale(*, older_than_seconds: int | None = None) -> list[int]:
     return stale
 
 
+def files_requeue_failed(*, file_ids: Iterable[int], by: Any = None) -> list[int]:
+    """Run failed files again (e.g. after an outage outlasted the retries).
+    Only files still in the inbox qualify; returns the ids queued."""
+    queued = []
+    with transaction.atomic():
+        for ingested in IngestedFile.objects.select_for_update().filter(id__in=list(file_ids), status=Status.FAILED):
+            try:
+                resolve_in_inbox(ingested.path)
+            except PathRejected:
+                continue
+            _reset(ingested)
+            _queue(ingested.id)
+            queued.append(ingested.id)
+    logger.info("ingest_requeued_failed files=%s by=%s", queued, getattr(by, "username", by))
+    return queued
+
+
 def _walk(root: pathlib.Path) -> list[pathlib.Path]:
     found = []
     for directory, dirs, files in os.walk(root):

@@ -88,3 +88,32 @@ def test_admin_screens(client, inbox, admin_user):
     assert ranged.status_code == 200
     assert client.get("/admin/ingest/sensoraggregate/").status_code == 200
     assert client.get(f"/admin/ingest/ingestedfile/{ingested.id}/change/").status_code == 200
+
+
+def test_admin_action_requeues_failed_files(client, inbox, admin_user, django_capture_on_commit_callbacks):
+    from django.contrib.admin.models import LogEntry
+
+    from ingest.services import file_mark_failed, file_register
+
+    inbox.drop("a.csv", HEADER + rows(5))
+    with django_capture_on_commit_callbacks(execute=False):
+        ingested = file_register(file_path="a.csv", file_name="a.csv")
+    file_mark_failed(file_id=ingested.id, reason="OperationalError: the database went away")
+    viewer = User.objects.create_user("viewer", password="pw")
+    from django.contrib.auth.models import Permission
+
+    viewer.user_permissions.add(Permission.objects.get(codename="view_ingestedfile"))
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    page = client.get("/admin/ingest/ingestedfile/")
+    assert b"requeue_failed" not in page.content  # no permission, no action
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post("/admin/ingest/ingestedfile/", {"action": "requeue_failed",
+                                                               "_selected_action": [ingested.id]}, follow=True)
+    assert b"1 file(s) queued again" in response.content
+    assert len(queued) == 1
+    ingested.refresh_from_db()
+    assert ingested.status == "queued"
+    assert LogEntry.objects.filter(object_id=str(ingested.id), change_message="Queued again for processing.").exists()
