@@ -375,7 +375,8 @@ def _load(
                 if copied:
                     aggregates_refresh_file(file_id=ingested.id, contract=contract)
                 aggregates_done = time.monotonic()
-                record = ingested.quarantine if releasing else None
+                # A file released or reprocessed from quarantine stays linked to its record.
+                record = current.quarantine
                 reason = release_note
                 if stats.error_count and not releasing:
                     # Partial acceptance: the valid rows load, the rejected rows are quarantined
@@ -388,8 +389,8 @@ def _load(
                         reason=f"{ingested.name}: {reason}", errors=stats.errors, error_count=stats.error_count,
                     )
                 IngestedFile.objects.filter(id=ingested.id).update(
-                    status=Status.LOADED, rows_loaded=copied, bytes_done=ingested.size, errors=stats.errors, error_count=stats.error_count,
-                    reason=reason[:500], quarantine=record, release_mode=release_mode,
+                    status=Status.LOADED, rows_loaded=copied, bytes_done=ingested.size, errors=stats.errors,
+                    error_count=stats.error_count, reason=reason[:500], quarantine=record, release_mode=release_mode,
                     finished_at=timezone.now(), load_seconds=time.monotonic() - started,
                     updated_at=timezone.now(), **counts,
                 )

@@ -120,6 +120,7 @@ def test_reprocess_with_corrected_content_loads(inbox, operator, kafka, django_c
     assert kafka.read("file_events", expected=1)
     result = inbox.process("mixed.csv")
     assert result.id == again.id and result.status == Status.LOADED and result.rows_loaded == 100
+    assert result.quarantine_id == record.id  # still linked to the record it came back from
 
 
 def test_stalled_file_is_queued_again_and_loads_once(inbox, django_capture_on_commit_callbacks):
