@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from ingest.models import IngestedFile, SensorAggregate
+from ingest.models import SensorAggregate
 from tests.ingest.conftest import HEADER, rows
 
 pytestmark = pytest.mark.django_db
