@@ -68,6 +68,9 @@ run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker a
 test: services check-compose  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
+	$(PY) bench/ingest.py $(BENCH_ARGS)
+
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
 	SECRET_KEY=x docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"

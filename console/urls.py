@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from ingest.api import register_routes as register_ingest_routes
 from streams import api_streams
 
 from . import ops
@@ -10,6 +11,7 @@ from .health import healthz
 
 router = DefaultRouter()
 api_streams.register(router)  # order windows, processed orders, sensor/activity
+register_ingest_routes(router)  # files, upload, raw readings, aggregates
 
 urlpatterns = [
     path("admin/ops/", include(ops.urls())),
