@@ -5,3 +5,17 @@ class StreamsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "streams"
     verbose_name = "Streams"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        post_migrate.connect(_ensure_report_schedule, sender=self, dispatch_uid="streams_report_schedule")
+
+
+def _ensure_report_schedule(*, using: str = "default", **kwargs) -> None:
+    """Keep the beat entry of the correlation report in step with its setting after `migrate`."""
+    if using != "default":
+        return
+    from .report import report_schedule_ensure
+
+    report_schedule_ensure()

@@ -10,3 +10,13 @@ register(ConsumerSpec(
     handle_batch=telemetry.handle_batch,
     description="Machine metrics and work orders -> PostgreSQL (idempotent upserts).",
 ))
+
+from . import products  # noqa: E402
+
+register(ConsumerSpec(
+    name="products",
+    topics=("product_registrations",),
+    decode=products.decode,
+    handle_batch=products.handle_batch,
+    description="Product registrations (cadastro-produtos) -> catalog upsert -> produtos-persistidos.",
+))

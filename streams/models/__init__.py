@@ -1,6 +1,7 @@
 """Rows the stream pipelines persist, one module per pipeline."""
 
 from .catalog import Product
+from .report import CorrelationReport, CorrelationRow
 from .telemetry import MachineMetric, WorkOrderReading
 
-__all__ = ["MachineMetric", "Product", "WorkOrderReading"]
+__all__ = ["CorrelationReport", "CorrelationRow", "MachineMetric", "Product", "WorkOrderReading"]
