@@ -3,9 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from streams.api import urls as streams_api_urls
+
 from .health import healthz
 
 router = DefaultRouter()
+streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

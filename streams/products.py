@@ -28,7 +28,8 @@ from django.db import connection
 from django.utils import timezone
 
 from .decoding import FieldChecker, decode_json_object
-from .kafka.producer import Outbound, produce_and_wait
+from .kafka.acks import publish_and_wait
+from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
 from .models import Product
@@ -90,7 +91,7 @@ def registration_transform(registration: dict[str, Any], *, timestamp: datetime)
 
 def registration_publish(*, registration: dict[str, Any], timeout: float | None = None) -> None:
     """Publish a validated registration to cadastro-produtos and wait for the ack."""
-    produce_and_wait(
+    publish_and_wait(
         [Outbound(topic_name("product_registrations"), registration, key=registration["productId"])],
         timeout=timeout,
     )
@@ -188,3 +189,27 @@ def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:
     target = topic_name("products_persisted")
     outbound = [Outbound(target, product_document(p), key=p.product_id) for p in persisted]
     return BatchOutcome(outbound=outbound, applied=len(ids))
+
+
+# ------------------------------------------------------------ API services
+
+EDITABLE_FIELDS = ("name", "description", "price", "currency", "stock_quantity", "category")
+
+
+def product_update(*, product: Product, changes: dict[str, Any]) -> Product:
+    """Edit catalog fields of a product (the registration payload is kept as it arrived)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        setattr(product, name, value)
+    product.save(update_fields=[*changes, "updated_at"])
+    return product
+
+
+def product_soft_delete(*, product: Product) -> Product:
+    """Hide a product from the catalog; orders keep resolving its name and category."""
+    if product.deleted_at is None:
+        product.deleted_at = timezone.now()
+        product.save(update_fields=["deleted_at", "updated_at"])
+    return product

@@ -1,0 +1,252 @@
+"""Views of the streams API.
+
+The telemetry POSTs are the hot path: JSON in, the shared validation rules,
+publish to Kafka, 202 once the broker acknowledged. Nothing is written to the
+database on the way (the `telemetry` consumer persists the events), and a
+token is looked up once per process and minute, not per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from streams import products as product_services
+from streams.kafka.acks import publish_and_wait
+from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.registry import MessageRejected
+from streams.kafka.topics import topic_name
+from streams.models import CorrelationReport, MachineMetric, Product, WorkOrderReading
+from streams.report import report_csv_lines, report_request
+from streams.telemetry import validate_metric, validate_workorder
+
+from . import serializers as s
+from .auth import CachedTokenAuthentication
+
+logger = logging.getLogger(__name__)
+
+AUTHENTICATION = [CachedTokenAuthentication, SessionAuthentication]
+
+
+def field_errors(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """FieldChecker errors as DRF-style {field: [messages]}."""
+    out: dict[str, list[str]] = {}
+    for error in errors:
+        out.setdefault(error.get("field") or "non_field_errors", []).append(error["message"])
+    return out
+
+
+def kafka_unavailable(exc: DeliveryError) -> Response:
+    logger.warning("api_publish_failed error=%s", exc)
+    return Response(
+        {"detail": "Kafka is unavailable: the events were not acknowledged, retry later "
+                   "(events are idempotent on their natural keys, so a retry is safe).",
+         "error": str(exc)},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+ACCEPTED = OpenApiResponse(s.AcceptedSchema, description="Published and acknowledged by Kafka.")
+INVALID = OpenApiResponse(OpenApiTypes.OBJECT, description="Field errors; nothing was published.")
+UNAVAILABLE = OpenApiResponse(s.ErrorSchema, description="Kafka did not acknowledge in time.")
+
+
+class TelemetryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Read persisted rows (GET) or publish events (POST: one object or a JSON array)."""
+
+    authentication_classes = AUTHENTICATION
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    topic: str = ""
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    key_field: str = ""
+
+    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    parser_classes = [JSONParser]
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = request.data
+        single = isinstance(data, dict)
+        items = [data] if single else data
+        if not isinstance(items, list):
+            return Response({"non_field_errors": ["expected a JSON object or an array of objects"]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        limit = settings.TELEMETRY_BATCH_MAX_EVENTS
+        if not items:
+            return Response({"non_field_errors": ["the array is empty"]}, status=status.HTTP_400_BAD_REQUEST)
+        if len(items) > limit:
+            return Response({"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        validate = type(self).validate
+        events: list[dict[str, Any]] = []
+        errors: dict[str, dict[str, list[str]]] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors[str(index)] = {"non_field_errors": ["expected a JSON object"]}
+                continue
+            try:
+                events.append(self.event(validate(item)))
+            except MessageRejected as exc:
+                errors[str(index)] = field_errors(exc.errors)
+        if errors:
+            if single:
+                return Response(errors["0"], status=status.HTTP_400_BAD_REQUEST)
+            return Response({"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
+                             "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        name = topic_name(self.topic)
+        key_field = self.key_field
+        try:
+            publish_and_wait([Outbound(name, e, key=str(e[key_field])) for e in events])
+        except DeliveryError as exc:
+            return kafka_unavailable(exc)
+        return Response({"accepted": len(events), "topic": name}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["telemetry"])
+class MetricViewSet(TelemetryViewSet):
+    topic = "metrics"
+    validate = staticmethod(validate_metric)
+    key_field = "id"
+    serializer_class = s.MachineMetricSerializer
+    queryset = MachineMetric.objects.all()
+    filterset_fields = ["parameter_id", "time"]
+
+    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        return {"id": parsed["parameter_id"], "val": parsed["value"], "time": parsed["time"]}
+
+    @extend_schema(
+        summary="Publish machine metrics",
+        description="One `{id, val, time}` object or a JSON array of them (up to TELEMETRY_BATCH_MAX_EVENTS). "
+                    "202 once Kafka acknowledged; an invalid event rejects the whole request.",
+        request=s.MetricEventSchema,
+        responses={202: ACCEPTED, 400: INVALID, 503: UNAVAILABLE},
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        return super().create(request, *args, **kwargs)
+
+
+@extend_schema(tags=["telemetry"])
+class WorkOrderViewSet(TelemetryViewSet):
+    topic = "workorders"
+    validate = staticmethod(validate_workorder)
+    key_field = "product"
+    serializer_class = s.WorkOrderReadingSerializer
+    queryset = WorkOrderReading.objects.all()
+    filterset_fields = ["product", "time"]
+
+    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        return {"time": parsed["time"], "product": parsed["product"], "production": parsed["production"]}
+
+    @extend_schema(
+        summary="Publish work-order readings",
+        description="One `{time, product, production}` object or a JSON array of them "
+                    "(up to TELEMETRY_BATCH_MAX_EVENTS). 202 once Kafka acknowledged.",
+        request=s.WorkOrderEventSchema,
+        responses={202: ACCEPTED, 400: INVALID, 503: UNAVAILABLE},
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        return super().create(request, *args, **kwargs)
+
+
+@extend_schema(tags=["products"])
+class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The product catalog. Registration goes through Kafka (`register`); DELETE is a soft delete."""
+
+    authentication_classes = AUTHENTICATION
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    serializer_class = s.ProductSerializer
+    lookup_field = "product_id"
+    lookup_value_regex = "[^/]+"
+    filterset_fields = ["category", "currency"]
+
+    def include_deleted(self) -> bool:
+        return self.request.query_params.get("include_deleted", "").lower() in ("1", "true", "yes")
+
+    def get_queryset(self):
+        qs = Product.objects.all() if self.include_deleted() else Product.objects.active()
+        return qs.order_by("product_id")
+
+    def perform_update(self, serializer) -> None:
+        product_services.product_update(product=serializer.instance, changes=dict(serializer.validated_data))
+
+    def perform_destroy(self, instance: Product) -> None:
+        product_services.product_soft_delete(product=instance)
+
+    @extend_schema(
+        summary="Register a product (seed 004)",
+        description="Validates the registration and publishes it to cadastro-produtos; the `products` "
+                    "consumer upserts the catalog and publishes the persisted product to produtos-persistidos.",
+        request=s.RegistrationSchema,
+        responses={202: ACCEPTED, 400: INVALID, 503: UNAVAILABLE},
+    )
+    @action(detail=False, methods=["post"], url_path="register", parser_classes=[JSONParser],
+            permission_classes=[IsAuthenticated])
+    def register(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            return Response({"non_field_errors": ["expected a JSON object"]}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            registration = product_services.validate_registration(request.data)
+        except MessageRejected as exc:
+            return Response(field_errors(exc.errors), status=status.HTTP_400_BAD_REQUEST)
+        try:
+            product_services.registration_publish(registration=registration)
+        except DeliveryError as exc:
+            return kafka_unavailable(exc)
+        return Response({"accepted": 1, "topic": topic_name("product_registrations"),
+                         "productId": registration["productId"]}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["reports"])
+class CorrelationReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                               viewsets.GenericViewSet):
+    """Correlation reports. POST queues a new one (Celery); GET .../csv/ downloads one."""
+
+    authentication_classes = AUTHENTICATION
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    queryset = CorrelationReport.objects.select_related("requested_by")
+    filterset_fields = ["status", "trigger"]
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return s.CorrelationReportDetailSerializer
+        if self.action == "create":
+            return s.ReportRequestSerializer
+        return s.CorrelationReportSerializer
+
+    @extend_schema(summary="Queue a report", request=s.ReportRequestSerializer,
+                   responses={202: s.CorrelationReportSerializer, 400: INVALID})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = s.ReportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        window = {"time_from": data.pop("time_from", None), "time_to": data.pop("time_to", None)}
+        report = report_request(trigger=CorrelationReport.Trigger.API, by=request.user, parameters=data, **window)
+        body = s.CorrelationReportSerializer(report, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Download a report as CSV", responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"])
+    def csv(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        report = self.get_object()
+        response = StreamingHttpResponse(report_csv_lines(report=report), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="correlation-report-{report.pk}.csv"'
+        return response
+
+
+
