@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),
+    path("api/", include(streams_api_urls.urlpatterns)),  # token fast path of the telemetry POSTs
     path("api/", include(router.urls)),
 ]
 

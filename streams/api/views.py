@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -49,15 +50,76 @@ def field_errors(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+KAFKA_UNAVAILABLE = ("Kafka is unavailable: the events were not acknowledged, retry later "
+                     "(events are idempotent on their natural keys, so a retry is safe).")
+
+
 def kafka_unavailable(exc: DeliveryError) -> Response:
+    status_code, body, headers = unavailable_answer(exc)
+    return Response(body, status=status_code, headers=headers)
+
+
+def unavailable_answer(exc: DeliveryError) -> tuple[int, dict[str, Any], dict[str, str]]:
     logger.warning("api_publish_failed error=%s", exc)
-    return Response(
-        {"detail": "Kafka is unavailable: the events were not acknowledged, retry later "
-                   "(events are idempotent on their natural keys, so a retry is safe).",
-         "error": str(exc)},
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": "5"},
-    )
+    return 503, {"detail": KAFKA_UNAVAILABLE, "error": str(exc)}, {"Retry-After": "5"}
+
+
+@dataclass(frozen=True)
+class TelemetryKind:
+    """One telemetry endpoint: its topic, the shared validation rule, and the event it publishes."""
+
+    topic: str
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    event: Callable[[dict[str, Any]], dict[str, Any]]
+    key_field: str
+
+
+METRICS = TelemetryKind(
+    topic="metrics", validate=validate_metric, key_field="id",
+    event=lambda p: {"id": p["parameter_id"], "val": p["value"], "time": p["time"]},
+)
+WORKORDERS = TelemetryKind(
+    topic="workorders", validate=validate_workorder, key_field="product",
+    event=lambda p: {"time": p["time"], "product": p["product"], "production": p["production"]},
+)
+
+
+def telemetry_ingest(kind: TelemetryKind, data: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Validate one event or an array of them and publish; (status, body, headers) of the answer.
+
+    Shared by the DRF view and the token fast path, so both answer alike."""
+    single = isinstance(data, dict)
+    items = [data] if single else data
+    if not isinstance(items, list):
+        return 400, {"non_field_errors": ["expected a JSON object or an array of objects"]}, {}
+    limit = settings.TELEMETRY_BATCH_MAX_EVENTS
+    if not items:
+        return 400, {"non_field_errors": ["the array is empty"]}, {}
+    if len(items) > limit:
+        return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
+    validate, event = kind.validate, kind.event
+    events: list[dict[str, Any]] = []
+    errors: dict[str, dict[str, list[str]]] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[str(index)] = {"non_field_errors": ["expected a JSON object"]}
+            continue
+        try:
+            events.append(event(validate(item)))
+        except MessageRejected as exc:
+            errors[str(index)] = field_errors(exc.errors)
+    if errors:
+        if single:
+            return 400, errors["0"], {}
+        return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
+                     "errors": errors}, {}
+    name = topic_name(kind.topic)
+    key_field = kind.key_field
+    try:
+        publish_and_wait([Outbound(name, e, key=str(e[key_field])) for e in events])
+    except DeliveryError as exc:
+        return unavailable_answer(exc)
+    return 202, {"accepted": len(events), "topic": name}, {}
 
 
 ACCEPTED = OpenApiResponse(s.AcceptedSchema, description="Published and acknowledged by Kafka.")
@@ -70,64 +132,20 @@ class TelemetryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     authentication_classes = AUTHENTICATION
     permission_classes = [IsAuthenticatedOrReadOnly]
-    topic: str = ""
-    validate: Callable[[dict[str, Any]], dict[str, Any]]
-    key_field: str = ""
-
-    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
     parser_classes = [JSONParser]
+    kind: TelemetryKind
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        data = request.data
-        single = isinstance(data, dict)
-        items = [data] if single else data
-        if not isinstance(items, list):
-            return Response({"non_field_errors": ["expected a JSON object or an array of objects"]},
-                            status=status.HTTP_400_BAD_REQUEST)
-        limit = settings.TELEMETRY_BATCH_MAX_EVENTS
-        if not items:
-            return Response({"non_field_errors": ["the array is empty"]}, status=status.HTTP_400_BAD_REQUEST)
-        if len(items) > limit:
-            return Response({"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]},
-                            status=status.HTTP_400_BAD_REQUEST)
-        validate = type(self).validate
-        events: list[dict[str, Any]] = []
-        errors: dict[str, dict[str, list[str]]] = {}
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                errors[str(index)] = {"non_field_errors": ["expected a JSON object"]}
-                continue
-            try:
-                events.append(self.event(validate(item)))
-            except MessageRejected as exc:
-                errors[str(index)] = field_errors(exc.errors)
-        if errors:
-            if single:
-                return Response(errors["0"], status=status.HTTP_400_BAD_REQUEST)
-            return Response({"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
-                             "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
-        name = topic_name(self.topic)
-        key_field = self.key_field
-        try:
-            publish_and_wait([Outbound(name, e, key=str(e[key_field])) for e in events])
-        except DeliveryError as exc:
-            return kafka_unavailable(exc)
-        return Response({"accepted": len(events), "topic": name}, status=status.HTTP_202_ACCEPTED)
+        status_code, body, headers = telemetry_ingest(self.kind, request.data)
+        return Response(body, status=status_code, headers=headers)
 
 
 @extend_schema(tags=["telemetry"])
 class MetricViewSet(TelemetryViewSet):
-    topic = "metrics"
-    validate = staticmethod(validate_metric)
-    key_field = "id"
+    kind = METRICS
     serializer_class = s.MachineMetricSerializer
     queryset = MachineMetric.objects.all()
     filterset_fields = ["parameter_id", "time"]
-
-    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
-        return {"id": parsed["parameter_id"], "val": parsed["value"], "time": parsed["time"]}
 
     @extend_schema(
         summary="Publish machine metrics",
@@ -142,15 +160,10 @@ class MetricViewSet(TelemetryViewSet):
 
 @extend_schema(tags=["telemetry"])
 class WorkOrderViewSet(TelemetryViewSet):
-    topic = "workorders"
-    validate = staticmethod(validate_workorder)
-    key_field = "product"
+    kind = WORKORDERS
     serializer_class = s.WorkOrderReadingSerializer
     queryset = WorkOrderReading.objects.all()
     filterset_fields = ["product", "time"]
-
-    def event(self, parsed: dict[str, Any]) -> dict[str, Any]:
-        return {"time": parsed["time"], "product": parsed["product"], "production": parsed["production"]}
 
     @extend_schema(
         summary="Publish work-order readings",

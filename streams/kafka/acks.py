@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.conf import settings
 
 from . import producer as producer_module
@@ -94,6 +94,9 @@ def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = No
                 producer.produce(message.topic, value=message.encoded_value(), key=message.key,
                                  headers=message.headers, on_delivery=pending)
                 break
+            except KafkaException as exc:
+                # E.g. an unknown topic: refused before anything was queued for this message.
+                raise DeliveryError(f"cannot publish to {message.topic}: {exc.args[0].str()}") from None
             except BufferError:
                 # The local queue is full (broker slow or down): wait for room, bounded.
                 if time.monotonic() > deadline:
