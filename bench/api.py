@@ -74,13 +74,53 @@ def parse_wrk(out: str) -> dict[str, float]:
     return result
 
 
-def run_wrk(port: int, token: str, *, connections: int, threads: int, duration: int) -> dict[str, float]:
+def cpu_ticks(pids: list[int]) -> int:
+    """utime+stime (with reaped children) of processes, in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def start_gunicorn(app: str, port: int, args, env: dict[str, str], chdir: Path = ROOT) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(PY).parent / "gunicorn"), app, "--chdir", str(chdir), "--bind", f"127.0.0.1:{port}",
+         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+         "--backlog", "2048", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_wrk(port: int, token: str, *, connections: int, threads: int, duration: int,
+            server: subprocess.Popen | None = None) -> dict[str, float]:
+    workers = children(server.pid) if server else []
+    before = cpu_ticks(workers)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
          "-s", str(ROOT / "bench" / "post_metric.lua"), f"http://127.0.0.1:{port}/api/metrics/"],
         env={**os.environ, "TOKEN": token}, capture_output=True, text=True, check=True,
     ).stdout
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    ticks = cpu_ticks(workers) - before
+    result["cpu_us_per_request"] = ticks * 1e6 / os.sysconf("SC_CLK_TCK") / max(result["requests"], 1)
+    return result
 
 
 def run_batches(port: int, token: str, *, batch: int, clients: int, duration: float) -> dict[str, float]:
@@ -116,9 +156,9 @@ def run_batches(port: int, token: str, *, batch: int, clients: int, duration: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="Seconds per phase (default 10).")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64).")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32).")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2).")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3).")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2).")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (default 16).")
     parser.add_argument("--batch", type=int, default=5000, help="Events per batch request (default 5000).")
     parser.add_argument("--batch-clients", type=int, default=4, help="Concurrent batch clients (default 4).")
@@ -139,26 +179,37 @@ def main() -> None:
 
     ensure_topics()
     token = manage("create_service_token", "bench-client", "--quiet", env=env).strip()
+    print(f"gunicorn gthread workers={args.workers} threads={args.threads}; topic {topic}; "
+          f"{os.cpu_count()} CPUs shared with Kafka, PostgreSQL, the load generator (and other work: "
+          f"load average {os.getloadavg()[0]:.1f} at the start)")
+    # Baseline: the same server and load on an empty WSGI app (the server's own ceiling).
     port = free_port()
-    gunicorn = subprocess.Popen(
-        [str(Path(PY).parent / "gunicorn"), "console.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
-         "--backlog", "2048", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    empty = start_gunicorn("empty_wsgi:application", port, args, env, chdir=ROOT / "bench")
+    try:
+        wait_http(port)
+        ceiling = run_wrk(port, token, connections=args.connections, threads=args.wrk_threads,
+                          duration=max(args.duration // 2, 3), server=empty)
+    finally:
+        stop(empty)
+    print(f"empty WSGI app, {args.connections} connections:  {ceiling['rps']:8.0f} req/s  "
+          f"p50 {ceiling['p50_ms']:.2f} ms  p99 {ceiling['p99_ms']:.2f} ms  "
+          f"server CPU {ceiling['cpu_us_per_request']:.0f} us/request (the server's ceiling)")
+    port = free_port()
+    gunicorn = start_gunicorn("console.wsgi:application", port, args, env)
     try:
         wait_http(port)
         # Warm up every worker (producer connection, token cache).
         run_wrk(port, token, connections=args.workers * 4, threads=1, duration=2)
-        print(f"gunicorn gthread workers={args.workers} threads={args.threads}; topic {topic}; "
-              f"{os.cpu_count()} CPUs shared with Kafka, PostgreSQL and the load generator")
         base = run_wrk(port, token, connections=1, threads=1, duration=max(args.duration // 2, 3))
         print(f"single POST, 1 connection (baseline): {base['rps']:8.0f} req/s  p50 {base['p50_ms']:.2f} ms  "
               f"p99 {base['p99_ms']:.2f} ms  non-2xx {base['non_2xx']}")
-        load = run_wrk(port, token, connections=args.connections, threads=args.wrk_threads, duration=args.duration)
+        load = run_wrk(port, token, connections=args.connections, threads=args.wrk_threads, duration=args.duration,
+                       server=gunicorn)
         print(f"single POST, {args.connections} connections:      {load['rps']:8.0f} req/s  "
               f"p50 {load['p50_ms']:.2f} ms  p99 {load['p99_ms']:.2f} ms  non-2xx {load['non_2xx']}  "
-              f"socket errors {load['socket_errors']}  ({load['rps'] / base['rps']:.1f}x baseline)")
+              f"socket errors {load['socket_errors']}  server CPU {load['cpu_us_per_request']:.0f} us/request  "
+              f"({load['rps'] / base['rps']:.1f}x 1 connection, {load['rps'] / ceiling['rps']:.0%} of the "
+              f"empty app)")
         batches = run_batches(port, token, batch=args.batch, clients=args.batch_clients, duration=args.duration)
         print(f"batch POST ({args.batch} events, {args.batch_clients} clients): {batches['events_per_s']:10.0f} "
               f"events/s  requests {batches['requests']}  failures {batches['failures']}  "
@@ -167,11 +218,7 @@ def main() -> None:
               f"{'met' if load['rps'] >= 1500 and load['p99_ms'] <= 50 else 'NOT met'}; "
               f">= 50000 events/s in batches: {'met' if batches['events_per_s'] >= 50000 else 'NOT met'}")
     finally:
-        gunicorn.terminate()
-        try:
-            gunicorn.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            gunicorn.kill()
+        stop(gunicorn)
         try:
             admin_client().delete_topics([topic], operation_timeout=10)
         except Exception:

@@ -4,7 +4,7 @@
 consumer forwarding a batch but wrong for a web process with many threads
 publishing at once: under steady load the queue never drains, so every
 request would wait for everyone else's messages. Here one background thread
-per process serves delivery reports of the shared producer, and each caller
+per process serves delivery reports of the process's web producer, and each caller
 waits on an event that its own last delivery report sets, with a deadline.
 """
 
@@ -23,8 +23,9 @@ from .producer import DeliveryError, Outbound
 
 
 class _Poller:
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, config: dict) -> None:
         self.producer = producer
+        self.config = config
         self.pid = os.getpid()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="kafka-ack-poller", daemon=True)
@@ -42,18 +43,27 @@ _poller: _Poller | None = None
 _lock = threading.Lock()
 
 
+def _web_config() -> dict:
+    # The web process's own producer: the shared configuration with a linger
+    # tuned for many small concurrent requests (API_KAFKA_LINGER_MS).
+    config = producer_module.producer_config(**{"linger.ms": settings.API_KAFKA_LINGER_MS})
+    config.pop("client.id", None)
+    return config
+
+
 def _current_poller() -> _Poller:
-    """The poller of the current producer (a new one after a fork or a producer reset)."""
+    """The poller and producer of this process (new after a fork or a configuration change)."""
     global _poller
-    producer = producer_module.get_producer()
+    config = _web_config()
     poller = _poller
-    if poller is None or poller.producer is not producer or poller.pid != os.getpid():
+    if poller is None or poller.config != config or poller.pid != os.getpid():
         with _lock:
             poller = _poller
-            if poller is None or poller.producer is not producer or poller.pid != os.getpid():
+            if poller is None or poller.config != config or poller.pid != os.getpid():
                 if poller is not None:
                     poller.stopped.set()
-                poller = _poller = _Poller(producer)
+                producer = Producer({**config, "client.id": f"console-web-{os.getpid()}"})
+                poller = _poller = _Poller(producer, config)
     return poller
 
 
