@@ -70,17 +70,21 @@ class TelemetryKind:
 
     topic: str
     validate: Callable[[dict[str, Any]], dict[str, Any]]
-    event: Callable[[dict[str, Any]], dict[str, Any]]
-    key_field: str
+    event: Callable[[dict[str, Any]], tuple[str, bytes]]  # (key, JSON value) of the published event
 
 
+# The events are encoded by hand: after validation the values are ints and
+# finite floats, whose repr is their JSON form (as json.dumps writes them), and
+# this is several times cheaper than json.dumps per event.
 METRICS = TelemetryKind(
-    topic="metrics", validate=validate_metric, key_field="id",
-    event=lambda p: {"id": p["parameter_id"], "val": p["value"], "time": p["time"]},
+    topic="metrics", validate=validate_metric,
+    event=lambda p: (str(p["parameter_id"]),
+                     f'{{"id":{p["parameter_id"]},"val":{p["value"]!r},"time":{p["time"]}}}'.encode()),
 )
 WORKORDERS = TelemetryKind(
-    topic="workorders", validate=validate_workorder, key_field="product",
-    event=lambda p: {"time": p["time"], "product": p["product"], "production": p["production"]},
+    topic="workorders", validate=validate_workorder,
+    event=lambda p: (str(p["product"]),
+                     f'{{"time":{p["time"]},"product":{p["product"]},"production":{p["production"]!r}}}'.encode()),
 )
 
 
@@ -98,7 +102,7 @@ def telemetry_ingest(kind: TelemetryKind, data: Any) -> tuple[int, dict[str, Any
     if len(items) > limit:
         return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
     validate, event = kind.validate, kind.event
-    events: list[dict[str, Any]] = []
+    events: list[tuple[str, bytes]] = []
     errors: dict[str, dict[str, list[str]]] = {}
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -114,9 +118,8 @@ def telemetry_ingest(kind: TelemetryKind, data: Any) -> tuple[int, dict[str, Any
         return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
                      "errors": errors}, {}
     name = topic_name(kind.topic)
-    key_field = kind.key_field
     try:
-        publish_and_wait([Outbound(name, e, key=str(e[key_field])) for e in events])
+        publish_and_wait([Outbound(name, value, key=key) for key, value in events])
     except DeliveryError as exc:
         return unavailable_answer(exc)
     return 202, {"accepted": len(events), "topic": name}, {}
