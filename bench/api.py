@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api.py [--duration 10] [--connections 64] [--workers 3] [--threads 16]
 
-Starts gunicorn (gthread) on a free port against this checkout's database and
+Starts gunicorn (gthread, with the repository's gunicorn.conf.py) on a free port against this checkout's database and
 Kafka, with bench-only topic names (deleted afterwards) and a service token,
 then measures:
 
@@ -93,7 +93,8 @@ def children(pid: int) -> list[int]:
 
 def start_gunicorn(app: str, port: int, args, env: dict[str, str], chdir: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(Path(PY).parent / "gunicorn"), app, "--chdir", str(chdir), "--bind", f"127.0.0.1:{port}",
+        [str(Path(PY).parent / "gunicorn"), app, "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(chdir),
+         "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
          "--backlog", "2048", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

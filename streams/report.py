@@ -335,15 +335,28 @@ def csv_safe(value: Any) -> Any:
 def report_request(*, trigger: str, by=None, time_from: int | None = None, time_to: int | None = None,
                    parameters: dict[str, Any] | None = None) -> CorrelationReport:
     """Create a pending report and queue its build once the row is committed."""
-    from .tasks import report_build_task
-
     params = ReportParameters.from_settings(**(parameters or {}))
     report = CorrelationReport.objects.create(
         trigger=trigger, requested_by=by if getattr(by, "is_authenticated", False) else None,
         method=METHOD, parameters=asdict(params), time_from=time_from, time_to=time_to,
     )
-    transaction.on_commit(lambda: report_build_task.delay(report.pk))
+    transaction.on_commit(lambda: _queue_build(report.pk))
     return report
+
+
+def _queue_build(report_id: int) -> None:
+    """Queue the build; if the Celery broker is unreachable, the report says so
+    instead of staying pending forever."""
+    from .tasks import report_build_task
+
+    try:
+        report_build_task.delay(report_id)
+    except Exception as exc:  # kombu raises a variety of connection errors
+        logger.exception("report_queue_failed report=%s", report_id)
+        CorrelationReport.objects.filter(pk=report_id).update(
+            status=CorrelationReport.Status.FAILED, error=f"could not queue the build: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
 
 
 def report_build(*, report_id: int) -> CorrelationReport:
