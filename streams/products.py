@@ -30,7 +30,7 @@ from django.utils import timezone
 from .decoding import FieldChecker, decode_json_object
 from .kafka.acks import publish_and_wait
 from .kafka.producer import Outbound
-from .kafka.registry import BatchOutcome, Envelope, MessageRejected
+from .kafka.registry import BatchOutcome, Envelope
 from .kafka.topics import topic_name
 from .models import Product
 

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
 from .auth import CachedTokenAuthentication
-from .views import TelemetryKind, telemetry_ingest
+from .ingest import TelemetryKind, telemetry_ingest
 
 _auth = CachedTokenAuthentication()
 
@@ -56,7 +56,7 @@ def telemetry_endpoint(kind: TelemetryKind, drf_view: Callable[..., HttpResponse
         except ValueError:
             return drf_view(request, *args, **kwargs)  # DRF words the parse error
         request.user = user
-        status, body, headers = telemetry_ingest(kind, data)
+        status, body, headers = telemetry_ingest(kind=kind, data=data)
         return _json(status, body, headers)
 
     view.cls = getattr(drf_view, "cls", None)  # drf-spectacular and the router introspect these

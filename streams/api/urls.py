@@ -7,6 +7,7 @@ from django.urls import path
 from rest_framework.routers import BaseRouter
 
 from . import views
+from .ingest import METRICS, WORKORDERS
 from .auth import connect_signals
 from .fast import telemetry_endpoint
 
@@ -22,8 +23,8 @@ def register(router: BaseRouter) -> None:
 _list_actions = {"get": "list", "post": "create"}
 
 urlpatterns = [
-    path("metrics/", telemetry_endpoint(views.METRICS, views.MetricViewSet.as_view(_list_actions)),
+    path("metrics/", telemetry_endpoint(METRICS, views.MetricViewSet.as_view(_list_actions)),
          name="metric-fast"),
-    path("workorders/", telemetry_endpoint(views.WORKORDERS, views.WorkOrderViewSet.as_view(_list_actions)),
+    path("workorders/", telemetry_endpoint(WORKORDERS, views.WorkOrderViewSet.as_view(_list_actions)),
          name="workorder-fast"),
 ]

@@ -9,11 +9,7 @@ token is looked up once per process and minute, not per request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -26,103 +22,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from streams import products as product_services
-from streams.kafka.acks import publish_and_wait
-from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.producer import DeliveryError
 from streams.kafka.registry import MessageRejected
 from streams.kafka.topics import topic_name
 from streams.models import CorrelationReport, MachineMetric, Product, WorkOrderReading
 from streams.report import report_csv_lines, report_request
-from streams.telemetry import validate_metric, validate_workorder
 
 from . import serializers as s
 from .auth import CachedTokenAuthentication
+from .ingest import METRICS, WORKORDERS, TelemetryKind, field_errors, telemetry_ingest, unavailable_answer
 
 logger = logging.getLogger(__name__)
 
 AUTHENTICATION = [CachedTokenAuthentication, SessionAuthentication]
 
 
-def field_errors(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """FieldChecker errors as DRF-style {field: [messages]}."""
-    out: dict[str, list[str]] = {}
-    for error in errors:
-        out.setdefault(error.get("field") or "non_field_errors", []).append(error["message"])
-    return out
-
-
-KAFKA_UNAVAILABLE = ("Kafka is unavailable: the events were not acknowledged, retry later "
-                     "(events are idempotent on their natural keys, so a retry is safe).")
-
-
 def kafka_unavailable(exc: DeliveryError) -> Response:
     status_code, body, headers = unavailable_answer(exc)
     return Response(body, status=status_code, headers=headers)
-
-
-def unavailable_answer(exc: DeliveryError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    logger.warning("api_publish_failed error=%s", exc)
-    return 503, {"detail": KAFKA_UNAVAILABLE, "error": str(exc)}, {"Retry-After": "5"}
-
-
-@dataclass(frozen=True)
-class TelemetryKind:
-    """One telemetry endpoint: its topic, the shared validation rule, and the event it publishes."""
-
-    topic: str
-    validate: Callable[[dict[str, Any]], dict[str, Any]]
-    event: Callable[[dict[str, Any]], tuple[str, bytes]]  # (key, JSON value) of the published event
-
-
-# The events are encoded by hand: after validation the values are ints and
-# finite floats, whose repr is their JSON form (as json.dumps writes them), and
-# this is several times cheaper than json.dumps per event.
-METRICS = TelemetryKind(
-    topic="metrics", validate=validate_metric,
-    event=lambda p: (str(p["parameter_id"]),
-                     f'{{"id":{p["parameter_id"]},"val":{p["value"]!r},"time":{p["time"]}}}'.encode()),
-)
-WORKORDERS = TelemetryKind(
-    topic="workorders", validate=validate_workorder,
-    event=lambda p: (str(p["product"]),
-                     f'{{"time":{p["time"]},"product":{p["product"]},"production":{p["production"]!r}}}'.encode()),
-)
-
-
-def telemetry_ingest(kind: TelemetryKind, data: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Validate one event or an array of them and publish; (status, body, headers) of the answer.
-
-    Shared by the DRF view and the token fast path, so both answer alike."""
-    single = isinstance(data, dict)
-    items = [data] if single else data
-    if not isinstance(items, list):
-        return 400, {"non_field_errors": ["expected a JSON object or an array of objects"]}, {}
-    limit = settings.TELEMETRY_BATCH_MAX_EVENTS
-    if not items:
-        return 400, {"non_field_errors": ["the array is empty"]}, {}
-    if len(items) > limit:
-        return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
-    validate, event = kind.validate, kind.event
-    events: list[tuple[str, bytes]] = []
-    errors: dict[str, dict[str, list[str]]] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors[str(index)] = {"non_field_errors": ["expected a JSON object"]}
-            continue
-        try:
-            events.append(event(validate(item)))
-        except MessageRejected as exc:
-            errors[str(index)] = field_errors(exc.errors)
-    if errors:
-        if single:
-            return 400, errors["0"], {}
-        return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
-                     "errors": errors}, {}
-    name = topic_name(kind.topic)
-    try:
-        publish_and_wait([Outbound(name, value, key=key) for key, value in events])
-    except DeliveryError as exc:
-        return unavailable_answer(exc)
-    return 202, {"accepted": len(events), "topic": name}, {}
 
 
 ACCEPTED = OpenApiResponse(s.AcceptedSchema, description="Published and acknowledged by Kafka.")
@@ -139,7 +56,7 @@ class TelemetryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     kind: TelemetryKind
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        status_code, body, headers = telemetry_ingest(self.kind, request.data)
+        status_code, body, headers = telemetry_ingest(kind=self.kind, data=request.data)
         return Response(body, status=status_code, headers=headers)
 
 
