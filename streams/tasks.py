@@ -7,9 +7,10 @@ from celery import shared_task
 from .models import CorrelationReport
 
 
-@shared_task(name="streams.report_build", bind=True, max_retries=3, default_retry_delay=30,
-             autoretry_for=(ConnectionError,), dont_autoretry_for=(CorrelationReport.DoesNotExist,))
-def report_build_task(self, report_id: int) -> dict:
+@shared_task(name="streams.report_build")
+def report_build_task(report_id: int) -> dict:
+    """Build one report. No retries: the service records any failure on the report
+    itself (status "failed" with the error), where operators see it."""
     from .report import report_build
 
     try:
