@@ -220,10 +220,11 @@ def main() -> None:
               f">= 50000 events/s in batches: {'met' if batches['events_per_s'] >= 50000 else 'NOT met'}")
     finally:
         stop(gunicorn)
-        try:
-            admin_client().delete_topics([topic], operation_timeout=10)
-        except Exception:
-            pass
+        try:  # wait for the deletion: the process exits right after
+            for future in admin_client().delete_topics([topic], operation_timeout=10).values():
+                future.result(timeout=15)
+        except Exception as exc:
+            print(f"could not delete the bench topic {topic}: {exc}")
 
 
 if __name__ == "__main__":
