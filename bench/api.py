@@ -221,7 +221,8 @@ def main() -> None:
     finally:
         stop(gunicorn)
         try:  # wait for the deletion: the process exits right after
-            for future in admin_client().delete_topics([topic], operation_timeout=10).values():
+            admin = admin_client()  # keep the client alive until the future resolves
+            for future in admin.delete_topics([topic], operation_timeout=10).values():
                 future.result(timeout=15)
         except Exception as exc:
             print(f"could not delete the bench topic {topic}: {exc}")
