@@ -262,3 +262,29 @@ INGEST_CONTRACT = {
     "true": ["True", "true", "TRUE", "1"],
     "false": ["False", "false", "FALSE", "0"],
 }
+
+# ------------------------------------------- Event API, products and the report
+# (streams/api, streams/products.py, streams/report.py; see docs/api.md)
+# Largest JSON array the telemetry batch endpoints accept in one request.
+TELEMETRY_BATCH_MAX_EVENTS = env.int("TELEMETRY_BATCH_MAX_EVENTS", default=10000)
+# Seconds a validated API token stays cached in each web process (0 disables);
+# a deleted token stops working after at most this long.
+API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=60.0)
+# linger.ms of the web processes' producer: a little longer than the default
+# batches the acks of concurrent requests (less CPU per event, a few ms more latency).
+API_KAFKA_LINGER_MS = env.int("API_KAFKA_LINGER_MS", default=10)
+# The correlation report (method "asof-interval-pearson"):
+# how far back (seconds) a parameter reading may lie from a work-order reading
+# and still be joined to it; "backward" uses only readings at or before the
+# work-order time, "nearest" the closest one on either side.
+REPORT_ASOF_TOLERANCE_SECONDS = env.int("REPORT_ASOF_TOLERANCE_SECONDS", default=7200)
+REPORT_ASOF_DIRECTION = env.str("REPORT_ASOF_DIRECTION", default="backward")
+# Pairs below this count give no correlation (rank last, empty r and p).
+REPORT_MIN_SAMPLES = env.int("REPORT_MIN_SAMPLES", default=10)
+# "interval" ranks by r against output per hour between readings; "raw" by r
+# against the cumulative production series.
+REPORT_RANK_BY = env.str("REPORT_RANK_BY", default="interval")
+# The django-celery-beat schedule of the report (crontab fields, UTC); "" = none.
+REPORT_SCHEDULE_CRONTAB = env.str("REPORT_SCHEDULE_CRONTAB", default="0 * * * *")
+# Where `manage.py load_factory_data` reads metrics.json and workorder.json.
+FACTORY_DATA_DIR = env.str("FACTORY_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "factory"))

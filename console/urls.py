@@ -5,11 +5,13 @@ from rest_framework.routers import DefaultRouter
 
 from ingest.api import register_routes as register_ingest_routes
 from streams import api_streams
+from streams.api import urls as streams_api_urls
 
 from . import ops
 from .health import healthz
 
 router = DefaultRouter()
+streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
 api_streams.register(router)  # order windows, processed orders, sensor/activity
 register_ingest_routes(router)  # files, upload, raw readings, aggregates
 
@@ -20,6 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),
+    path("api/", include(streams_api_urls.urlpatterns)),  # token fast path of the telemetry POSTs
     path("api/", include(router.urls)),
 ]
 

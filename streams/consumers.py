@@ -44,3 +44,14 @@ register(ConsumerSpec(
     handle_batch=readings.handle_sink,
     description="processed_data -> sensor/activity tables (idempotent), exported as CSV.",
 ))
+
+# Product registration (seed 004).
+from . import products  # noqa: E402
+
+register(ConsumerSpec(
+    name="products",
+    topics=("product_registrations",),
+    decode=products.decode,
+    handle_batch=products.handle_batch,
+    description="Product registrations (cadastro-produtos) -> catalog upsert -> produtos-persistidos.",
+))

@@ -1,0 +1,1 @@
+"""REST endpoints of the streams app: telemetry, products, the correlation report."""
