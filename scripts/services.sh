@@ -213,6 +213,8 @@ EOF
         || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
     fi
     log "kafka: starting Apache Kafka $KAFKA_VERSION (KRaft) on $PRIVATE_KAFKA"
+    # Every partition holds several open files: raise the limit as far as allowed.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" \
       -cp "$cp" kafka.Kafka "$props" >"$dir/kafka.log" 2>&1 &

@@ -50,10 +50,10 @@ def database_url_for_subprocesses() -> str:
 class KafkaNamespace:
     """Unique topic names and consumer groups for one test."""
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, partitions: int = 1) -> None:
         self.suffix = uuid.uuid4().hex[:8]
         self.topics = {
-            logical: {"name": f"t-{self.suffix}-{spec['name']}", "partitions": spec["partitions"]}
+            logical: {"name": f"t-{self.suffix}-{spec['name']}", "partitions": partitions}
             for logical, spec in django_settings.KAFKA_TOPICS.items()
         }
         self.group_prefix = f"test-{self.suffix}"
@@ -108,18 +108,31 @@ class KafkaNamespace:
             consumer.close()
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "kafka_partitions(n): partitions of each of the test's topics (default 1)"
+    )
+
+
 @pytest.fixture
-def kafka(settings) -> Iterator[KafkaNamespace]:
-    namespace = KafkaNamespace(settings)
+def kafka(settings, request) -> Iterator[KafkaNamespace]:
+    # One partition per topic unless a test asks for more: every partition
+    # costs the broker open files, and a suite creates hundreds of topics.
+    marker = request.node.get_closest_marker("kafka_partitions")
+    namespace = KafkaNamespace(settings, partitions=marker.args[0] if marker else 1)
     ensure_topics()
     yield namespace
     from console.celery import app as celery_app
 
     celery_app.conf.task_default_queue = namespace._previous_queue
-    try:
-        admin_client().delete_topics([str(t["name"]) for t in namespace.topics.values()], operation_timeout=10)
-    except Exception:  # cleanup only
-        pass
+    futures = admin_client().delete_topics(
+        [str(t["name"]) for t in namespace.topics.values()], operation_timeout=30
+    )
+    for future in futures.values():
+        try:
+            future.result()
+        except Exception:  # a topic the test deleted itself, or one never created
+            pass
 
 
 class ProcessRunner:

@@ -38,6 +38,7 @@ def test_produce_consume_rows_in_postgres(kafka, processes):
     assert "stopped cleanly" in processes.log(consumer)
 
 
+@pytest.mark.kafka_partitions(3)
 def test_sigkill_mid_stream_applies_every_message_exactly_once(kafka, processes):
     total = 30000
     produce_and_wait(metric_events(kafka, total), timeout=60)
@@ -113,6 +114,7 @@ def test_run_consumer_list_names_every_consumer(capsys):
     assert "telemetry" in out and "metrics, workorders" in out
 
 
+@pytest.mark.kafka_partitions(3)
 def test_two_processes_share_the_partitions_and_survive_a_rebalance(kafka, processes):
     total = 20000
     produce_and_wait(metric_events(kafka, total), timeout=60)
