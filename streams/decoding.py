@@ -89,6 +89,24 @@ class FieldChecker:
             self._fail(name, "max_length", f"must be at most {max_length} characters")
         return value
 
+    def identifier(self, name: str, *, max_length: int = 128) -> str | None:
+        """An id: a non-empty string (an integer is accepted and turned into one)."""
+        value = self.data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
+            self._fail(name, "required", "this field is required and must not be empty")
+            return None
+        if not isinstance(value, str):
+            self._fail(name, "string", "must be a string")
+            return None
+        if len(value) > max_length:
+            self._fail(name, "max_length", f"must be at most {max_length} characters")
+            return None
+        return value
+
     def done(self) -> None:
         if self.errors:
             fields = ", ".join(sorted({str(e["field"]) for e in self.errors}))

@@ -88,23 +88,6 @@ def iso(moment: datetime) -> str:
 class _Checker(FieldChecker):
     """FieldChecker plus the order-specific rules."""
 
-    def identifier(self, name: str, *, max_length: int = 128) -> str | None:
-        value = self.data.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.strip()
-        if value is None or value == "":
-            self._fail(name, "required", "this field is required and must not be empty")
-            return None
-        if not isinstance(value, str):
-            self._fail(name, "string", "must be a string")
-            return None
-        if len(value) > max_length:
-            self._fail(name, "max_length", f"must be at most {max_length} characters")
-            return None
-        return value
-
     def amount(self, name: str) -> Decimal | None:
         value = self.data.get(name)
         if value is None:

@@ -39,23 +39,6 @@ ACTIVITY_COLUMNS = ["timestamp", "user_id", "session_id", "action", "details"]
 
 
 class _Checker(FieldChecker):
-    def identifier(self, name: str, *, max_length: int = 128) -> str | None:
-        value = self.data.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.strip()
-        if value is None or value == "":
-            self._fail(name, "required", "this field is required and must not be empty")
-            return None
-        if not isinstance(value, str):
-            self._fail(name, "string", "must be a string")
-            return None
-        if len(value) > max_length:
-            self._fail(name, "max_length", f"must be at most {max_length} characters")
-            return None
-        return value
-
     def timestamp(self, name: str) -> datetime | None:
         if self.data.get(name) is None:
             self._fail(name, "required", "this field is required")
