@@ -207,3 +207,13 @@ CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
 
 # Health checks answer within this many seconds per dependency.
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
+
+# -------------------------------------------------------------------- Quarantine
+# A message (or task) is re-driven at most this many times: a release is
+# refused once its replay count reaches the limit, so nothing loops forever.
+QUARANTINE_MAX_REPLAYS = env.int("QUARANTINE_MAX_REPLAYS", default=3)
+# A discarded record's original payload/file is kept this long, then purged by
+# the hourly `quarantine.purge_expired` beat task (or `manage.py quarantine purge`).
+QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=30)
+# Failures of these Celery tasks are not quarantined (comma-separated names).
+QUARANTINE_IGNORED_TASKS = env.list("QUARANTINE_IGNORED_TASKS", default=[])

@@ -7,6 +7,10 @@ from .health import healthz
 
 router = DefaultRouter()
 
+from quarantine.api import QuarantineRecordViewSet  # noqa: E402
+
+router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
