@@ -613,6 +613,8 @@ def _redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | N
         produce_and_wait(messages, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0))
     except DeliveryError as exc:
         raise QuarantineActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
+    except Exception as exc:  # e.g. KafkaException for an invalid topic: nothing was acknowledged
+        raise QuarantineActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
     return details
 
 
