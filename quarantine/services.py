@@ -39,7 +39,7 @@ from django.utils import timezone
 from .models import QuarantineAuditEntry, QuarantineRecord
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import AbstractBaseUser, Group
 
     from streams.kafka.registry import Rejection
 
@@ -653,6 +653,30 @@ def _describe_ingested(ingested: Any) -> dict[str, Any]:
         if isinstance(value, (int, float, str)):
             described[name] = value
     return described
+
+
+# ---------------------------------------------------------------- permissions
+
+OPERATORS_GROUP = "operators"
+OPERATOR_PERMISSIONS = (
+    "view_quarantinerecord",
+    "release_quarantinerecord",
+    "reprocess_quarantinerecord",
+    "discard_quarantinerecord",
+    "view_quarantineauditentry",
+)
+
+
+def quarantine_operators_group_ensure() -> "Group":
+    """The `operators` group; created with the quarantine permissions when
+    missing (an existing group's permissions are left as the admins set them)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, created = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    if created:
+        group.permissions.add(*Permission.objects.filter(
+            content_type__app_label="quarantine", codename__in=OPERATOR_PERMISSIONS))
+    return group
 
 
 # ------------------------------------------------------------------ retention
