@@ -11,13 +11,13 @@ class QuarantineConfig(AppConfig):
         # Connects the Celery task_failure handler in every process (worker included).
         from . import signals  # noqa: F401
 
-        post_migrate.connect(_ensure_operators_group, sender=self, dispatch_uid="quarantine_operators_group")
+        post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="quarantine_defaults")
 
 
-def _ensure_operators_group(**kwargs) -> None:
-    # Migration 0003 creates the group; this recreates it when it is missing
-    # (deleted by hand, or a flushed test database) without touching an
-    # existing group's permissions.
-    from .services import quarantine_operators_group_ensure
+def _ensure_defaults(**kwargs) -> None:
+    # Migration 0003 creates the operators group and the cleanup schedule;
+    # this recreates whichever is missing (deleted by hand, or a flushed test
+    # database) without touching existing ones.
+    from .services import quarantine_defaults_ensure
 
-    quarantine_operators_group_ensure()
+    quarantine_defaults_ensure()

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .models import QuarantineAuditEntry, QuarantineRecord
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, Group
+    from django.contrib.auth.models import AbstractBaseUser
 
     from streams.kafka.registry import Rejection
 
@@ -138,23 +138,24 @@ def quarantine_task_failure(
     if not traceback_text and exception.__traceback__ is not None:
         traceback_text = "".join(traceback_module.format_exception(exception))
     reason = f"{type(exception).__name__}: {exception}"
-    record = QuarantineRecord(
+    record, created = QuarantineRecord.objects.get_or_create(
         source=Source.TASK,
-        reason=reason[:500],
-        errors=[{
-            "rule": "exception",
-            "type": type(exception).__name__,
-            "message": str(exception)[:2000],
-            "traceback": traceback_text[-8000:],
-        }],
-        error_count=1,
-        task_name=task_name[:200],
         task_id=task_id[:64],
-        payload=json.dumps(payload, default=repr).encode(),
-        replay_count=_replay_count(replay_count),
+        defaults={
+            "reason": reason[:500],
+            "errors": [{
+                "rule": "exception",
+                "type": type(exception).__name__,
+                "message": str(exception)[:2000],
+                "traceback": traceback_text[-8000:],
+            }],
+            "error_count": 1,
+            "task_name": task_name[:200],
+            "payload": json.dumps(payload, default=repr).encode(),
+            "replay_count": _replay_count(replay_count),
+        },
     )
-    created = QuarantineRecord.objects.bulk_create([record], ignore_conflicts=True)
-    return created[0] if created and created[0].pk else None
+    return record if created else None
 
 
 # ------------------------------------------------------------ operator actions
@@ -548,14 +549,11 @@ def _redrive_batch(action: str, ids: Sequence[int], *, by, reason: str, dry_run:
             elif eligible:
                 per_record = _redrive(eligible)
                 now = timezone.now()
-                for record in eligible:
-                    record.status = _STATUS_AFTER[action]
-                    record.resolved_at = now
-                    record.resolved_by = by if by is not None and by.pk else None
-                    record.replay_count += 1
-                QuarantineRecord.objects.bulk_update(
-                    eligible, ["status", "resolved_at", "resolved_by", "replay_count"])
-                QuarantineRecord.objects.filter(pk__in=[r.pk for r in eligible]).update(updated_at=now)
+                QuarantineRecord.objects.filter(pk__in=[r.pk for r in eligible]).update(
+                    status=_STATUS_AFTER[action], resolved_at=now,
+                    resolved_by=by if by is not None and by.pk else None,
+                    replay_count=F("replay_count") + 1, updated_at=now,
+                )
                 _audit_many(eligible, by=by, action=action, reason=reason, outcome=Outcome.SUCCEEDED,
                             details={"bulk": True}, per_record=per_record)
                 results = [ActionResult(r.pk, action, Outcome.SUCCEEDED, f"re-drove record #{r.pk} to {r.topic}",
@@ -667,16 +665,25 @@ OPERATOR_PERMISSIONS = (
 )
 
 
-def quarantine_operators_group_ensure() -> "Group":
-    """The `operators` group; created with the quarantine permissions when
-    missing (an existing group's permissions are left as the admins set them)."""
+CLEANUP_TASK = "quarantine.purge_expired"
+CLEANUP_SCHEDULE_NAME = "quarantine: purge expired discarded originals"
+
+
+def quarantine_defaults_ensure() -> None:
+    """The `operators` group and the hourly cleanup in beat's schedule.
+    Migration 0003 creates both; this (run after every migrate) recreates
+    whichever is missing, leaving existing ones as the admins set them."""
     from django.contrib.auth.models import Group, Permission
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     group, created = Group.objects.get_or_create(name=OPERATORS_GROUP)
     if created:
         group.permissions.add(*Permission.objects.filter(
             content_type__app_label="quarantine", codename__in=OPERATOR_PERMISSIONS))
-    return group
+    if not PeriodicTask.objects.filter(task=CLEANUP_TASK).exists():
+        every_hour, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+        PeriodicTask.objects.get_or_create(
+            name=CLEANUP_SCHEDULE_NAME, defaults={"task": CLEANUP_TASK, "interval": every_hour})
 
 
 # ------------------------------------------------------------------ retention

@@ -227,3 +227,20 @@ def test_command_checks_the_user_and_the_reason(viewer, operator):
         call_command("quarantine", "release", "999999", "--user", "olivia")
     with pytest.raises(CommandError, match="--all"):
         call_command("quarantine", "release", "--user", "olivia")
+
+
+def test_admin_task_record_shows_traceback_and_its_arguments(client, operator):
+    from quarantine.services import quarantine_task_failure
+
+    try:
+        1 / 0
+    except ZeroDivisionError as exc:
+        record = quarantine_task_failure(task_name="ingest.process_file", task_id="t-1", args=[42],
+                                         kwargs={"force": True}, exception=exc)
+    assert quarantine_task_failure(task_name="ingest.process_file", task_id="t-1", args=[42], kwargs={},
+                                   exception=ZeroDivisionError("again")) is None, "recorded once per task id"
+    admin_client(client, operator)
+    html = client.get(reverse("admin:quarantine_quarantinerecord_change", args=[record.pk])).content.decode()
+    assert "ZeroDivisionError" in html and 'id="q-traceback"' in html and "Traceback" in html
+    form = client.get(reverse("admin:quarantine_quarantinerecord_reprocess", args=[record.pk])).content.decode()
+    assert "&quot;force&quot;: true" in form
