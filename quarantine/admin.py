@@ -28,6 +28,22 @@ from .models import QuarantineAuditEntry, QuarantineRecord
 Source = QuarantineRecord.Source
 
 
+def audit_details_text(details: dict[str, Any]) -> str:
+    """`key: value` pairs, nested dicts flattened (`ingested_file.rows_loaded: 100`)."""
+    parts: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            parts.append(f"{prefix}: {Truncator(text).chars(200)}")
+
+    walk("", details or {})
+    return "; ".join(parts)
+
+
 class ReasonFilter(admin.SimpleListFilter):
     title = "reason"
     parameter_name = "reason"
@@ -50,7 +66,7 @@ class AuditEntryInline(admin.TabularInline):
 
     @admin.display(description="details")
     def details_display(self, entry: QuarantineAuditEntry) -> str:
-        return json.dumps(entry.details, ensure_ascii=False)[:500] if entry.details else ""
+        return audit_details_text(entry.details)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -344,7 +344,9 @@ def quarantine_release(
 
         ingested = quarantined_file_release(record=locked, by=by, reason=reason, mode=mode)
         details = {"mode": mode, "ingested_file": _describe_ingested(ingested)}
-        return f"loaded {locked.file_name} ({mode.replace('_', ' ')})", details
+        loaded = details["ingested_file"].get("rows_loaded")
+        rows = f": {loaded:,} rows loaded" if isinstance(loaded, int) else ""
+        return f"loaded {locked.file_name} ({mode.replace('_', ' ')}){rows}", details
 
     return _perform(action=Action.RELEASE, record=record, by=by, reason=reason, dry_run=dry_run,
                     mode=mode if record.source == Source.FILE else None, work=work)

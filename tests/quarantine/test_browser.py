@@ -154,3 +154,42 @@ def test_edited_message_is_redriven_and_reaches_its_destination(page, live_serve
     assert QuarantineRecord.objects.count() == 1, "the corrected message was not rejected again"
     assert "sensor sent a label" in page.inner_text("#audit_entries-group")
     assert consumer.poll() is None
+
+
+def test_operator_releases_a_quarantined_file_and_sees_the_rows_loaded(page, live_server, operator, settings,
+                                                                       tmp_path):
+    ingest_services = pytest.importorskip("ingest.services")
+    if not hasattr(ingest_services, "quarantined_file_release"):
+        pytest.skip("the ingest branch (quarantined_file_* services) is not merged")
+    from ingest.models import IngestedFile
+    from tests.ingest.conftest import HEADER, rows
+
+    inbox, quarantine_dir = tmp_path / "inbox", tmp_path / "quarantine"
+    inbox.mkdir()
+    quarantine_dir.mkdir()
+    settings.INGEST_INBOX_DIR, settings.INGEST_QUARANTINE_DIR = inbox, quarantine_dir
+    bad = '"1594512999.0","b8:27:eb:bf:9d:51","0.004","51.0","True","0.007","False","0.02","-100.0"\n'
+    (inbox / "sensors-0612.csv").write_text(HEADER + rows(40) + bad + rows(40, start=1594600000.0))
+    registered = ingest_services.file_register(file_path="sensors-0612.csv", file_name="sensors-0612.csv")
+    record = ingest_services.file_process(file_id=registered.id).quarantine
+    assert record is not None
+
+    log_in(page, "olivia")
+    page.goto("/admin/quarantine/quarantinerecord/?source=file")
+    page.click(f"#result_list a[href*='/{record.pk}/change/']")
+    errors = page.inner_text("#q-errors-table")
+    assert "42" in errors and "temp" in errors
+    assert "-100.0" in page.locator("#q-rows-table td.q-bad").all_inner_texts()
+    assert page.locator("#q-download-rejected").count() == 1
+    page.screenshot(path=str(SCREENSHOT.with_name("quarantine-file.png")), full_page=True)
+
+    page.click("#q-release")
+    page.check("input[name=mode][value=valid_rows]")
+    page.fill("#id_reason", "sensor glitch, drop the row")
+    page.click("#q-confirm")
+    page.wait_for_selector(".messagelist .success")
+    assert "80 rows loaded" in page.inner_text(".messagelist")
+    assert page.inner_text("#q-status") == "Released"
+    audit = page.inner_text("#audit_entries-group")
+    assert "sensor glitch" in audit and "ingested_file.rows_loaded: 80" in audit
+    assert IngestedFile.objects.get(id=registered.id).rows_loaded == 80

@@ -194,9 +194,3 @@ def test_a_task_failing_after_its_retries_is_quarantined_and_reprocessed(kafka, 
     again.refresh_from_db()
     assert again.status == Status.REPROCESSED and again.replay_count == 2
 
-
-@pytest.mark.django_db
-def test_file_release_calls_the_ingest_service(operator, tmp_path):
-    ingest_services = pytest.importorskip("ingest.services")
-    if not hasattr(ingest_services, "quarantined_file_release"):
-        pytest.skip("ingest.services.quarantined_file_release is not merged yet")
