@@ -181,7 +181,25 @@ def neutralize_csv(lines: Iterator[str]) -> Iterator[str]:
 
 
 def record_rejected_rows_csv(*, record: QuarantineRecord) -> Iterator[str]:
-    """A CSV of just the rejected rows (header first), safe to open in a spreadsheet."""
-    from ingest.services import quarantined_file_rejected_rows
-
+    """A CSV of just the rejected rows (header first), safe to open in a spreadsheet.
+    The ingest app knows its contract and says which rows those are; without it,
+    the lines the errors name are used."""
+    try:
+        from ingest.services import quarantined_file_rejected_rows
+    except ImportError:
+        return neutralize_csv(_lines_named_by_errors(record))
     return neutralize_csv(iter(quarantined_file_rejected_rows(record=record)))
+
+
+def _lines_named_by_errors(record: QuarantineRecord) -> Iterator[str]:
+    path = record_original_path(record=record)
+    if path is None:
+        return
+    wanted = set(_error_lines(record))
+    last = max(wanted, default=1)
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1 or number in wanted:
+                yield line.rstrip("\r\n")
+            if number >= last:
+                return
