@@ -207,6 +207,8 @@ class QuarantineRecordAdmin(admin.ModelAdmin):
             "intro": intro,
             "payload_preview": (selectors.record_payload_preview(record=record)
                                 if record.source != Source.FILE and record.purged_at is None else None),
+            "file_preview": (selectors.record_file_preview(record=record)
+                             if record.source == Source.FILE else None),
             "error_columns": selectors.error_columns(record),
             "error_rows": (record.errors or [])[:100],
             "change_url": self._change_url(record),
