@@ -59,13 +59,16 @@ class ReprocessForm(forms.Form):
         if not text.strip():
             return None
         raw = text.encode("utf-8")
-        if self.record.source == QuarantineRecord.Source.TASK or _is_json(bytes(self.record.payload or b"")):
+        original = bytes(self.record.payload or b"")
+        if self.record.source == QuarantineRecord.Source.TASK or _is_json(original):
             try:
                 value = json.loads(text)
             except ValueError as exc:
                 raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+            if _is_json(original) and json.loads(original) == value:
+                return None  # unchanged: re-drive the original bytes as they were
             raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return raw
+        return None if raw == original else raw
 
     def clean_content(self) -> bytes | None:
         upload = self.cleaned_data.get("content")
