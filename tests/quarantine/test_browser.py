@@ -193,3 +193,36 @@ def test_operator_releases_a_quarantined_file_and_sees_the_rows_loaded(page, liv
     audit = page.inner_text("#audit_entries-group")
     assert "sensor glitch" in audit and "ingested_file.rows_loaded: 80" in audit
     assert IngestedFile.objects.get(id=registered.id).rows_loaded == 80
+
+
+def test_an_order_for_an_unknown_product_is_edited_and_reaches_the_window_totals(page, live_server, kafka,
+                                                                                 processes, operator):
+    orders = pytest.importorskip("streams.orders")
+    if not hasattr(orders, "catalog_seed_demo"):
+        pytest.skip("the orders pipeline is not merged")
+    from decimal import Decimal
+
+    from streams.models import ProductWindow
+
+    orders.catalog_seed_demo(count=5)
+    order = {"order_id": "order-redriven-1", "user_id": "user-7", "product_id": "prod-404", "amount": 42.5,
+             "timestamp": "2026-01-05T12:00:30+00:00"}
+    produce_and_wait([Outbound(kafka.name("orders"), order, key="prod-404")])
+    processes.consumer("orders", "--batch-time", "50")
+    processes.consumer("order_windows", "--batch-time", "50")
+    record = wait_until(lambda: QuarantineRecord.objects.filter(consumer="orders").first(),
+                        message="the order for an unknown product in quarantine")
+    assert "prod-404" in record.reason
+
+    log_in(page, "olivia")
+    open_record(page, record)
+    page.click("#q-reprocess")
+    page.fill("#id_payload", page.input_value("#id_payload").replace("prod-404", "prod-1"))
+    page.fill("#id_reason", "the shop renamed prod-404 to prod-1")
+    page.click("#q-confirm")
+    page.wait_for_selector(".messagelist .success")
+
+    window = wait_until(lambda: ProductWindow.objects.filter(product_id="prod-1").first(),
+                        message="the re-driven order in the window totals")
+    assert (window.order_count, window.total_revenue) == (1, Decimal("42.50"))
+    assert QuarantineRecord.objects.count() == 1
