@@ -68,8 +68,11 @@ run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker a
 browser-deps:  ## Install Debian's Chromium for the browser tests when it is missing
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
-test: services browser-deps  ## Run the test suite against the real services
+test: services check-compose browser-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "console",
     "streams",
     "quarantine",
     "ingest",
@@ -154,7 +155,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # How often a worker sweeps for tasks of a dead worker whose visibility
+    # timeout passed (kombu's defaults: every 10 s, scanning every 10th sweep).
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
@@ -207,6 +214,54 @@ CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
 
 # Health checks answer within this many seconds per dependency.
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
+
+# ------------------------------------------- Orders and sensor/activity streams
+# Order analytics (seed 002): tumbling window length for `order_windows`.
+ORDERS_WINDOW_SECONDS = env.int("ORDERS_WINDOW_SECONDS", default=60)
+# Sensor status thresholds (seed 003): above WARNING -> "Warning", below LOW -> "Low".
+SENSOR_TEMP_WARNING_ABOVE = env.float("SENSOR_TEMP_WARNING_ABOVE", default=24.0)
+SENSOR_TEMP_LOW_BELOW = env.float("SENSOR_TEMP_LOW_BELOW", default=19.0)
+
+# ---------------------------------------------------------------- File ingestion
+# Seed 001: CSV files land in the inbox, are announced on `file_events`, and a
+# Celery task validates and loads them. Every path and limit is a setting.
+INGEST_INBOX_DIR = Path(env.str("INGEST_INBOX_DIR", default=str(BASE_DIR / ".run" / "inbox")))
+INGEST_QUARANTINE_DIR = Path(env.str("INGEST_QUARANTINE_DIR", default=str(BASE_DIR / ".run" / "quarantine")))
+INGEST_FILE_SUFFIXES = env.list("INGEST_FILE_SUFFIXES", default=[".csv"])
+INGEST_MAX_FILE_BYTES = env.int("INGEST_MAX_FILE_BYTES", default=1024**3)
+INGEST_MAX_LINE_BYTES = env.int("INGEST_MAX_LINE_BYTES", default=64 * 1024)
+# A file is complete once its size and mtime have not changed for this long.
+INGEST_SETTLE_SECONDS = env.float("INGEST_SETTLE_SECONDS", default=2.0)
+INGEST_SCAN_INTERVAL_SECONDS = env.int("INGEST_SCAN_INTERVAL_SECONDS", default=30)
+# Policy: by default one invalid row quarantines the whole file. With partial
+# acceptance the valid rows load when the rejected share is at most the threshold.
+INGEST_PARTIAL_ACCEPTANCE = env.bool("INGEST_PARTIAL_ACCEPTANCE", default=False)
+INGEST_MAX_REJECTED_SHARE = env.float("INGEST_MAX_REJECTED_SHARE", default=0.01)
+INGEST_MAX_ERRORS_KEPT = env.int("INGEST_MAX_ERRORS_KEPT", default=1000)
+INGEST_PROGRESS_EVERY_ROWS = env.int("INGEST_PROGRESS_EVERY_ROWS", default=100_000)
+INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=5)
+# A file in progress with no progress for this long (its worker died, and the
+# broker will not hand the task back before its visibility timeout) is queued
+# again by the periodic scan; the task is idempotent, so this is always safe.
+INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=900)
+# The sensor contract, declared once: column -> type and rules. Types: "epoch"
+# (seconds, float or scientific notation), "number", "boolean", "text".
+# `aggregate` marks the metrics that get per-device statistics.
+INGEST_CONTRACT = {
+    "columns": {
+        "ts": {"type": "epoch", "min": 946684800, "max": 4102444800},  # 2000-01-01 .. 2100-01-01
+        "device": {"type": "text", "required": True, "max_length": 64},
+        "co": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "humidity": {"type": "number", "min": 0, "max": 100, "aggregate": True},
+        "light": {"type": "boolean"},
+        "lpg": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "motion": {"type": "boolean"},
+        "smoke": {"type": "number", "min": 0, "max": 1, "aggregate": True},
+        "temp": {"type": "number", "min": -50, "max": 50, "aggregate": True},
+    },
+    "true": ["True", "true", "TRUE", "1"],
+    "false": ["False", "false", "FALSE", "0"],
+}
 
 # -------------------------------------------------------------------- Quarantine
 # A message (or task) is re-driven at most this many times: a release is

@@ -3,15 +3,22 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from ingest.api import register_routes as register_ingest_routes
+from streams import api_streams
+
+from . import ops
 from .health import healthz
 
 router = DefaultRouter()
+api_streams.register(router)  # order windows, processed orders, sensor/activity
+register_ingest_routes(router)  # files, upload, raw readings, aggregates
 
 from quarantine.api import QuarantineRecordViewSet  # noqa: E402
 
 router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
 
 urlpatterns = [
+    path("admin/ops/", include(ops.urls())),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils import timezone
+
+from .db import upsert_rows
 from .decoding import FieldChecker, decode_json_object
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
@@ -47,27 +50,27 @@ def decode(envelope: Envelope) -> tuple[str, dict[str, Any]]:
 
 def persist_metrics(rows: Sequence[dict[str, Any]]) -> int:
     """Upsert on (parameter_id, time); the last reading in a batch wins."""
-    latest = {(r["parameter_id"], r["time"]): r for r in rows}
-    MachineMetric.objects.bulk_create(
-        [MachineMetric(**r) for r in latest.values()],
-        update_conflicts=True,
-        unique_fields=["parameter_id", "time"],
-        update_fields=["value", "received_at"],
-        batch_size=5000,
+    now = timezone.now()
+    latest = {(r["parameter_id"], r["time"]): (r["parameter_id"], r["value"], r["time"], now) for r in rows}
+    return upsert_rows(
+        table=MachineMetric._meta.db_table,
+        columns=["parameter_id", "value", "time", "received_at"],
+        rows=list(latest.values()),
+        conflict=["parameter_id", "time"],
+        update=["value", "received_at"],
     )
-    return len(latest)
 
 
 def persist_workorders(rows: Sequence[dict[str, Any]]) -> int:
-    latest = {(r["product"], r["time"]): r for r in rows}
-    WorkOrderReading.objects.bulk_create(
-        [WorkOrderReading(**r) for r in latest.values()],
-        update_conflicts=True,
-        unique_fields=["product", "time"],
-        update_fields=["production", "received_at"],
-        batch_size=5000,
+    now = timezone.now()
+    latest = {(r["product"], r["time"]): (r["product"], r["production"], r["time"], now) for r in rows}
+    return upsert_rows(
+        table=WorkOrderReading._meta.db_table,
+        columns=["product", "production", "time", "received_at"],
+        rows=list(latest.values()),
+        conflict=["product", "time"],
+        update=["production", "received_at"],
     )
-    return len(latest)
 
 
 def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:

@@ -34,6 +34,7 @@ from arroyo.processing.strategies import (
     RunTask,
 )
 from arroyo.processing.strategies.batching import ValuesBatch
+from arroyo.processing.strategies.healthcheck import Healthcheck
 from arroyo.types import BrokerValue, Commit, Message, Partition, Topic
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
@@ -53,6 +54,7 @@ class RunOptions:
     batch_size: int
     batch_time_ms: int
     auto_offset_reset: str = "earliest"
+    healthcheck_file: str | None = None
 
 
 def decode_envelope(spec: ConsumerSpec, payload: KafkaPayload, value: BrokerValue[Any]) -> Envelope:
@@ -164,7 +166,11 @@ class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
             max_batch_time=self.options.batch_time_ms / 1000.0,
             next_step=apply,
         )
-        return RunTask(self._decode, batch)
+        decode: ProcessingStrategy[KafkaPayload] = RunTask(self._decode, batch)
+        if self.options.healthcheck_file:
+            # Touched on every poll while partitions are assigned: a liveness probe.
+            return Healthcheck(self.options.healthcheck_file, decode)
+        return decode
 
 
 class _MultiTopicConsumer(KafkaConsumer):

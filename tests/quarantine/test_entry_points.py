@@ -253,17 +253,17 @@ def test_admin_file_record_previews_bad_cells_and_downloads_neutralized_rejected
     settings.INGEST_QUARANTINE_DIR = tmp_path
     header = '"ts","device","co","humidity","light","lpg","motion","smoke","temp"\n'
     good = '"1594512094.0","b8:27:eb:bf:9d:51","0.004","51.0","False","0.007","False","0.02","22.7"\n'
-    bad = '"1594512095.0","=cmd|\' /C calc\'!A0","0.004","51.0","False","0.007","False","0.02","22.7"\n'
+    bad = '"1594512095.0","b8:27:eb:bf:9d:51","0.004","51.0","False","0.007","False","0.02","=cmd|\' /C calc\'!A0"\n'
     path = tmp_path / "upload.csv"
     path.write_text(header + good + bad)
     record = quarantine_file(file_path=str(path), file_name="upload.csv", checksum="c" * 64,
                              reason="upload.csv: 1 invalid row", error_count=1,
-                             errors=[{"line": 3, "column": "device", "value": "=cmd|' /C calc'!A0",
-                                      "rule": "mac_address", "message": "not a MAC address"}])
+                             errors=[{"line": 3, "column": "temp", "value": "=cmd|' /C calc'!A0",
+                                      "rule": "number", "message": "not a number"}])
     admin_client(client, viewer)
     html = client.get(reverse("admin:quarantine_quarantinerecord_change", args=[record.pk])).content.decode()
     assert 'id="q-rows-table"' in html and "<td>3</td>" in html
-    assert 'class="q-bad" title="not a MAC address">=cmd|&#x27; /C calc&#x27;!A0</td>' in html
+    assert 'class="q-bad" title="not a number">=cmd|&#x27; /C calc&#x27;!A0</td>' in html
     assert 'id="q-release"' not in html
 
     original = client.get(reverse("admin:quarantine_quarantinerecord_original", args=[record.pk]))
@@ -271,4 +271,4 @@ def test_admin_file_record_previews_bad_cells_and_downloads_neutralized_rejected
     rejected = client.get(reverse("admin:quarantine_quarantinerecord_rejected", args=[record.pk]))
     lines = b"".join(rejected.streaming_content).decode().splitlines()
     assert lines[0] == "ts,device,co,humidity,light,lpg,motion,smoke,temp"
-    assert lines[1:] == ["1594512095.0,'=cmd|' /C calc'!A0,0.004,51.0,False,0.007,False,0.02,22.7"]
+    assert lines[1:] == ["1594512095.0,b8:27:eb:bf:9d:51,0.004,51.0,False,0.007,False,0.02,'=cmd|' /C calc'!A0"]

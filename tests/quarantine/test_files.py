@@ -28,11 +28,11 @@ pytestmark = pytest.mark.django_db
 Status = QuarantineRecord.Status
 
 RANGE_BAD = '"1594512999.0","b8:27:eb:bf:9d:51","0.004","51.0","True","0.007","False","0.02","-100.0"\n'
-FORMULA_BAD = '"1594513999.0","=HYPERLINK(""http://x"")","0.004","51.0","True","0.007","False","0.02","21.0"\n'
+FORMULA_BAD = '"1594513999.0","b8:27:eb:bf:9d:51","0.004","=HYPERLINK(""http://x"")","True","0.007","False","0.02","21.0"\n'
 
 
 def mixed_file() -> str:
-    """100 good rows; line 52 has temp -100 (range), line 103 a formula as device."""
+    """100 good rows; line 52 has temp -100 (range), line 103 a formula as humidity."""
     return HEADER + rows(50) + RANGE_BAD + rows(50, start=1594600000.0) + FORMULA_BAD
 
 
@@ -76,7 +76,7 @@ def test_admin_shows_the_offending_rows_and_serves_the_downloads(client, inbox, 
     table = list(csv.reader(io.StringIO(b"".join(rejected.streaming_content).decode())))
     assert table[0] == ["ts", "device", "co", "humidity", "light", "lpg", "motion", "smoke", "temp"]
     assert len(table) == 3, "the header and just the two rejected rows"
-    assert table[1][-1] == "'-100.0" and table[2][1] == "'=HYPERLINK(\"http://x\")", "formulas neutralized"
+    assert table[1][-1] == "'-100.0" and table[2][3] == "'=HYPERLINK(\"http://x\")", "formulas neutralized"
 
 
 def test_reprocess_with_a_corrected_upload_through_the_admin(client, inbox, operator):

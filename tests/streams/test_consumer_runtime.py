@@ -111,3 +111,19 @@ def test_run_consumer_list_names_every_consumer(capsys):
     call_command("run_consumer", "--list")
     out = capsys.readouterr().out
     assert "telemetry" in out and "metrics, workorders" in out
+
+
+def test_two_processes_share_the_partitions_and_survive_a_rebalance(kafka, processes):
+    total = 20000
+    produce_and_wait(metric_events(kafka, total), timeout=60)
+    first = processes.consumer("telemetry", "--batch-size", "200")
+    wait_until(lambda: MachineMetric.objects.count() >= 1000, message="the first consumer's batches")
+    # A second process joins the group mid-stream: partitions are rebalanced.
+    second = processes.consumer("telemetry", "--batch-size", "200")
+    wait_until(lambda: MachineMetric.objects.count() >= total, timeout=120, message="every metric")
+    assert MachineMetric.objects.count() == total
+    # Stopping one member hands its partitions back to the other.
+    assert processes.stop(second) == 0
+    produce_and_wait(metric_events(kafka, 500, start=total))
+    wait_until(lambda: MachineMetric.objects.count() == total + 500, message="metrics after the rebalance")
+    assert first.poll() is None

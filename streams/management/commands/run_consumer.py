@@ -29,14 +29,18 @@ class Command(BaseCommand):
             "--from", dest="offset_reset", choices=["earliest", "latest"], default="earliest",
             help="Where a new consumer group starts reading (default earliest).",
         )
+        parser.add_argument(
+            "--healthcheck-file", default=None, metavar="PATH",
+            help="Touch this file at most once a second while healthy (a liveness probe for containers).",
+        )
 
     def handle(self, *args, name: str | None, list: bool, batch_size: int | None,
-               batch_time: int | None, offset_reset: str, **options) -> None:
+               batch_time: int | None, offset_reset: str, healthcheck_file: str | None, **options) -> None:
         if list:
             for spec in consumers().values():
                 topics = ", ".join(topic_name(t) for t in spec.topics)
                 self.stdout.write(
-                    f"{spec.name:<12} group={spec.group_id():<28} topics={topics:<32} "
+                    f"{spec.name:<15} group={spec.group_id():<30} topics={topics:<34} "
                     f"dead-letters={topic_name(spec.dead_letter_topic)}  {spec.description}"
                 )
             return
@@ -50,6 +54,7 @@ class Command(BaseCommand):
             batch_size=batch_size or settings.CONSUMER_BATCH_SIZE,
             batch_time_ms=batch_time if batch_time is not None else settings.CONSUMER_BATCH_TIME_MS,
             auto_offset_reset=offset_reset,
+            healthcheck_file=healthcheck_file,
         )
         if run_options.batch_size < 1 or run_options.batch_time_ms < 1:
             raise CommandError("--batch-size and --batch-time must be positive.")

@@ -1,0 +1,113 @@
+"""Consumer runtime throughput: `telemetry` end to end vs a bare consume loop.
+
+    .venv/bin/python bench/consumer.py [--messages 200000] [--batch-size 5000]
+
+Produces N metric events to a fresh topic, then measures in the same run:
+  * baseline: a plain confluent-kafka consumer reading the topic (consume()
+    batches, no decoding, no database), messages/s;
+  * console: `manage.py run_consumer telemetry` (decode + validate + upsert
+    in PostgreSQL + commit), messages/s from the first row to the last;
+and prints the ratio. Not a test: it prints figures for docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from confluent_kafka import Consumer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from streams.kafka.client import client_config  # noqa: E402
+from streams.kafka.producer import Outbound, produce_and_wait  # noqa: E402
+from streams.models import MachineMetric  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:8]
+    topic, other = f"bench-{run}-metrics", f"bench-{run}-workorders"
+    dlq = f"bench-{run}-dead-letters"
+    admin = AdminClient(client_config())
+    for f in admin.create_topics([NewTopic(t, num_partitions=args.partitions, replication_factor=1)
+                                  for t in (topic, other, dlq)]).values():
+        f.result()
+    base_time = 3_000_000_000 + int(time.time()) % 1_000_000 * 100
+    n = args.messages
+
+    started = time.perf_counter()
+    produce_and_wait((Outbound(topic, {"id": i % 20, "val": i * 0.5, "time": base_time + i})
+                      for i in range(n)), timeout=300)
+    produce_secs = time.perf_counter() - started
+    print(f"produced {n:,} events in {produce_secs:.2f}s ({n / produce_secs:,.0f}/s, acks=all, idempotent)")
+
+    # Baseline: the bare client, no decoding and no database.
+    consumer = Consumer(client_config(**{"group.id": f"bench-{run}-raw", "auto.offset.reset": "earliest",
+                                          "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    seen, first = 0, None
+    deadline = time.monotonic() + 300
+    while seen < n and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=args.batch_size, timeout=1.0)
+        if batch and first is None:
+            first = time.perf_counter()
+        seen += sum(1 for m in batch if m.error() is None)
+    raw_secs = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    raw_rate = seen / raw_secs if raw_secs else float("nan")
+    print(f"baseline: bare confluent-kafka consume()  {seen:,} msgs in {raw_secs:.2f}s = {raw_rate:,.0f} msgs/s")
+
+    env = dict(os.environ, KAFKA_TOPIC_METRICS=topic, KAFKA_TOPIC_WORKORDERS=other,
+               KAFKA_TOPIC_DEAD_LETTERS=dlq, CONSUMER_GROUP_PREFIX=f"bench-{run}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "run_consumer", "telemetry",
+                             "--batch-size", str(args.batch_size)], cwd=ROOT, env=env)
+    rows = MachineMetric.objects.filter(time__gte=base_time, time__lt=base_time + n)
+    t_first = t_last = None
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            count = rows.count()
+            now = time.perf_counter()
+            if count and t_first is None:
+                t_first = now
+            if count >= n:
+                t_last = now
+                break
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    if t_last is None or t_first is None:
+        print("console consumer did not finish in time")
+    else:
+        secs = t_last - t_first
+        rate = n / secs
+        print(f"console: run_consumer telemetry             {n:,} rows in {secs:.2f}s = {rate:,.0f} msgs/s "
+              f"(batch {args.batch_size}, {args.partitions} partitions, one process)")
+        print(f"ratio console / bare consume: {rate / raw_rate:.2f}")
+    rows.delete()
+    for f in admin.delete_topics([topic, other, dlq]).values():
+        f.result()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The operations dashboard inside the admin: services, consumer lag, topics
+and recent messages (what operators otherwise open Kafdrop or kafka-ui for)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from quarantine.models import QuarantineRecord
+from streams.kafka import inspect
+
+from .health import run_checks
+
+
+def _context(request: HttpRequest, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    checks = run_checks()
+    kafka_up = checks["kafka"]["status"] == "up"
+    lags = inspect.consumer_lag() if kafka_up else []
+    max_lag = max([g.lag for g in lags] + [1])
+    quarantine = {
+        row["status"]: row["n"]
+        for row in QuarantineRecord.objects.values("status").order_by().annotate(n=Count("id"))
+    }
+    open_by_source = dict(
+        QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
+        .values_list("source").order_by().annotate(n=Count("id"))
+    )
+    return TemplateResponse(request, "ops/dashboard.html", _context(
+        request, "Operations",
+        checks=checks, lags=lags, max_lag=max_lag, kafka_up=kafka_up,
+        quarantine=quarantine, open_by_source=open_by_source,
+    ))
+
+
+def topics(request: HttpRequest) -> HttpResponse:
+    infos = inspect.topics_overview(include_internal=request.GET.get("internal") == "1")
+    max_messages = max([t.messages for t in infos] + [1])
+    return TemplateResponse(request, "ops/topics.html", _context(
+        request, "Kafka topics", topics=infos, max_messages=max_messages,
+    ))
+
+
+def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        limit = min(max(int(request.GET.get("limit", 50)), 1), 500)
+        partition = int(request.GET["partition"]) if request.GET.get("partition", "") != "" else None
+    except ValueError:
+        limit, partition = 50, None
+    try:
+        messages = inspect.recent_messages(name, limit=limit, partition=partition)
+    except LookupError as exc:
+        raise Http404(str(exc)) from exc
+    return TemplateResponse(request, "ops/messages.html", _context(
+        request, f"Recent messages on {name}", topic=name, messages=messages, limit=limit, partition=partition,
+    ))
+
+
+def urls() -> list:
+    wrap = admin.site.admin_view
+    return [
+        path("", wrap(dashboard), name="ops-dashboard"),
+        path("topics/", wrap(topics), name="ops-topics"),
+        path("topics/<str:name>/", wrap(topic_messages), name="ops-topic-messages"),
+    ]

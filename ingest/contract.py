@@ -1,0 +1,553 @@
+"""The sensor CSV contract (declared once, in settings.INGEST_CONTRACT) and the
+one-pass streaming validator that feeds PostgreSQL COPY.
+
+Speed comes from checking whole chunks of lines at C speed (csv.reader, zip,
+orjson, min/max, set inclusion). Only a chunk that fails a chunk-level check
+is re-read row by row, and the row-by-row rules are the authority: the chunk
+checks are strictly narrower (JSON numbers are a subset of the number rule),
+so they never accept what the row rules would reject.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import compress, count, filterfalse, repeat
+from operator import contains, gt, lt, ne, not_
+from typing import Any, BinaryIO
+
+import orjson
+from django.conf import settings
+
+BOM = b"\xef\xbb\xbf"
+BLOCK_BYTES = 4 * 1024 * 1024
+# Hard limits of PostgreSQL's timestamptz, so that even a release "as is" loads.
+EPOCH_HARD_MIN, EPOCH_HARD_MAX = -210866803200.0, 9224318015999.0
+NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_TYPES = frozenset({float, int})
+# JSON's number grammar: narrower than NUMBER_RE, so what orjson reads the row rules accept too.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+VALUE_PREVIEW = 100
+
+
+def _where(flags: Iterator[Any]) -> set[int]:
+    """Positions of the truthy flags, without a Python-level loop."""
+    return set(compress(count(), flags))
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # "epoch" | "number" | "boolean" | "text"
+    min: float | None = None
+    max: float | None = None
+    required: bool = False
+    max_length: int | None = None
+    aggregate: bool = False
+
+
+@dataclass(frozen=True)
+class Contract:
+    columns: dict[str, Column]
+    true_literals: frozenset[str]
+    false_literals: frozenset[str]
+
+    @classmethod
+    def from_settings(cls) -> "Contract":
+        spec = settings.INGEST_CONTRACT
+        columns = {
+            name: Column(
+                name=name,
+                type=rules["type"],
+                min=rules.get("min"),
+                max=rules.get("max"),
+                required=rules.get("required", rules["type"] != "text"),
+                max_length=rules.get("max_length"),
+                aggregate=rules.get("aggregate", False),
+            )
+            for name, rules in spec["columns"].items()
+        }
+        return cls(columns, frozenset(spec["true"]), frozenset(spec["false"]))
+
+    @property
+    def metrics(self) -> list[str]:
+        return [c.name for c in self.columns.values() if c.aggregate]
+
+    @property
+    def booleans(self) -> frozenset[str]:
+        return self.true_literals | self.false_literals
+
+
+class FileRejected(Exception):
+    """The whole file breaks the contract (empty, bad header, not text)."""
+
+    def __init__(self, reason: str, rule: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rule = rule
+        self.errors = errors or [{"line": 1, "column": None, "value": "", "rule": rule, "message": reason}]
+
+
+def _preview(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if len(value) <= VALUE_PREVIEW else value[:VALUE_PREVIEW] + "…"
+
+
+def read_header(fh: BinaryIO, contract: Contract, *, max_line: int) -> list[str]:
+    """Read and check the header line; return the column names in file order.
+
+    Tolerant of a BOM, CRLF, quotes, surrounding whitespace and letter case;
+    strict about missing, unknown and repeated columns."""
+    raw = fh.readline(max_line + 1)
+    if not raw:
+        raise FileRejected("the file is empty", "empty")
+    if len(raw) > max_line and not raw.endswith(b"\n"):
+        raise FileRejected(f"the header line is longer than {max_line} bytes (is this a CSV file?)", "line_length")
+    if raw.startswith(BOM):
+        raw = raw[len(BOM):]
+    if b"\x00" in raw:
+        raise FileRejected("the file is binary (NUL bytes in the header), not CSV text", "binary")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"the header is not UTF-8 text (invalid byte at offset {exc.start})", "encoding") from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise FileRejected("the header line is empty", "header")
+    names = [f.strip().lower() for f in next(csv.reader([text]))]
+    expected = list(contract.columns)
+    missing = [c for c in expected if c not in names]
+    unknown = [n for n in names if n not in contract.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    problems, errors = [], []
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+        errors += [{"line": 1, "column": c, "value": "", "rule": "header", "message": "missing column"} for c in missing]
+    if unknown:
+        problems.append(f"unexpected column(s): {', '.join(_preview(u) for u in unknown)}")
+        errors += [{"line": 1, "column": _preview(u), "value": _preview(u), "rule": "header",
+                    "message": "unexpected column"} for u in unknown]
+    if repeated:
+        problems.append(f"repeated column(s): {', '.join(repeated)}")
+        errors += [{"line": 1, "column": c, "value": c, "rule": "header", "message": "repeated column"} for c in repeated]
+    if problems:
+        raise FileRejected("header: " + "; ".join(problems), "header", errors)
+    return names
+
+
+def check_value(column: Column, value: str, *, strict: bool, contract: Contract) -> tuple[str, str] | None:
+    """(rule, message) when `value` breaks the column's rules, else None.
+    Not strict ("as is"): only what the database needs to store the value."""
+    if column.type in ("number", "epoch"):
+        if value == "":
+            return "required", "a number is required"
+        if not NUMBER_RE.fullmatch(value):
+            return "number", "not a number"
+        number = float(value)
+        if not math.isfinite(number):
+            return "number", "not a finite number"
+        if column.type == "epoch" and not EPOCH_HARD_MIN <= number <= EPOCH_HARD_MAX:
+            return "range", "outside any representable time"
+        if strict and column.min is not None and number < column.min:
+            return "range", f"below the minimum {column.min:g}"
+        if strict and column.max is not None and number > column.max:
+            return "range", f"above the maximum {column.max:g}"
+        return None
+    if column.type == "boolean":
+        if value not in contract.booleans:
+            return "boolean", f"expected one of {', '.join(sorted(contract.booleans))}"
+        return None
+    if "\x00" in value:
+        return "text", "contains a NUL byte"
+    if strict and column.required and not value.strip():
+        return "required", "must not be empty"
+    if strict and column.max_length is not None and len(value) > column.max_length:
+        return "max_length", f"longer than {column.max_length} characters"
+    return None
+
+
+class _Overlong:
+    """Stands in for a line longer than the limit (its bytes are not kept)."""
+
+    __slots__ = ("length", "preview")
+
+    def __init__(self, preview: bytes) -> None:
+        self.preview = preview
+        self.length = len(preview)
+
+
+def line_chunks(fh: BinaryIO, *, max_line: int, block: int = BLOCK_BYTES) -> Iterator[tuple[list, bool]]:
+    """Split a binary stream into lists of lines (without b"\\n"), one block at a
+    time. Memory stays bounded: a line longer than `max_line` is replaced by an
+    _Overlong marker while the rest of it is skipped. Yields (lines, has_marker)."""
+    carry = b""
+    skipping: _Overlong | None = None
+    while True:
+        data = fh.read(block)
+        if not data:
+            break
+        out: list = []
+        marker = False
+        if skipping is not None:
+            newline = data.find(b"\n")
+            if newline < 0:
+                skipping.length += len(data)
+                continue
+            skipping.length += newline
+            out.append(skipping)
+            marker, skipping = True, None
+            data = data[newline + 1:]
+        if carry:
+            data = carry + data
+        parts = data.split(b"\n")
+        carry = parts.pop()
+        if len(carry) > max_line:
+            skipping = _Overlong(carry[:VALUE_PREVIEW])
+            skipping.length = len(carry)
+            carry = b""
+        out.extend(parts)
+        if out:
+            yield out, marker
+    if skipping is not None:
+        yield [skipping], True
+    elif carry:
+        yield [carry], False
+
+
+@dataclass
+class PassStats:
+    rows_total: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    blank_lines: int = 0
+    bytes_read: int = 0
+    error_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RowStream(io.RawIOBase):
+    """A read()-able stream for `cursor.copy_expert`: reads the file after its
+    header in blocks, validates every row once, and returns CSV text of the
+    rows to load in the file's own column order.
+
+    * strict: the contract's rules; not strict ("as is"): only parseability.
+    * load_after_errors: False stops sending rows at the first invalid one
+      (the whole file will be quarantined, so only validation continues).
+    * on_rejected(line, raw_text) receives every rejected record's text.
+    """
+
+    def __init__(
+        self,
+        fh: BinaryIO,
+        *,
+        header: list[str],
+        contract: Contract,
+        strict: bool = True,
+        load_after_errors: bool = True,
+        first_line: int = 2,
+        max_line: int | None = None,
+        max_errors: int | None = None,
+        on_progress: Callable[[PassStats], None] | None = None,
+        progress_every: int = 100_000,
+        on_rejected: Callable[[int, str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.header = header
+        self.contract = contract
+        self.columns = [contract.columns[name] for name in header]
+        self.strict = strict
+        self.load_after_errors = load_after_errors
+        self.max_line = max_line or settings.INGEST_MAX_LINE_BYTES
+        self.max_errors = settings.INGEST_MAX_ERRORS_KEPT if max_errors is None else max_errors
+        self.on_progress = on_progress
+        self.progress_every = progress_every
+        self.on_rejected = on_rejected
+        self.stats = PassStats()
+        self._next_line = first_line
+        self._fh = fh
+        self._chunks = line_chunks(fh, max_line=self.max_line)
+        self._last_progress = 0
+        self._booleans = contract.booleans
+        self._ncols = len(header)
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def loading(self) -> bool:
+        return self.load_after_errors or self.stats.error_count == 0
+
+    def read(self, size: int = -1) -> str:  # type: ignore[override]
+        for lines, has_marker in self._chunks:
+            first = self._next_line
+            self._next_line += len(lines)
+            self.stats.bytes_read = self._fh.tell()
+            out = self._process(first, lines, has_marker)
+            if self.on_progress and self.stats.rows_total - self._last_progress >= self.progress_every:
+                self._last_progress = self.stats.rows_total
+                self.on_progress(self.stats)
+            if out and self.loading:
+                return out
+        return ""
+
+    def step(self) -> bool:
+        """Validate one block without loading; False once the file is done."""
+        for lines, has_marker in self._chunks:
+            first = self._next_line
+            self._next_line += len(lines)
+            self._process(first, lines, has_marker)
+            return True
+        return False
+
+    def drain(self) -> PassStats:
+        """Validate the rest without loading (for reports)."""
+        while self.read():
+            pass
+        return self.stats
+
+    # ------------------------------------------------------------ fast path
+    def _process(self, first: int, lines: list, has_marker: bool) -> str:
+        """Check a block of lines as columns at C speed; only the rows that a
+        column check flags go through the row-by-row rules (the authority)."""
+        n = len(lines)
+        if not has_marker and max(map(len, lines)) <= self.max_line:
+            data = b"\n".join(lines)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                if "\r" in text:
+                    text = text.replace("\r\n", "\n")
+                if "\r" not in text and "\x00" not in text:
+                    split = self._split_columns(text, n, quotes=data.count(b'"'))
+                    if split is not None:
+                        str_lines, kept, columns, flagged = split
+                        suspects = self._columns_suspects(columns)
+                        if suspects is not None:
+                            if kept is not None:
+                                suspects = {kept[i] for i in suspects}
+                            flagged |= suspects
+                            return self._emit(first, text, str_lines, flagged)
+        return self._process_slowly(first, lines)
+
+    def _emit(self, first: int, text: str, lines: list[str], flagged: set[int]) -> str:
+        good = len(lines) - len(flagged)
+        self.stats.rows_total += good
+        self.stats.rows_valid += good
+        if not flagged:
+            return text + "\n" if self.loading else ""
+        out: list[str] = []
+        start = 0
+        for index in sorted(flagged):
+            out.extend(lines[start:index])
+            start = index + 1
+        out.extend(lines[start:])
+        rechecked = [self._process_slowly(first + i, [lines[i].encode()]) for i in sorted(flagged)]
+        if not self.loading:
+            return ""
+        body = "\n".join(out) + "\n" if out else ""
+        return body + "".join(rechecked)
+
+    def _split_columns(
+        self, text: str, n: int, *, quotes: int
+    ) -> tuple[list[str], list[int] | None, list, set[int]] | None:
+        """(lines, kept, columns, flagged): the columns of the rows that have the
+        header's width; `flagged` are the line indexes set aside for the row
+        rules, `kept` maps column positions to line indexes (None: all kept).
+
+        Two layouts are split with plain string operations, which give exactly
+        what a CSV parser gives when their conditions hold line by line: every
+        field quoted with no quote inside, or no quote at all. Anything else goes
+        through the csv module. None: records span lines (csv module, row rules)."""
+        ncols = self._ncols
+        lines = text.split("\n")
+        if len(lines) != n:
+            return None
+        if not quotes:
+            layout, separator = "plain", ","
+        elif text[0] == '"' and text[-1] == '"':
+            layout, separator = "quoted", '","'
+        else:
+            layout, separator = "csv", ""
+        if layout != "csv":
+            counts = list(map(str.count, lines, repeat(separator, n)))
+            whole = set(counts) == {ncols - 1}
+            if layout == "quoted":
+                whole = whole and quotes == 2 * ncols * n and text.count('"\n"') == n - 1
+            if whole:
+                empty = '""' if layout == "quoted" else ",,"
+                if empty in text or (layout == "plain" and (",\n" in text or "\n," in text)):
+                    whole = False  # rows with empty fields: set them aside below
+            if whole:
+                if layout == "plain":
+                    flat = text.replace("\n", ",").split(",")
+                else:
+                    flat = text[1:-1].replace('"\n"', '","').split('","')
+                return lines, None, [flat[i::ncols] for i in range(ncols)], set()
+            # Lines that break the layout are set aside (all at C speed: map/compress).
+            flagged = _where(map(ne, counts, repeat(ncols - 1)))
+            if layout == "quoted":
+                flagged |= _where(map(ne, map(str.count, lines, repeat('"')), repeat(2 * ncols)))
+                flagged |= _where(map(not_, map(str.startswith, lines, repeat('"'))))
+                flagged |= _where(map(not_, map(str.endswith, lines, repeat('"'))))
+            if layout == "quoted":
+                flagged |= _where(map(contains, lines, repeat('""')))
+            else:
+                flagged |= _where(map(contains, lines, repeat(",,")))
+                flagged |= _where(map(str.startswith, lines, repeat(",")))
+                flagged |= _where(map(str.endswith, lines, repeat(",")))
+            kept = list(filterfalse(flagged.__contains__, range(n)))
+            if not kept:
+                return lines, kept, [[] for _ in range(ncols)], flagged
+            chosen = "\n".join(map(lines.__getitem__, kept))
+            if layout == "plain":
+                flat = chosen.replace("\n", ",").split(",")
+            else:
+                flat = chosen[1:-1].replace('"\n"', '","').split('","')
+            return lines, kept, [flat[i::ncols] for i in range(ncols)], flagged
+        rows = list(csv.reader(lines))
+        if len(rows) != n:
+            return None
+        flagged = {i for i, row in enumerate(rows) if len(row) != ncols}
+        if not flagged:
+            return lines, None, list(zip(*rows)), set()
+        kept = [i for i in range(n) if i not in flagged]
+        columns = list(zip(*(rows[i] for i in kept))) if kept else [[] for _ in range(ncols)]
+        return lines, kept, columns, flagged
+
+    def _columns_suspects(self, columns: list) -> set[int] | None:
+        """Positions whose values a column check cannot vouch for (they go to the
+        row rules, which decide); None if the block must go row by row."""
+        suspects: set[int] = set()
+        for column, values in zip(self.columns, columns):
+            if not values:
+                continue
+            kind = column.type
+            if kind in ("number", "epoch"):
+                try:
+                    numbers = orjson.loads("[" + ",".join(values) + "]")
+                except orjson.JSONDecodeError:
+                    numbers = None
+                # Only numbers, one per value (true/null/strings/arrays or a comma inside a value fail this).
+                if numbers is not None and (len(numbers) != len(values)
+                                            or not _NUMBER_TYPES.issuperset(map(type, numbers))):
+                    numbers = None
+                if numbers is None:
+                    odd = _where(map(not_, map(_JSON_NUMBER.fullmatch, values)))
+                    suspects.update(odd)
+                    patched = list(values)
+                    for i in odd:
+                        patched[i] = "0"
+                    try:
+                        numbers = orjson.loads("[" + ",".join(patched) + "]")
+                    except orjson.JSONDecodeError:
+                        return None
+                low = column.min if self.strict and column.min is not None else -math.inf
+                high = column.max if self.strict and column.max is not None else math.inf
+                if kind == "epoch":
+                    low, high = max(low, EPOCH_HARD_MIN), min(high, EPOCH_HARD_MAX)
+                smallest, largest = min(numbers), max(numbers)
+                if not (low <= smallest and largest <= high and math.isfinite(smallest) and math.isfinite(largest)):
+                    suspects |= _where(map(lt, numbers, repeat(low)))
+                    suspects |= _where(map(gt, numbers, repeat(high)))
+                    suspects |= _where(map(not_, map(math.isfinite, numbers)))
+            elif kind == "boolean":
+                if not self._booleans.issuperset(values):
+                    suspects |= _where(map(not_, map(self._booleans.__contains__, values)))
+            elif self.strict:
+                if column.required and not all(map(str.strip, values)):
+                    suspects |= _where(map(not_, map(str.strip, values)))
+                if column.max_length is not None and max(map(len, values)) > column.max_length:
+                    suspects |= _where(map(gt, map(len, values), repeat(column.max_length)))
+        return suspects
+
+    # ------------------------------------------------------------ slow path
+    def _error(self, line: int, column: str | None, value: Any, rule: str, message: str) -> None:
+        self.stats.error_count += 1
+        if len(self.stats.errors) < self.max_errors:
+            self.stats.errors.append(
+                {"line": line, "column": column, "value": _preview(value), "rule": rule, "message": message}
+            )
+
+    def _reject(self, line: int, raw: str) -> None:
+        self.stats.rows_total += 1
+        self.stats.rows_rejected += 1
+        if self.on_rejected:
+            self.on_rejected(line, raw)
+
+    def _process_slowly(self, first: int, lines: list) -> str:
+        good: list[tuple[int, str]] = []
+        for offset, item in enumerate(lines):
+            line = first + offset
+            if isinstance(item, _Overlong):
+                self._error(line, None, item.preview, "line_length",
+                            f"line of {item.length:,} bytes is longer than the limit of {self.max_line:,}")
+                self._reject(line, item.preview.decode("utf-8", "replace"))
+                continue
+            if len(item) > self.max_line:
+                self._error(line, None, item[:VALUE_PREVIEW], "line_length",
+                            f"line of {len(item):,} bytes is longer than the limit of {self.max_line:,}")
+                self._reject(line, item[:VALUE_PREVIEW].decode("utf-8", "replace"))
+                continue
+            try:
+                text = item.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self._error(line, None, item, "encoding", f"not UTF-8 (invalid byte at offset {exc.start})")
+                self._reject(line, item.decode("utf-8", "replace"))
+                continue
+            if text.endswith("\r"):
+                text = text[:-1]
+            if not text.strip():
+                self.stats.blank_lines += 1
+                continue
+            if "\x00" in text:
+                self._error(line, None, text, "binary", "contains NUL bytes")
+                self._reject(line, text.replace("\x00", "\\0"))
+                continue
+            good.append((line, text))
+        if not good:
+            return ""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        texts = [t for _, t in good]
+        reader = csv.reader(texts)
+        consumed = 0
+        while consumed < len(texts):
+            start = consumed
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                consumed = reader.line_num
+                line = good[start][0]
+                self._error(line, None, texts[start], "csv", f"not parseable as CSV: {exc}")
+                self._reject(line, "\n".join(texts[start:consumed]))
+                continue
+            consumed = reader.line_num
+            line = good[start][0]
+            if len(row) != self._ncols:
+                self._error(line, None, texts[start], "columns",
+                            f"expected {self._ncols} fields, found {len(row)}")
+                self._reject(line, "\n".join(texts[start:consumed]))
+                continue
+            ok = True
+            for column, value in zip(self.columns, row):
+                problem = check_value(column, value, strict=self.strict, contract=self.contract)
+                if problem is not None:
+                    ok = False
+                    self._error(line, column.name, value, *problem)
+            if not ok:
+                self._reject(line, "\n".join(texts[start:consumed]))
+                continue
+            self.stats.rows_total += 1
+            self.stats.rows_valid += 1
+            if self.loading:
+                writer.writerow(row)
+        return buffer.getvalue() if self.loading else ""

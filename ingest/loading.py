@@ -1,0 +1,127 @@
+"""PostgreSQL side of a load: COPY of a validated stream, and set-based statistics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import psycopg2
+from django.db import connection
+
+from .contract import Contract, PassStats, RowStream
+from .models import SensorAggregate, SensorReading
+
+READINGS = SensorReading._meta.db_table
+AGGREGATES = SensorAggregate._meta.db_table
+COPY_READ_SIZE = 1024 * 1024
+
+
+def copy_rows(*, file_id: int, stream: RowStream) -> int:
+    """COPY the rows the stream yields into raw sensor data for `file_id`.
+
+    The file id is not repeated in every row: the column's default reads it
+    from a transaction-local setting (see migration 0002), so a clean chunk of
+    the file goes to PostgreSQL as the very text that was read."""
+    columns = ", ".join(connection.ops.quote_name(c) for c in stream.header)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('ingest.copy_file_id', %s, true)", [str(file_id)])
+        cursor.cursor.copy_expert(
+            f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT csv)", stream, size=COPY_READ_SIZE
+        )
+        return cursor.cursor.rowcount
+
+
+def _statistics_sql(contract: Contract, where: str) -> str:
+    """One scan grouped by device computes every metric's statistics (an
+    ordered-set aggregate per metric for the median); the 1 row per device is
+    then unpivoted into one row per (device, metric)."""
+    q = connection.ops.quote_name
+    per_metric = ",\n".join(
+        f"count({q(m)}) AS {m}_n, min({q(m)}) AS {m}_min, max({q(m)}) AS {m}_max, avg({q(m)}) AS {m}_avg, "
+        f"stddev_samp({q(m)}) AS {m}_std, percentile_cont(0.5) WITHIN GROUP (ORDER BY {q(m)}) AS {m}_med"
+        for m in contract.metrics
+    )
+    unpivot = ", ".join(
+        f"('{m}', s.{m}_n, s.{m}_min, s.{m}_max, s.{m}_avg, s.{m}_std, s.{m}_med)" for m in contract.metrics
+    )
+    return f"""
+        WITH s AS (SELECT r.device, {per_metric} FROM {READINGS} r {where} GROUP BY r.device)
+        SELECT s.device, m.* FROM s
+         CROSS JOIN LATERAL (VALUES {unpivot}) AS m(metric, n, min, max, mean, std, median)
+    """
+
+
+def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
+    """Per-file statistics per (device, metric), computed in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id = %s", [file_id])
+        cursor.execute(
+            f"""
+            INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
+            SELECT %s, device, metric, n, min, max, mean, std, median, now()
+              FROM ({_statistics_sql(contract, "WHERE r.file_id = %s")}) stats
+            """,
+            [file_id, file_id],
+        )
+        return cursor.rowcount
+
+
+def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:
+    """Overall statistics (file is null) for the given devices (all if None)."""
+    devices = None if devices is None else sorted(set(devices))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        # One refresh at a time: two concurrent ones would both insert the same keys.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.aggregates_overall'))")
+        where, params = ("", []) if devices is None else ("WHERE r.device = ANY(%s)", [devices])
+        delete_where = "" if devices is None else "AND device = ANY(%s)"
+        cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id IS NULL {delete_where}", params)
+        cursor.execute(
+            f"""
+            INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
+            SELECT NULL, device, metric, n, min, max, mean, std, median, now()
+              FROM ({_statistics_sql(contract, where)}) stats
+            """,
+            params,
+        )
+        return cursor.rowcount
+
+
+class ProgressReporter:
+    """Writes rows-read progress on its own short autocommit connection, so the
+    admin sees it while the load's transaction is still open."""
+
+    def __init__(self, file_id: int, table: str) -> None:
+        self.file_id = file_id
+        self.table = table
+        self._conn = None
+        self._last = 0.0
+
+    def __call__(self, stats: PassStats) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.5:
+            return
+        self._last = now
+        try:
+            if self._conn is None:
+                params = dict(connection.get_connection_params())
+                params["options"] = (params.get("options", "") + " -c lock_timeout=2000 -c statement_timeout=5000").strip()
+                self._conn = psycopg2.connect(**params)
+                self._conn.autocommit = True
+            with self._conn.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {self.table} SET rows_total = %s, rows_rejected = %s, error_count = %s, "
+                    "bytes_done = %s, updated_at = now() WHERE id = %s",
+                    [stats.rows_total, stats.rows_rejected, stats.error_count, stats.bytes_read, self.file_id],
+                )
+        except psycopg2.Error:
+            self.close()  # progress is best effort; the load itself carries on
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None

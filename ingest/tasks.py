@@ -1,0 +1,68 @@
+"""Celery tasks of file ingestion: thin wrappers around services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+
+from . import services
+from .models import IngestedFile
+
+logger = logging.getLogger(__name__)
+
+# Only these are worth a retry: the database or the broker was briefly away.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
+
+
+@shared_task(
+    name="ingest.process_file",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=settings.INGEST_TASK_MAX_RETRIES,
+)
+def process_file(self, file_id: int) -> str:
+    """Validate, load and aggregate one registered file (idempotent)."""
+    try:
+        ingested = services.file_process(file_id=file_id, task_id=self.request.id or "")
+    except IngestedFile.DoesNotExist:
+        logger.warning("ingest_task_unknown_file file=%s", file_id)
+        return "unknown"
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            logger.error("ingest_task_gave_up file=%s error=%s", file_id, exc)
+            try:
+                services.file_mark_failed(file_id=file_id, reason=f"gave up after {self.max_retries} retries: {exc}")
+            except TRANSIENT_ERRORS:
+                pass
+            raise
+        countdown = min(2 ** (self.request.retries + 1), 60)
+        logger.warning("ingest_task_retry file=%s retry=%d in=%ss error=%s", file_id, self.request.retries + 1,
+                       countdown, exc)
+        raise self.retry(exc=exc, countdown=countdown)
+    except Exception as exc:  # a bug or an unreadable file: record it, never loop
+        logger.exception("ingest_task_failed file=%s", file_id)
+        services.file_mark_failed(file_id=file_id, reason=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    return ingested.status
+
+
+@shared_task(name="ingest.scan_inbox", acks_late=True, ignore_result=True)
+def scan_inbox() -> dict[str, int]:
+    """The periodic catch-all: announce complete files the watcher missed, and
+    queue again files whose processing stalled (a dead worker)."""
+    result = services.inbox_publish()
+    stale = services.files_requeue_stale()
+    return {"published": len(result.published), "pending": len(result.pending), "skipped": result.skipped,
+            "requeued": len(stale)}
+
+
+@shared_task(name="ingest.refresh_overall_aggregates", acks_late=True, ignore_result=True,
+             autoretry_for=TRANSIENT_ERRORS, max_retries=5, retry_backoff=True)
+def refresh_overall_aggregates(devices: list[str] | None = None) -> int:
+    """Recompute overall statistics (all files) for the devices a load touched."""
+    return services.aggregates_refresh(devices=devices)

@@ -1,0 +1,119 @@
+"""DRF endpoints and admin screens of file ingestion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from ingest.models import SensorAggregate
+from tests.ingest.conftest import HEADER, rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def admin_user():
+    return User.objects.create_superuser("root", "root@example.com", "pw")
+
+
+def test_upload_requires_authentication(api, inbox):
+    response = api.post("/api/files/", {"file": SimpleUploadedFile("a.csv", b"x")}, format="multipart")
+    assert response.status_code in (401, 403)
+    assert not any(inbox.root.rglob("*.csv"))
+
+
+def test_upload_rejects_non_csv_with_field_error(api, inbox, admin_user):
+    api.force_authenticate(admin_user)
+    response = api.post("/api/files/", {"file": SimpleUploadedFile("notes.txt", b"hello")}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"file": ["only .csv files are accepted"]}
+
+
+def test_upload_stores_in_inbox_and_announces(api, inbox, admin_user, kafka):
+    api.force_authenticate(admin_user)
+    content = (HEADER + rows(20)).encode()
+    response = api.post("/api/files/", {"file": SimpleUploadedFile("../../evil name.csv", content)},
+                        format="multipart")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["file_name"] == "evil_name.csv" and body["size"] == len(content)
+    stored = inbox.root / body["file_path"]
+    assert stored.read_bytes() == content and stored.parent == inbox.root / "uploads"
+    [event] = kafka.read("file_events", expected=1)
+    assert json.loads(event.value()) == {"file_path": body["file_path"], "file_name": "evil_name.csv"}
+    # What the consumer and the task then do, and how the API shows it.
+    ingested = inbox.process(body["file_path"])
+    assert ingested.status == "loaded"
+    listed = api.get("/api/files/?status=loaded").json()
+    assert listed["count"] == 1 and listed["results"][0]["rows_loaded"] == 20
+    detail = api.get(f"/api/files/{ingested.id}/").json()
+    assert detail["checksum"] == body["checksum"] and detail["errors"] == []
+
+
+def test_readings_and_aggregates_endpoints(api, inbox):
+    a = inbox.process(inbox.drop("a.csv", HEADER + rows(30, device="dev-a")))
+    inbox.process(inbox.drop("b.csv", HEADER + rows(10, device="dev-b", start=1600000000.0)))
+    page = api.get("/api/raw-sensor-data/?device=dev-a&page_size=25").json()
+    assert len(page["results"]) == 25 and page["next"] and "count" not in page
+    assert {r["device"] for r in page["results"]} == {"dev-a"}
+    window = api.get("/api/raw-sensor-data/", {"since": "2020-09-13T12:26:40Z", "until": "2020-09-13T12:26:45Z"})
+    assert [r["ts"] for r in window.json()["results"]] == [1600000004.0, 1600000003.0, 1600000002.0,
+                                                           1600000001.0, 1600000000.0]
+    stats = api.get(f"/api/sensor-aggregates/?file={a.id}&metric=temp").json()
+    assert stats["count"] == 1 and stats["results"][0]["count"] == 30 and stats["results"][0]["scope"] == "file"
+    assert api.post("/api/raw-sensor-data/", {}).status_code in (401, 403, 405)
+
+
+def test_admin_screens(client, inbox, admin_user):
+    ingested = inbox.process(inbox.drop("a.csv", HEADER + rows(30, device="dev-a")))
+    bad = inbox.process(inbox.drop("bad.csv", HEADER + '"x","d","0.1","50","True","0.1","False","0.1","20"\n'))
+    SensorAggregate.objects.create(device="dev-a", metric="temp", count=30)  # an overall row for the filter
+    client.force_login(admin_user)
+    files = client.get("/admin/ingest/ingestedfile/")
+    assert files.status_code == 200 and b"<progress" in files.content and b"1 error(s)" in files.content
+    detail = client.get(f"/admin/ingest/ingestedfile/{bad.id}/change/")
+    assert detail.status_code == 200 and b'id="errors"' in detail.content and b"number" in detail.content
+    readings = client.get("/admin/ingest/sensorreading/?device=dev-a&window=24h")
+    assert readings.status_code == 200 and b"dev-a" in readings.content
+    ranged = client.get("/admin/ingest/sensorreading/?recorded_at__gte=2020-01-01T00:00:00Z&recorded_at__lt=2030-01-01T00:00:00Z")
+    assert ranged.status_code == 200
+    assert client.get("/admin/ingest/sensoraggregate/").status_code == 200
+    assert client.get(f"/admin/ingest/ingestedfile/{ingested.id}/change/").status_code == 200
+
+
+def test_admin_action_requeues_failed_files(client, inbox, admin_user, django_capture_on_commit_callbacks):
+    from django.contrib.admin.models import LogEntry
+
+    from ingest.services import file_mark_failed, file_register
+
+    inbox.drop("a.csv", HEADER + rows(5))
+    with django_capture_on_commit_callbacks(execute=False):
+        ingested = file_register(file_path="a.csv", file_name="a.csv")
+    file_mark_failed(file_id=ingested.id, reason="OperationalError: the database went away")
+    viewer = User.objects.create_user("viewer", password="pw")
+    from django.contrib.auth.models import Permission
+
+    viewer.user_permissions.add(Permission.objects.get(codename="view_ingestedfile"))
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    page = client.get("/admin/ingest/ingestedfile/")
+    assert b"requeue_failed" not in page.content  # no permission, no action
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post("/admin/ingest/ingestedfile/", {"action": "requeue_failed",
+                                                               "_selected_action": [ingested.id]}, follow=True)
+    assert b"1 file(s) queued again" in response.content
+    assert len(queued) == 1
+    ingested.refresh_from_db()
+    assert ingested.status == "queued"
+    assert LogEntry.objects.filter(object_id=str(ingested.id), change_message="Queued again for processing.").exists()
