@@ -85,7 +85,8 @@ class QuarantineRecord(models.Model):
         if self.source == self.Source.MESSAGE:
             return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}"
         if self.source == self.Source.FILE:
-            return f"{self.file_name}: {self.reason}"
+            text = self.reason if self.reason.startswith(self.file_name) else f"{self.file_name}: {self.reason}"
+            return text if len(text) <= 120 else text[:119] + "…"
         return f"{self.task_name}: {self.reason}"
 
     def payload_text(self, limit: int = 10000) -> str:
