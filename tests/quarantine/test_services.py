@@ -194,3 +194,35 @@ def test_a_task_failing_after_its_retries_is_quarantined_and_reprocessed(kafka, 
     again.refresh_from_db()
     assert again.status == Status.REPROCESSED and again.replay_count == 2
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_operators_releasing_at_once_redrive_the_message_once(kafka, operator):
+    import threading
+
+    from django.db import connection
+
+    record = dead_letter(kafka.name("metrics"), BAD_METRIC)
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def release() -> None:
+        try:
+            start.wait()
+            services.quarantine_release(record=QuarantineRecord.objects.get(pk=record.pk), by=operator, reason="")
+            outcomes.append("succeeded")
+        except services.QuarantineActionRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=release) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["refused", "succeeded"]
+    assert kafka.end_offsets("metrics") == 1, "re-driven exactly once"
+    record.refresh_from_db()
+    assert record.replay_count == 1
