@@ -65,7 +65,10 @@ run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker a
 	@echo ""
 	$(VENV)/bin/honcho -f .run/Procfile -d . start
 
-test: services check-compose  ## Run the test suite against the real services
+browser-deps:  ## Install Debian's Chromium for the browser tests when it is missing
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+
+test: services check-compose browser-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy

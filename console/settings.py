@@ -288,3 +288,13 @@ REPORT_RANK_BY = env.str("REPORT_RANK_BY", default="interval")
 REPORT_SCHEDULE_CRONTAB = env.str("REPORT_SCHEDULE_CRONTAB", default="0 * * * *")
 # Where `manage.py load_factory_data` reads metrics.json and workorder.json.
 FACTORY_DATA_DIR = env.str("FACTORY_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "factory"))
+
+# -------------------------------------------------------------------- Quarantine
+# A message (or task) is re-driven at most this many times: a release is
+# refused once its replay count reaches the limit, so nothing loops forever.
+QUARANTINE_MAX_REPLAYS = env.int("QUARANTINE_MAX_REPLAYS", default=3)
+# A discarded record's original payload/file is kept this long, then purged by
+# the hourly `quarantine.purge_expired` beat task (or `manage.py quarantine purge`).
+QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=30)
+# Failures of these Celery tasks are not quarantined (comma-separated names).
+QUARANTINE_IGNORED_TASKS = env.list("QUARANTINE_IGNORED_TASKS", default=[])

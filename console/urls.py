@@ -15,6 +15,10 @@ streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
 api_streams.register(router)  # order windows, processed orders, sensor/activity
 register_ingest_routes(router)  # files, upload, raw readings, aggregates
 
+from quarantine.api import QuarantineRecordViewSet  # noqa: E402
+
+router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
+
 urlpatterns = [
     path("admin/ops/", include(ops.urls())),
     path("admin/", admin.site.urls),

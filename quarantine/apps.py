@@ -1,7 +1,23 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class QuarantineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "quarantine"
     verbose_name = "Quarantine"
+
+    def ready(self) -> None:
+        # Connects the Celery task_failure handler in every process (worker included).
+        from . import signals  # noqa: F401
+
+        post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="quarantine_defaults")
+
+
+def _ensure_defaults(**kwargs) -> None:
+    # Migration 0003 creates the operators group and the cleanup schedule;
+    # this recreates whichever is missing (deleted by hand, or a flushed test
+    # database) without touching existing ones.
+    from .services import quarantine_defaults_ensure
+
+    quarantine_defaults_ensure()

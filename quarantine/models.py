@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -38,9 +39,22 @@ class QuarantineRecord(models.Model):
     file_name = models.CharField(max_length=255, blank=True, db_index=True)
     checksum = models.CharField(max_length=64, blank=True, db_index=True)
 
-    # Task origin.
+    # Task origin (the payload holds {"args": [...], "kwargs": {...}, "queue": ...}).
     task_name = models.CharField(max_length=200, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+
+    # Resolution: who closed the record, and for discarded records how long
+    # the original (payload or file) is kept before the cleanup purges it.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    discard_reason = models.TextField(blank=True)
+    retain_until = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="A discarded record's original is purged after this date.",
+    )
+    purged_at = models.DateTimeField(null=True, blank=True, help_text="When the original was purged.")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -54,15 +68,74 @@ class QuarantineRecord(models.Model):
                 condition=models.Q(source="message"),
                 name="quarantine_one_record_per_message",
             ),
+            # A task failure reported twice (redelivery) is recorded once.
+            models.UniqueConstraint(
+                fields=["task_id"],
+                condition=models.Q(source="task"),
+                name="quarantine_one_record_per_task",
+            ),
+        ]
+        permissions = [
+            ("release_quarantinerecord", "Can release quarantine records"),
+            ("reprocess_quarantinerecord", "Can reprocess quarantine records"),
+            ("discard_quarantinerecord", "Can discard quarantine records"),
         ]
 
     def __str__(self) -> str:
         if self.source == self.Source.MESSAGE:
             return f"{self.topic}[{self.partition}]@{self.offset}: {self.reason}"
         if self.source == self.Source.FILE:
-            return f"{self.file_name}: {self.reason}"
+            text = self.reason if self.reason.startswith(self.file_name) else f"{self.file_name}: {self.reason}"
+            return text if len(text) <= 120 else text[:119] + "…"
         return f"{self.task_name}: {self.reason}"
 
     def payload_text(self, limit: int = 10000) -> str:
         data = bytes(self.payload or b"")[:limit]
         return data.decode("utf-8", errors="replace")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    @property
+    def origin(self) -> str:
+        if self.source == self.Source.MESSAGE:
+            return f"{self.topic}[{self.partition}]@{self.offset}"
+        if self.source == self.Source.FILE:
+            return self.file_name or self.file_path
+        return f"{self.task_name} ({self.task_id})"
+
+
+class QuarantineAuditEntry(models.Model):
+    """One operator (or system) action on a record, whatever its outcome."""
+
+    class Action(models.TextChoices):
+        RELEASE = "release", "Release"
+        REPROCESS = "reprocess", "Reprocess"
+        DISCARD = "discard", "Discard"
+        PURGE = "purge", "Purge original"
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        REFUSED = "refused", "Refused"
+        FAILED = "failed", "Failed"
+        DRY_RUN = "dry_run", "Dry run"
+
+    record = models.ForeignKey(QuarantineRecord, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, help_text="Username at the time (kept if the user is deleted).")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    reason = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "quarantine audit entry"
+        verbose_name_plural = "quarantine audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.outcome}"
