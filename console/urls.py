@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ingest.api import register_routes as register_ingest_routes
+from quarantine.api import QuarantineRecordViewSet
 from streams import api_streams
 from streams.api import urls as streams_api_urls
 
@@ -14,9 +15,6 @@ router = DefaultRouter()
 streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
 api_streams.register(router)  # order windows, processed orders, sensor/activity
 register_ingest_routes(router)  # files, upload, raw readings, aggregates
-
-from quarantine.api import QuarantineRecordViewSet  # noqa: E402
-
 router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
 
 urlpatterns = [
