@@ -71,6 +71,9 @@ browser-deps:  ## Install Debian's Chromium for the browser tests when it is mis
 test: services check-compose browser-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+screenshots: services browser-deps  ## Refresh docs/images/ from the browser tests
+	SCREENSHOT_DIR=$(CURDIR)/docs/images $(PY) -m pytest -m browser $(PYTEST_ARGS)
+
 bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
 	$(PY) bench/ingest.py $(BENCH_ARGS)
 
