@@ -55,6 +55,10 @@ def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
     """Per-file statistics per (device, metric), computed in one statement."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '128MB'")
+        # The planner's statistics predate the rows just copied: left alone it
+        # may scan the whole table; the BRIN on file_id reads only this file's
+        # block ranges (and the not yet summarised ones).
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id = %s", [file_id])
         cursor.execute(
             f"""
@@ -64,7 +68,9 @@ def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
             """,
             [file_id, file_id],
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+        cursor.execute("SET LOCAL enable_seqscan = on")
+        return inserted
 
 
 def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:
