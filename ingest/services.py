@@ -298,12 +298,23 @@ def file_process(*, file_id: int, task_id: str = "") -> IngestedFile:
             f"{ingested.path!r} changed after it was announced ({ingested.size:,} -> {source.stat().st_size:,} "
             "bytes); the new content will be announced again"))
         return IngestedFile.objects.get(id=file_id)
-    return _load(
-        ingested, source,
-        strict=True,
-        partial=settings.INGEST_PARTIAL_ACCEPTANCE,
-        max_rejected_share=settings.INGEST_MAX_REJECTED_SHARE,
-    )
+    for attempt in range(2):
+        try:
+            return _load(
+                ingested, source,
+                strict=True,
+                partial=settings.INGEST_PARTIAL_ACCEPTANCE,
+                max_rejected_share=settings.INGEST_MAX_REJECTED_SHARE,
+            )
+        except FileNotFoundError:
+            # Moved to quarantine by a concurrent run (a redelivered task) between lookup and open.
+            current = IngestedFile.objects.get(id=file_id)
+            source = _locate(current)
+            if current.status not in IngestedFile.IN_PROGRESS or source is None or attempt:
+                if current.status in IngestedFile.IN_PROGRESS:
+                    file_mark_failed(file_id=file_id, reason=f"{ingested.path!r} disappeared while loading")
+                return IngestedFile.objects.get(id=file_id)
+    raise AssertionError("unreachable")
 
 
 def _load(
