@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable
 
@@ -16,6 +18,53 @@ AGGREGATES = SensorAggregate._meta.db_table
 COPY_READ_SIZE = 1024 * 1024
 
 
+class Prefetcher:
+    """Runs the validator one block ahead in a thread, so that validating the
+    next block overlaps with PostgreSQL inserting this one (psycopg2 releases
+    the GIL while it sends COPY data). At most `depth` blocks wait in memory."""
+
+    def __init__(self, stream: RowStream, depth: int = 2) -> None:
+        self.stream = stream
+        self.blocks: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopping = threading.Event()
+        self.finished = False
+        self.thread = threading.Thread(target=self._run, name="ingest-validate", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.blocks.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while True:
+                block = self.stream.read()
+                if not self._put(block) or not block:
+                    return
+        except BaseException as exc:  # handed to the reading side, which raises it
+            self._put(exc)
+
+    def read(self, size: int = -1) -> str:
+        if self.finished:
+            return ""
+        item = self.blocks.get()
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        if not item:
+            self.finished = True
+        return item
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+
 def copy_rows(*, file_id: int, stream: RowStream) -> int:
     """COPY the rows the stream yields into raw sensor data for `file_id`.
 
@@ -23,12 +72,16 @@ def copy_rows(*, file_id: int, stream: RowStream) -> int:
     from a transaction-local setting (see migration 0002), so a clean chunk of
     the file goes to PostgreSQL as the very text that was read."""
     columns = ", ".join(connection.ops.quote_name(c) for c in stream.header)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('ingest.copy_file_id', %s, true)", [str(file_id)])
-        cursor.cursor.copy_expert(
-            f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT csv)", stream, size=COPY_READ_SIZE
-        )
-        return cursor.cursor.rowcount
+    reader = Prefetcher(stream)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('ingest.copy_file_id', %s, true)", [str(file_id)])
+            cursor.cursor.copy_expert(
+                f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT csv)", reader, size=COPY_READ_SIZE
+            )
+            return cursor.cursor.rowcount
+    finally:
+        reader.close()
 
 
 def _statistics_sql(contract: Contract, where: str) -> str:
@@ -55,6 +108,10 @@ def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
     """Per-file statistics per (device, metric), computed in one statement."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '128MB'")
+        # The planner's statistics predate the rows just copied: left alone it
+        # may scan the whole table; the BRIN on file_id reads only this file's
+        # block ranges (and the not yet summarised ones).
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id = %s", [file_id])
         cursor.execute(
             f"""
@@ -64,7 +121,9 @@ def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
             """,
             [file_id, file_id],
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+        cursor.execute("SET LOCAL enable_seqscan = on")
+        return inserted
 
 
 def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:

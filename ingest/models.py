@@ -121,8 +121,8 @@ class SensorReading(models.Model):
         # (a B-tree on (device, recorded_at) doubled the load time). Device
         # filters ride on these or on the primary key order.
         indexes = [
-            BrinIndex(fields=["file"], name="sensorreading_file_brin"),
-            BrinIndex(fields=["recorded_at"], name="sensorreading_time_brin"),
+            BrinIndex(fields=["file"], name="sensorreading_file_brin", autosummarize=True),
+            BrinIndex(fields=["recorded_at"], name="sensorreading_time_brin", autosummarize=True),
         ]
 
     def __str__(self) -> str:

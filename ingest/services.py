@@ -260,7 +260,8 @@ def _locate(ingested: IngestedFile) -> pathlib.Path | None:
 
 
 def file_mark_failed(*, file_id: int, reason: str, errors: list[dict] | None = None) -> None:
-    IngestedFile.objects.filter(id=file_id).update(
+    """Record a failure, unless the file got somewhere final meanwhile (another run)."""
+    IngestedFile.objects.filter(id=file_id, status__in=[*IngestedFile.IN_PROGRESS, Status.FAILED]).update(
         status=Status.FAILED, reason=reason[:500], errors=errors or [{"rule": "failed", "message": reason[:2000]}],
         error_count=max(len(errors or []), 1), finished_at=timezone.now(), updated_at=timezone.now(),
     )
@@ -297,12 +298,23 @@ def file_process(*, file_id: int, task_id: str = "") -> IngestedFile:
             f"{ingested.path!r} changed after it was announced ({ingested.size:,} -> {source.stat().st_size:,} "
             "bytes); the new content will be announced again"))
         return IngestedFile.objects.get(id=file_id)
-    return _load(
-        ingested, source,
-        strict=True,
-        partial=settings.INGEST_PARTIAL_ACCEPTANCE,
-        max_rejected_share=settings.INGEST_MAX_REJECTED_SHARE,
-    )
+    for attempt in range(2):
+        try:
+            return _load(
+                ingested, source,
+                strict=True,
+                partial=settings.INGEST_PARTIAL_ACCEPTANCE,
+                max_rejected_share=settings.INGEST_MAX_REJECTED_SHARE,
+            )
+        except FileNotFoundError:
+            # Moved to quarantine by a concurrent run (a redelivered task) between lookup and open.
+            current = IngestedFile.objects.get(id=file_id)
+            source = _locate(current)
+            if current.status not in IngestedFile.IN_PROGRESS or source is None or attempt:
+                if current.status in IngestedFile.IN_PROGRESS:
+                    file_mark_failed(file_id=file_id, reason=f"{ingested.path!r} disappeared while loading")
+                return IngestedFile.objects.get(id=file_id)
+    raise AssertionError("unreachable")
 
 
 def _load(
@@ -329,7 +341,10 @@ def _load(
                 with transaction.atomic():
                     return _quarantine(ingested, source, reason=exc.reason, errors=exc.errors,
                                        error_count=len(exc.errors), counts={}, started=started)
-            IngestedFile.objects.filter(id=ingested.id).update(status=Status.LOADING, updated_at=timezone.now())
+            # Conditional: a concurrent run (a redelivered task) may have finished meanwhile,
+            # and LOADED must never be overwritten (the check under the lock below relies on it).
+            IngestedFile.objects.filter(id=ingested.id, status__in=IngestedFile.IN_PROGRESS).update(
+                status=Status.LOADING, updated_at=timezone.now())
             stream = RowStream(
                 fh, header=header, contract=contract, strict=strict, load_after_errors=partial,
                 on_progress=progress, progress_every=settings.INGEST_PROGRESS_EVERY_ROWS,
@@ -438,6 +453,11 @@ def _quarantine(
     started: float,
 ) -> IngestedFile:
     """Move the file to the quarantine directory and record why (inside the caller's transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.file'), %s)", [ingested.id])
+    current = IngestedFile.objects.get(id=ingested.id)
+    if current.status not in IngestedFile.IN_PROGRESS:
+        return current  # another run (a redelivered task) finished it meanwhile
     target = _move_to_quarantine(ingested, source)
     record = quarantine_file(
         file_path=str(target), file_name=ingested.name, checksum=ingested.checksum,

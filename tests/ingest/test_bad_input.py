@@ -139,3 +139,28 @@ def test_errors_are_capped_but_counted(inbox, settings):
     record = quarantined(inbox, ingested)
     assert len(ingested.errors) == 5 and ingested.error_count == 50
     assert record.error_count == 50 and len(record.errors) == 5
+
+
+def test_sample_file_statistics_match_an_independent_computation(inbox):
+    import csv
+    import statistics
+    from collections import defaultdict
+
+    from ingest.models import SensorAggregate
+    from tests.ingest.conftest import SAMPLES
+
+    ingested = inbox.process(inbox.drop("split_5.csv", SAMPLES / "split_5.csv"))
+    assert ingested.status == Status.LOADED and ingested.rows_loaded == 10000
+    values = defaultdict(list)
+    with open(SAMPLES / "split_5.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            for metric in ("co", "humidity", "lpg", "smoke", "temp"):
+                values[(row["device"], metric)].append(float(row[metric]))
+    got = {(a.device, a.metric): a for a in SensorAggregate.objects.filter(file=ingested)}
+    assert set(got) == set(values)
+    for key, v in values.items():
+        a = got[key]
+        assert (a.count, a.min, a.max) == (len(v), min(v), max(v))
+        assert a.mean == pytest.approx(statistics.fmean(v), rel=1e-12)
+        assert a.std == pytest.approx(statistics.stdev(v), rel=1e-9)
+        assert a.median == pytest.approx(statistics.median(v), rel=1e-12)

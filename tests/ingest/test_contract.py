@@ -27,7 +27,7 @@ def good_row(rng: random.Random) -> list[str]:
             rng.choice(["True", "False"]), f"{rng.random() / 5!r}", f"{rng.uniform(-50, 50)!r}"]
 
 
-def make_file(rng: random.Random, n: int, *, quoted: bool) -> bytes:
+def make_file(rng: random.Random, n: int, *, quoted: bool, plain: bool = False) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL, lineterminator="\n")
     buffer.write(HEADER)
@@ -36,7 +36,8 @@ def make_file(rng: random.Random, n: int, *, quoted: bool) -> bytes:
         roll = rng.random()
         if roll < 0.05:
             column = rng.choice(list(ODD_VALUES))
-            row[column] = rng.choice(ODD_VALUES[column])
+            choices = [v for v in ODD_VALUES[column] if not (plain and ("," in v or '"' in v))]
+            row[column] = rng.choice(choices)
         elif roll < 0.06:
             row = row[:rng.randrange(1, 9)]
         elif roll < 0.065:
@@ -71,6 +72,16 @@ def test_fast_path_decides_like_the_row_rules(seed, quoted, strict):
         slow_stats.rows_total, slow_stats.rows_valid, slow_stats.rows_rejected, slow_stats.error_count)
     assert fast_stats.errors == slow_stats.errors
     assert fast_stats.rows_rejected > 0
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_fast_path_on_unquoted_files(seed):
+    data = make_file(random.Random(seed), 3000, quoted=False, plain=True)
+    assert b'"' not in data.split(b"\n", 1)[1]
+    fast_stats, fast_rows = run(data, force_slow=False)
+    slow_stats, slow_rows = run(data, force_slow=True)
+    assert fast_rows == slow_rows and fast_stats.errors == slow_stats.errors
+    assert fast_stats.rows_rejected == slow_stats.rows_rejected > 0
 
 
 def test_loaded_text_is_what_postgres_reads_back():

@@ -159,3 +159,45 @@ def test_reprocess_never_merges_with_another_registration(inbox, operator, kafka
     assert result.status == Status.DUPLICATE and result.duplicate_of_id == first.id
     first.refresh_from_db()
     assert first.status == Status.LOADED and SensorReading.objects.filter(file=first).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("content", ["good", "bad"])
+def test_concurrent_runs_of_the_task_load_or_quarantine_once(inbox, content):
+    """A redelivered task may run while the first is still loading."""
+    import threading
+    from unittest import mock
+
+    from django.db import connection
+
+    from ingest.services import file_process, file_register
+
+    text = HEADER + rows(20000) if content == "good" else mixed_file()
+    inbox.drop("twice.csv", text)
+    with mock.patch("ingest.services._queue"), mock.patch("ingest.services._refresh_overall_on_commit"):
+        ingested = file_register(file_path="twice.csv", file_name="twice.csv")
+        results, errors = [], []
+
+        def run():
+            try:
+                results.append(file_process(file_id=ingested.id).status)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    ingested.refresh_from_db()
+    if content == "good":
+        assert ingested.status == Status.LOADED and set(results) == {"loaded"}
+        assert SensorReading.objects.filter(file=ingested).count() == 20000
+    else:
+        assert ingested.status == Status.QUARANTINED and set(results) == {"quarantined"}
+        from quarantine.models import QuarantineRecord
+
+        assert QuarantineRecord.objects.filter(source="file").count() == 1
