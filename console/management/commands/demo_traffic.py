@@ -4,6 +4,7 @@ import math
 import random
 import signal
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
@@ -59,6 +60,34 @@ def product_registration_events(now: int, rng: random.Random) -> list[Outbound]:
     }, key=f"prod-{number}")]
 
 
+def sensor_file(now: int, rng: random.Random, *, rows: int = 500) -> str:
+    """A sensor CSV in the ingestion contract's shape; one in five has a broken row."""
+    devices = ["b8:27:eb:bf:9d:51", "00:0f:00:70:91:0a", "1c:bf:ce:15:ec:4d"]
+    lines = ['"ts","device","co","humidity","light","lpg","motion","smoke","temp"']
+    for i in range(rows):
+        lines.append(",".join(f'"{v}"' for v in (
+            f"{now - rows + i + rng.random():.6f}", rng.choice(devices), f"{rng.uniform(0.002, 0.006):.6f}",
+            f"{rng.uniform(40, 80):.1f}", rng.choice(["True", "False"]), f"{rng.uniform(0.005, 0.009):.6f}",
+            rng.choice(["True", "False"]), f"{rng.uniform(0.01, 0.03):.6f}", f"{rng.uniform(18, 28):.1f}",
+        )))
+    if rng.random() < 0.2:
+        lines.append('"","","","","","","","","-100.0"')
+    return "\n".join(lines) + "\n"
+
+
+def drop_sensor_file(now: int, rng: random.Random) -> None:
+    """Write a demo CSV into the inbox under a temporary name, then rename it
+    (how writers should deliver files: the watcher ignores `.part` names)."""
+    from django.conf import settings
+
+    inbox = Path(settings.INGEST_INBOX_DIR)
+    inbox.mkdir(parents=True, exist_ok=True)
+    final = inbox / f"demo-{now}.csv"
+    partial = final.with_suffix(".csv.part")
+    partial.write_text(sensor_file(now, rng))
+    partial.rename(final)
+
+
 class Command(BaseCommand):
     help = "Publish realistic demo events to every pipeline's input topics (for `make run`)."
 
@@ -67,8 +96,10 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=5.0, help="Seconds between rounds (default 5).")
         parser.add_argument("--rounds", type=int, default=1, help="Rounds to publish without --forever (default 1).")
         parser.add_argument("--seed", type=int, default=None, help="Random seed, for repeatable demos.")
+        parser.add_argument("--file-every", type=int, default=12,
+                            help="Drop a demo sensor CSV into the inbox every N rounds (0: never; default 12).")
 
-    def handle(self, *args, forever: bool, interval: float, rounds: int, seed: int | None, **options) -> None:
+    def handle(self, *args, forever: bool, interval: float, rounds: int, seed: int | None, file_every: int, **options) -> None:
         rng = random.Random(seed)
         stopping = {"flag": False}
 
@@ -87,6 +118,8 @@ class Command(BaseCommand):
             now = int(time.time())
             batch = [event for generate in generators for event in generate(now, rng)]
             try:
+                if file_every and done % file_every == 0:
+                    drop_sensor_file(now, rng)
                 total += produce_and_wait(batch, timeout=30)
             except Exception as exc:  # keep the demo alive while Kafka restarts
                 self.stderr.write(f"demo round failed: {exc}")
