@@ -255,6 +255,7 @@ class RowStream(io.RawIOBase):
         on_progress: Callable[[PassStats], None] | None = None,
         progress_every: int = 100_000,
         on_rejected: Callable[[int, str], None] | None = None,
+        collector: Any = None,
     ) -> None:
         super().__init__()
         self.header = header
@@ -274,6 +275,11 @@ class RowStream(io.RawIOBase):
         self._last_progress = 0
         self._booleans = contract.booleans
         self._ncols = len(header)
+        # A StatisticsCollector (ingest/statistics.py) receives the values of every loaded row.
+        self.collector = collector
+        self._metric_pos = {m: header.index(m) for m in contract.metrics if m in header}
+        self._device_pos = header.index("device") if "device" in header else None
+        self._numbers: dict[str, list] = {}
 
     def readable(self) -> bool:
         return True
@@ -330,11 +336,21 @@ class RowStream(io.RawIOBase):
                         str_lines, kept, columns, flagged = split
                         suspects = self._columns_suspects(columns)
                         if suspects is not None:
+                            if self.collector is not None and self.loading:
+                                self._collect(columns, suspects)
                             if kept is not None:
                                 suspects = {kept[i] for i in suspects}
                             flagged |= suspects
                             return self._emit(first, text, str_lines, flagged)
         return self._process_slowly(first, lines)
+
+    def _collect(self, columns: list, suspects: set[int]) -> None:
+        """Hand the block's loaded values (the numbers parsed for the range checks;
+        suspects are left to the row rules, which add the valid ones) to the collector."""
+        if self._device_pos is None:
+            return
+        self.collector.add_block(
+            columns[self._device_pos], {m: self._numbers[m] for m in self._metric_pos}, suspects)
 
     def _emit(self, first: int, text: str, lines: list[str], flagged: set[int]) -> str:
         good = len(lines) - len(flagged)
@@ -448,6 +464,7 @@ class RowStream(io.RawIOBase):
                         numbers = orjson.loads("[" + ",".join(patched) + "]")
                     except orjson.JSONDecodeError:
                         return None
+                self._numbers[column.name] = numbers
                 low = column.min if self.strict and column.min is not None else -math.inf
                 high = column.max if self.strict and column.max is not None else math.inf
                 if kind == "epoch":
@@ -550,4 +567,7 @@ class RowStream(io.RawIOBase):
             self.stats.rows_valid += 1
             if self.loading:
                 writer.writerow(row)
+                if self.collector is not None and self._device_pos is not None:
+                    self.collector.add_row(row[self._device_pos],
+                                           {m: float(row[i]) for m, i in self._metric_pos.items()})
         return buffer.getvalue() if self.loading else ""
