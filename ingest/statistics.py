@@ -31,13 +31,14 @@ class MetricStats:
 
 
 class StatisticsCollector:
-    """Collects the loaded values of `metrics` per device, block by block."""
+    """Collects the loaded values of `metrics` per device, block by block: each
+    block keeps its float64 columns and an int32 device code per row; grouping
+    by device happens once, when the file is done."""
 
-    def __init__(self, metrics: Sequence[str], group_by: str = "device") -> None:
+    def __init__(self, metrics: Sequence[str]) -> None:
         self.metrics = list(metrics)
-        self.group_by = group_by
-        # device -> metric -> list of float64 arrays (one per block)
-        self._parts: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+        self._codes: dict[str, int] = {}
+        self._blocks: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
         # rows that went through the row-by-row rules: device -> metric -> floats
         self._rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
@@ -46,29 +47,16 @@ class StatisticsCollector:
         n = len(devices)
         if not n:
             return
-        keep = None
+        for device in set(devices).difference(self._codes):
+            self._codes[device] = len(self._codes)
+        codes = np.fromiter(map(self._codes.__getitem__, devices), dtype=np.int32, count=n)
+        columns = {metric: np.asarray(values[metric], dtype=np.float64) for metric in self.metrics}
         if skip:
             keep = np.ones(n, dtype=bool)
             keep[np.fromiter(skip, dtype=np.intp, count=len(skip))] = False
-        names = np.asarray(devices, dtype=object)
-        if keep is not None:
-            names = names[keep]
-        if not len(names):
-            return
-        keys, inverse = np.unique(names.astype(str), return_inverse=True)
-        if len(keys) == 1:
-            order, bounds = None, [0, len(names)]
-        else:
-            order = np.argsort(inverse, kind="stable")
-            bounds = [0, *np.flatnonzero(np.diff(inverse[order])) + 1, len(names)]
-        for metric in self.metrics:
-            column = np.asarray(values[metric], dtype=np.float64)
-            if keep is not None:
-                column = column[keep]
-            if order is not None:
-                column = column[order]
-            for k, key in enumerate(keys):
-                self._parts[str(key)][metric].append(column[bounds[k]:bounds[k + 1]])
+            codes = codes[keep]
+            columns = {metric: column[keep] for metric, column in columns.items()}
+        self._blocks.append((codes, columns))
 
     def add_row(self, device: str, values: dict[str, float]) -> None:
         per_metric = self._rows[device]
@@ -76,25 +64,50 @@ class StatisticsCollector:
             per_metric[metric].append(values[metric])
 
     def results(self) -> list[MetricStats]:
+        """The statistics per (device, metric), computed one metric at a time
+        (each metric's blocks are freed as it is done, so memory stays near the
+        collected values plus one metric's column)."""
+        names = {code: device for device, code in self._codes.items()}
+        for device in self._rows:
+            if device not in self._codes:
+                names[len(names)] = device
+                self._codes[device] = len(self._codes)
+        codes = np.concatenate([c for c, _ in self._blocks]) if self._blocks else np.zeros(0, dtype=np.int32)
+        present = np.unique(codes)
+        many = len(present) > 64
+        if many:  # many devices: sort once rather than one pass per device
+            order = np.argsort(codes, kind="stable")
+            sorted_codes = codes[order]
+            starts = np.searchsorted(sorted_codes, present, side="left")
+            ends = np.searchsorted(sorted_codes, present, side="right")
         out: list[MetricStats] = []
-        for device in sorted(set(self._parts) | set(self._rows)):
-            for metric in self.metrics:
-                pieces = list(self._parts.get(device, {}).get(metric, []))
+        for metric in self.metrics:
+            column = (np.concatenate([c.pop(metric) for _, c in self._blocks]) if self._blocks
+                      else np.zeros(0, dtype=np.float64))
+            if many:
+                column = column[order]
+            done = set()
+            for i, code in enumerate(present.tolist()):
+                device = names[code]
+                data = column[starts[i]:ends[i]] if many else column[codes == code]
                 extra = self._rows.get(device, {}).get(metric)
                 if extra:
-                    pieces.append(np.asarray(extra, dtype=np.float64))
-                if not pieces:
-                    continue
-                data = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-                n = int(data.size)
-                if not n:
-                    continue
-                out.append(MetricStats(
-                    device=device, metric=metric, count=n, min=float(data.min()), max=float(data.max()),
-                    mean=float(data.mean()), std=float(data.std(ddof=1)) if n > 1 else None,
-                    median=float(np.median(data)),
-                ))
-                del data, pieces
-            self._parts.pop(device, None)
-            self._rows.pop(device, None)
+                    data = np.concatenate([data, np.asarray(extra, dtype=np.float64)])
+                out.append(_describe(device, metric, data))
+                done.add(device)
+            for device, per_metric in self._rows.items():
+                if device not in done and per_metric.get(metric):
+                    out.append(_describe(device, metric, np.asarray(per_metric[metric], dtype=np.float64)))
+            del column
+        self._blocks.clear()
+        self._rows.clear()
+        out.sort(key=lambda r: (r.device, self.metrics.index(r.metric)))
         return out
+
+
+def _describe(device: str, metric: str, data: np.ndarray) -> MetricStats:
+    n = int(data.size)
+    return MetricStats(
+        device=device, metric=metric, count=n, min=float(data.min()), max=float(data.max()),
+        mean=float(data.mean()), std=float(data.std(ddof=1)) if n > 1 else None, median=float(np.median(data)),
+    )
