@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress, count, filterfalse, repeat
-from operator import contains, gt, lt, ne, not_
+from operator import gt, lt, not_
 from typing import Any, BinaryIO
 
 import numpy as np
