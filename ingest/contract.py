@@ -17,14 +17,15 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress, count, filterfalse, repeat
-from operator import contains, gt, lt, ne, not_
+from operator import gt, lt, not_
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 from django.conf import settings
 
 BOM = b"\xef\xbb\xbf"
-BLOCK_BYTES = 4 * 1024 * 1024
+BLOCK_BYTES = 2 * 1024 * 1024  # 2 MB: 20k-row blocks keep the transient objects of a block near 20 MB
 # Hard limits of PostgreSQL's timestamptz, so that even a release "as is" loads.
 EPOCH_HARD_MIN, EPOCH_HARD_MAX = -210866803200.0, 9224318015999.0
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -32,6 +33,51 @@ _NUMBER_TYPES = frozenset({float, int})
 # JSON's number grammar: narrower than NUMBER_RE, so what orjson reads the row rules accept too.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 VALUE_PREVIEW = 100
+
+
+def _flag_lines(text: str, n: int, ncols: int, *, quoted: bool) -> set[int] | None:
+    """Indexes of the lines of `text` (n lines, no CR) that do not have the
+    simple layout, found with numpy over the UTF-8 bytes (the ASCII bytes
+    looked at never occur inside a multi-byte character, so byte lines are the
+    text's lines). Plain: exactly ncols - 1 commas, no empty field. Quoted:
+    every field quoted, no quote inside ('","' between fields, 2 * ncols quotes,
+    no '""'). What is flagged goes to the row rules, so flagging more than
+    necessary is safe; a line is never accepted here that str-level checks
+    would set aside. None: the line count does not match."""
+    buf = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    size = len(buf)
+    if not size:
+        return None
+    newlines = np.flatnonzero(buf == 10)
+    if len(newlines) != n - 1:
+        return None
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [size]))
+    bad = starts == ends  # empty lines
+    first = buf[np.minimum(starts, size - 1)]
+    last = buf[np.maximum(ends - 1, 0)]
+
+    def per_line(positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
+
+    def line_of(positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(starts, positions, side="right") - 1
+
+    if not quoted:
+        commas = np.flatnonzero(buf == 44)
+        bad |= per_line(commas) != ncols - 1
+        bad |= (first == 44) | (last == 44)
+        bad[line_of(commas[1:][np.diff(commas) == 1])] = True  # ",," (an empty field)
+    else:
+        quote = buf == 34
+        quotes = np.flatnonzero(quote)
+        bad |= per_line(quotes) != 2 * ncols
+        bad |= (first != 34) | (last != 34)
+        separators = np.flatnonzero(quote[:-2] & (buf[1:-1] == 44) & quote[2:]) if size > 2 else quotes[:0]
+        bad |= per_line(separators) != ncols - 1
+        bad[line_of(separators[1:][np.diff(separators) == 2])] = True  # overlapping '","'
+        bad[line_of(quotes[1:][np.diff(quotes) == 1])] = True  # '""' (empty or a quote inside)
+    return set(np.flatnonzero(bad).tolist())
 
 
 def _where(flags: Iterator[Any]) -> set[int]:
@@ -255,6 +301,7 @@ class RowStream(io.RawIOBase):
         on_progress: Callable[[PassStats], None] | None = None,
         progress_every: int = 100_000,
         on_rejected: Callable[[int, str], None] | None = None,
+        collector: Any = None,
     ) -> None:
         super().__init__()
         self.header = header
@@ -274,6 +321,11 @@ class RowStream(io.RawIOBase):
         self._last_progress = 0
         self._booleans = contract.booleans
         self._ncols = len(header)
+        # A StatisticsCollector (ingest/statistics.py) receives the values of every loaded row.
+        self.collector = collector
+        self._metric_pos = {m: header.index(m) for m in contract.metrics if m in header}
+        self._device_pos = header.index("device") if "device" in header else None
+        self._numbers: dict[str, list] = {}
 
     def readable(self) -> bool:
         return True
@@ -330,11 +382,21 @@ class RowStream(io.RawIOBase):
                         str_lines, kept, columns, flagged = split
                         suspects = self._columns_suspects(columns)
                         if suspects is not None:
+                            if self.collector is not None and self.loading:
+                                self._collect(columns, suspects)
                             if kept is not None:
                                 suspects = {kept[i] for i in suspects}
                             flagged |= suspects
                             return self._emit(first, text, str_lines, flagged)
         return self._process_slowly(first, lines)
+
+    def _collect(self, columns: list, suspects: set[int]) -> None:
+        """Hand the block's loaded values (the numbers parsed for the range checks;
+        suspects are left to the row rules, which add the valid ones) to the collector."""
+        if self._device_pos is None:
+            return
+        self.collector.add_block(
+            columns[self._device_pos], {m: self._numbers[m] for m in self._metric_pos}, suspects)
 
     def _emit(self, first: int, text: str, lines: list[str], flagged: set[int]) -> str:
         good = len(lines) - len(flagged)
@@ -376,32 +438,16 @@ class RowStream(io.RawIOBase):
         else:
             layout, separator = "csv", ""
         if layout != "csv":
-            counts = list(map(str.count, lines, repeat(separator, n)))
-            whole = set(counts) == {ncols - 1}
-            if layout == "quoted":
-                whole = whole and quotes == 2 * ncols * n and text.count('"\n"') == n - 1
-            if whole:
-                empty = '""' if layout == "quoted" else ",,"
-                if empty in text or (layout == "plain" and (",\n" in text or "\n," in text)):
-                    whole = False  # rows with empty fields: set them aside below
-            if whole:
+            flagged = _flag_lines(text, n, ncols, quoted=(layout == "quoted"))
+            if flagged is None:
+                return None
+            if not flagged:
                 if layout == "plain":
                     flat = text.replace("\n", ",").split(",")
                 else:
                     flat = text[1:-1].replace('"\n"', '","').split('","')
                 return lines, None, [flat[i::ncols] for i in range(ncols)], set()
-            # Lines that break the layout are set aside (all at C speed: map/compress).
-            flagged = _where(map(ne, counts, repeat(ncols - 1)))
-            if layout == "quoted":
-                flagged |= _where(map(ne, map(str.count, lines, repeat('"')), repeat(2 * ncols)))
-                flagged |= _where(map(not_, map(str.startswith, lines, repeat('"'))))
-                flagged |= _where(map(not_, map(str.endswith, lines, repeat('"'))))
-            if layout == "quoted":
-                flagged |= _where(map(contains, lines, repeat('""')))
-            else:
-                flagged |= _where(map(contains, lines, repeat(",,")))
-                flagged |= _where(map(str.startswith, lines, repeat(",")))
-                flagged |= _where(map(str.endswith, lines, repeat(",")))
+            # Lines that break the layout are set aside for the row rules.
             kept = list(filterfalse(flagged.__contains__, range(n)))
             if not kept:
                 return lines, kept, [[] for _ in range(ncols)], flagged
@@ -448,6 +494,7 @@ class RowStream(io.RawIOBase):
                         numbers = orjson.loads("[" + ",".join(patched) + "]")
                     except orjson.JSONDecodeError:
                         return None
+                self._numbers[column.name] = numbers
                 low = column.min if self.strict and column.min is not None else -math.inf
                 high = column.max if self.strict and column.max is not None else math.inf
                 if kind == "epoch":
@@ -550,4 +597,7 @@ class RowStream(io.RawIOBase):
             self.stats.rows_valid += 1
             if self.loading:
                 writer.writerow(row)
+                if self.collector is not None and self._device_pos is not None:
+                    self.collector.add_row(row[self._device_pos],
+                                           {m: float(row[i]) for m, i in self._metric_pos.items()})
         return buffer.getvalue() if self.loading else ""

@@ -1,4 +1,5 @@
-"""PostgreSQL side of a load: COPY of a validated stream, and set-based statistics."""
+"""PostgreSQL side of a load: COPY of a validated stream, the per-file statistics
+computed in that pass, and the set-based overall statistics."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 from collections.abc import Iterable
 
 import psycopg2
+from psycopg2.extras import execute_values
 from django.db import connection
 
 from .contract import Contract, PassStats, RowStream
 from .models import SensorAggregate, SensorReading
+from .statistics import MetricStats
 
 READINGS = SensorReading._meta.db_table
 AGGREGATES = SensorAggregate._meta.db_table
@@ -104,26 +107,21 @@ def _statistics_sql(contract: Contract, where: str) -> str:
     """
 
 
-def aggregates_refresh_file(*, file_id: int, contract: Contract) -> int:
-    """Per-file statistics per (device, metric), computed in one statement."""
+def aggregates_write_file(*, file_id: int, results: Iterable[MetricStats]) -> int:
+    """Per-file statistics per (device, metric), as computed in the loading pass
+    (ingest/statistics.py): one DELETE of the file's previous ones, one INSERT."""
+    rows = [(file_id, r.device, r.metric, r.count, r.min, r.max, r.mean, r.std, r.median) for r in results]
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '128MB'")
-        # The planner's statistics predate the rows just copied: left alone it
-        # may scan the whole table; the BRIN on file_id reads only this file's
-        # block ranges (and the not yet summarised ones).
-        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id = %s", [file_id])
-        cursor.execute(
-            f"""
-            INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at)
-            SELECT %s, device, metric, n, min, max, mean, std, median, now()
-              FROM ({_statistics_sql(contract, "WHERE r.file_id = %s")}) stats
-            """,
-            [file_id, file_id],
+        if not rows:
+            return 0
+        execute_values(
+            cursor.cursor,
+            f"INSERT INTO {AGGREGATES} (file_id, device, metric, count, min, max, mean, std, median, updated_at) "
+            "VALUES %s",
+            rows, template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, now())", page_size=max(len(rows), 1),
         )
-        inserted = cursor.rowcount
-        cursor.execute("SET LOCAL enable_seqscan = on")
-        return inserted
+        return len(rows)
 
 
 def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:

@@ -34,8 +34,9 @@ from .inbox import (
     safe_file_name,
     sha256_of,
 )
-from .loading import ProgressReporter, aggregates_refresh_file, aggregates_refresh_overall, copy_rows
-from .models import InboxEntry, IngestedFile, SensorAggregate, SensorReading
+from .loading import ProgressReporter, aggregates_refresh_overall, aggregates_write_file, copy_rows
+from .models import InboxEntry, IngestedFile, SensorReading
+from .statistics import StatisticsCollector
 
 logger = logging.getLogger(__name__)
 Status = IngestedFile.Status
@@ -345,9 +346,10 @@ def _load(
             # and LOADED must never be overwritten (the check under the lock below relies on it).
             IngestedFile.objects.filter(id=ingested.id, status__in=IngestedFile.IN_PROGRESS).update(
                 status=Status.LOADING, updated_at=timezone.now())
+            collector = StatisticsCollector(contract.metrics)
             stream = RowStream(
                 fh, header=header, contract=contract, strict=strict, load_after_errors=partial,
-                on_progress=progress, progress_every=settings.INGEST_PROGRESS_EVERY_ROWS,
+                on_progress=progress, progress_every=settings.INGEST_PROGRESS_EVERY_ROWS, collector=collector,
             )
             with transaction.atomic():
                 with connection.cursor() as cursor:
@@ -387,8 +389,8 @@ def _load(
                                        error_count=stats.error_count, counts=counts, started=started)
                 transaction.savepoint_commit(savepoint)
                 copy_done = time.monotonic()
-                if copied:
-                    aggregates_refresh_file(file_id=ingested.id, contract=contract)
+                results = collector.results() if copied else []
+                aggregates_write_file(file_id=ingested.id, results=results)
                 aggregates_done = time.monotonic()
                 # A file released or reprocessed from quarantine stays linked to its record.
                 record = current.quarantine
@@ -409,8 +411,7 @@ def _load(
                     finished_at=timezone.now(), load_seconds=time.monotonic() - started,
                     updated_at=timezone.now(), **counts,
                 )
-                devices = sorted(set(SensorAggregate.objects.filter(file_id=ingested.id)
-                                     .values_list("device", flat=True)))
+                devices = sorted({r.device for r in results})
                 if devices:
                     _refresh_overall_on_commit(devices)
             committed = time.monotonic()

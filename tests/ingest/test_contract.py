@@ -88,3 +88,39 @@ def test_loaded_text_is_what_postgres_reads_back():
     data = (HEADER + '"1.6E9","dev, with comma","0.1","50","True","0.1","False","0.1","20"\n').encode()
     _, rows = run(data, force_slow=False)
     assert rows == [("1.6E9", "dev, with comma", "0.1", "50", "True", "0.1", "False", "0.1", "20")]
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("strict", [True, False])
+def test_statistics_of_the_loading_pass_match_the_loaded_rows(quoted, strict):
+    """The per-file statistics collected in the pass (fast path blocks plus rows
+    the row rules accepted) describe exactly the rows sent to COPY."""
+    import statistics as pystats
+
+    from ingest.statistics import StatisticsCollector
+
+    data = make_file(random.Random(11), 3000, quoted=quoted)
+    contract = Contract.from_settings()
+    for force_slow in (False, True):
+        fh = io.BytesIO(data)
+        header = read_header(fh, contract, max_line=65536)
+        collector = StatisticsCollector(contract.metrics)
+        stream = RowStream(fh, header=header, contract=contract, strict=strict, max_errors=10**6,
+                           collector=collector)
+        if force_slow:
+            stream._split_columns = lambda text, n, quotes: None
+        out = []
+        while chunk := stream.read():
+            out.append(chunk)
+        values: dict = {}
+        for row in csv.DictReader(io.StringIO(",".join(header) + "\n" + "".join(out)), fieldnames=None):
+            for metric in contract.metrics:
+                values.setdefault((row["device"], metric), []).append(float(row[metric]))
+        got = {(r.device, r.metric): r for r in collector.results()}
+        assert set(got) == set(values)
+        for key, v in values.items():
+            r = got[key]
+            assert (r.count, r.min, r.max) == (len(v), min(v), max(v)), key
+            assert r.mean == pytest.approx(pystats.fmean(v), rel=1e-12)
+            assert r.std == pytest.approx(pystats.stdev(v), rel=1e-9)
+            assert r.median == pystats.median(v)
