@@ -4,9 +4,44 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from .kafka.registry import MessageRejected
+
+# Sane bounds for epoch seconds: 2000-01-01 .. 2100-01-01.
+EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """An ISO 8601 string (naive means UTC) or epoch seconds -> aware UTC datetime.
+
+    Raises ValueError with a message fit for an operator.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be an ISO 8601 string or epoch seconds")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not EPOCH_MIN <= value <= EPOCH_MAX:
+            raise ValueError("epoch seconds must be between 2000-01-01 and 2100-01-01")
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("is not an ISO 8601 timestamp") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+        if not EPOCH_MIN <= parsed.timestamp() <= EPOCH_MAX:
+            raise ValueError("must be between 2000-01-01 and 2100-01-01")
+        return parsed
+    raise ValueError("must be an ISO 8601 string or epoch seconds")
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, the one timestamp format our topics carry."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:
@@ -106,6 +141,16 @@ class FieldChecker:
             self._fail(name, "max_length", f"must be at most {max_length} characters")
             return None
         return value
+
+    def timestamp(self, name: str) -> datetime | None:
+        if self.data.get(name) is None:
+            self._fail(name, "required", "this field is required")
+            return None
+        try:
+            return parse_timestamp(self.data[name])
+        except ValueError as exc:
+            self._fail(name, "timestamp", str(exc))
+            return None
 
     def done(self) -> None:
         if self.errors:

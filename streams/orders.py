@@ -19,7 +19,6 @@ Two consumers:
 from __future__ import annotations
 
 import json
-import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -32,14 +31,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .decoding import FieldChecker, decode_json_object
+from .decoding import FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected, Rejection
 from .kafka.topics import topic_name
 from .models import ProcessedOrder, Product, ProductWindow
 
 # Event times outside 2000-01-01 .. 2100-01-01 are certainly wrong.
-EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
 MAX_AMOUNT = Decimal("999999999999.99")
 
 DEMO_PRODUCTS = [
@@ -52,37 +50,6 @@ DEMO_PRODUCTS = [
 
 
 # ------------------------------------------------------------------ decoding
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """An ISO 8601 string (naive means UTC) or epoch seconds -> aware UTC datetime.
-
-    Raises ValueError with a message fit for an operator.
-    """
-    if isinstance(value, bool) or value is None:
-        raise ValueError("must be an ISO 8601 string or epoch seconds")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not EPOCH_MIN <= value <= EPOCH_MAX:
-            raise ValueError("epoch seconds must be between 2000-01-01 and 2100-01-01")
-        return datetime.fromtimestamp(value, tz=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError("is not an ISO 8601 timestamp") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        parsed = parsed.astimezone(UTC)
-        if not EPOCH_MIN <= parsed.timestamp() <= EPOCH_MAX:
-            raise ValueError("must be between 2000-01-01 and 2100-01-01")
-        return parsed
-    raise ValueError("must be an ISO 8601 string or epoch seconds")
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, the one timestamp format our topics carry."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _Checker(FieldChecker):
@@ -114,16 +81,6 @@ class _Checker(FieldChecker):
             self._fail(name, "precision", "must have at most 2 decimal places")
             return None
         return amount.quantize(Decimal("0.01"))
-
-    def timestamp(self, name: str) -> datetime | None:
-        if self.data.get(name) is None:
-            self._fail(name, "required", "this field is required")
-            return None
-        try:
-            return parse_timestamp(self.data[name])
-        except ValueError as exc:
-            self._fail(name, "timestamp", str(exc))
-            return None
 
 
 @dataclass(frozen=True)

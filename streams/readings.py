@@ -24,12 +24,11 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .decoding import FieldChecker, decode_json_object
+from .decoding import FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
 from .models import ActivityEvent, SensorReading
-from .orders import iso, parse_timestamp
 
 SENSOR, ACTIVITY = "sensor", "activity"
 ACTIONS = ("click", "view", "add_to_cart", "purchase", "login", "logout", "search")
@@ -38,16 +37,6 @@ SENSOR_COLUMNS = ["timestamp", "sensor_id", "temperature_celsius", "humidity_per
 ACTIVITY_COLUMNS = ["timestamp", "user_id", "session_id", "action", "details"]
 
 
-class _Checker(FieldChecker):
-    def timestamp(self, name: str) -> datetime | None:
-        if self.data.get(name) is None:
-            self._fail(name, "required", "this field is required")
-            return None
-        try:
-            return parse_timestamp(self.data[name])
-        except ValueError as exc:
-            self._fail(name, "timestamp", str(exc))
-            return None
 
 
 def sensor_status(temperature: float) -> str:
@@ -68,7 +57,7 @@ def event_id_of(origin: dict[str, Any]) -> str:
 
 
 def standardize_sensor(data: dict[str, Any], origin: dict[str, Any]) -> dict[str, Any]:
-    check = _Checker(data)
+    check = FieldChecker(data)
     moment = check.timestamp("timestamp")
     sensor_id = check.identifier("sensor_id")
     temperature = check.number("temperature_celsius", minimum=-100, maximum=150)
@@ -87,7 +76,7 @@ def standardize_sensor(data: dict[str, Any], origin: dict[str, Any]) -> dict[str
 
 
 def standardize_activity(data: dict[str, Any], origin: dict[str, Any]) -> dict[str, Any]:
-    check = _Checker(data)
+    check = FieldChecker(data)
     moment = check.timestamp("event_timestamp")
     user_id = check.identifier("user_id")
     session_id = check.identifier("session_id")

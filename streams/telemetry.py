@@ -8,13 +8,11 @@ from typing import Any
 from django.utils import timezone
 
 from .db import upsert_rows
-from .decoding import FieldChecker, decode_json_object
+from .decoding import EPOCH_MAX, EPOCH_MIN, FieldChecker, decode_json_object
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
 from .models import MachineMetric, WorkOrderReading
 
-# Sane bounds for epoch seconds: 2000-01-01 .. 2100-01-01.
-EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
 
 
 def validate_metric(data: dict[str, Any]) -> dict[str, Any]:
