@@ -11,11 +11,11 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from console.spreadsheet import neutralize_cell
 from .models import QuarantineAuditEntry, QuarantineRecord
 
 PREVIEW_LINES = 50
 # Spreadsheet programs run cells starting with these as formulas.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 ACTION_PERMISSIONS = {
     "release": "quarantine.release_quarantinerecord",
@@ -165,11 +165,6 @@ def _split_csv(line: str) -> list[str]:
         return next(csv.reader([line.rstrip("\r\n")]), [])
     except csv.Error:
         return [line.rstrip("\r\n")]
-
-
-def neutralize_cell(value: str) -> str:
-    """Prefix a quote to cells a spreadsheet would run as a formula."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 def neutralize_csv(lines: Iterator[str]) -> Iterator[str]:

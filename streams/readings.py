@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from console.spreadsheet import neutralize_cell
 from .decoding import FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
@@ -179,9 +180,6 @@ def handle_sink(envelopes: Sequence[Envelope]) -> BatchOutcome:
 
 # ---------------------------------------------------------------- CSV export
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_cell(value: Any) -> str:
     """A spreadsheet-safe cell: text starting like a formula gets a leading quote.
 
@@ -198,9 +196,7 @@ def csv_cell(value: Any) -> str:
         return iso(value)
     if not isinstance(value, str):
         value = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    if value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    return neutralize_cell(value)
 
 
 class _Echo:

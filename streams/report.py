@@ -43,6 +43,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from scipy.special import stdtr
 
+from console.spreadsheet import neutralize_cell
 from .models import CorrelationReport, CorrelationRow, MachineMetric, WorkOrderReading
 
 logger = logging.getLogger(__name__)
@@ -324,9 +325,7 @@ def report_csv_lines(*, report: CorrelationReport) -> Iterator[str]:
 
 def csv_safe(value: Any) -> Any:
     """Neutralize text a spreadsheet would run as a formula (numbers pass unchanged)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return neutralize_cell(value) if isinstance(value, str) else value
 
 
 # ----------------------------------------------------------------- services
