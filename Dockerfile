@@ -8,4 +8,4 @@ COPY . .
 RUN useradd --create-home console && mkdir -p /data/inbox /data/quarantine && chown -R console /data /app
 USER console
 EXPOSE 8000
-CMD ["gunicorn", "console.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "console.asgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

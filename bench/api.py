@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/api.py [--duration 10] [--connections 64] [--workers 3] [--threads 16]
 
-Starts gunicorn (gthread, with the repository's gunicorn.conf.py) on a free port against this checkout's database and
+Starts gunicorn (uvicorn workers on console.asgi, or gthread on console.wsgi with
+--server wsgi; with the repository's gunicorn.conf.py) on a free port against this checkout's database and
 Kafka, with bench-only topic names (deleted afterwards) and a service token,
 then measures:
 
@@ -91,11 +92,17 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+SERVERS = {  # --server: worker class, the console's entry point, the empty app of the baseline
+    "asgi": ("uvicorn_worker.UvicornWorker", "console.asgi:application", "empty_asgi:application"),
+    "wsgi": ("gthread", "console.wsgi:application", "empty_wsgi:application"),
+}
+
+
 def start_gunicorn(app: str, port: int, args, env: dict[str, str], chdir: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(PY).parent / "gunicorn"), app, "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(chdir),
          "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+         "--workers", str(args.workers), "--worker-class", SERVERS[args.server][0], "--threads", str(args.threads),
          "--backlog", "2048", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -159,6 +166,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="Seconds per phase (default 10).")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32).")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2).")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="asgi",
+                        help="asgi: uvicorn workers on console.asgi (the default, as in make run); "
+                             "wsgi: gthread on console.wsgi.")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2).")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (default 16).")
     parser.add_argument("--batch", type=int, default=5000, help="Events per batch request (default 5000).")
@@ -180,23 +190,25 @@ def main() -> None:
 
     ensure_topics()
     token = manage("create_service_token", "bench-client", "--quiet", env=env).strip()
-    print(f"gunicorn gthread workers={args.workers} threads={args.threads}; topic {topic}; "
+    worker_class, console_app, empty_app = SERVERS[args.server]
+    shape = f"threads={args.threads}" if args.server == "wsgi" else "one event loop each"
+    print(f"gunicorn {worker_class} workers={args.workers} ({shape}); topic {topic}; "
           f"{os.cpu_count()} CPUs shared with Kafka, PostgreSQL, the load generator (and other work: "
           f"load average {os.getloadavg()[0]:.1f} at the start)")
     # Baseline: the same server and load on an empty WSGI app (the server's own ceiling).
     port = free_port()
-    empty = start_gunicorn("empty_wsgi:application", port, args, env, chdir=ROOT / "bench")
+    empty = start_gunicorn(empty_app, port, args, env, chdir=ROOT / "bench")
     try:
         wait_http(port)
         ceiling = run_wrk(port, token, connections=args.connections, threads=args.wrk_threads,
                           duration=max(args.duration // 2, 3), server=empty)
     finally:
         stop(empty)
-    print(f"empty WSGI app, {args.connections} connections:  {ceiling['rps']:8.0f} req/s  "
+    print(f"empty {args.server.upper()} app, {args.connections} connections:  {ceiling['rps']:8.0f} req/s  "
           f"p50 {ceiling['p50_ms']:.2f} ms  p99 {ceiling['p99_ms']:.2f} ms  "
           f"server CPU {ceiling['cpu_us_per_request']:.0f} us/request (the server's ceiling)")
     port = free_port()
-    gunicorn = start_gunicorn("console.wsgi:application", port, args, env)
+    gunicorn = start_gunicorn(console_app, port, args, env)
     try:
         wait_http(port)
         # Warm up every worker (producer connection, token cache).

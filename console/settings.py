@@ -272,7 +272,7 @@ TELEMETRY_BATCH_MAX_EVENTS = env.int("TELEMETRY_BATCH_MAX_EVENTS", default=10000
 API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=60.0)
 # linger.ms of the web processes' producer: a little longer than the default
 # batches the acks of concurrent requests (less CPU per event, a few ms more latency).
-API_KAFKA_LINGER_MS = env.int("API_KAFKA_LINGER_MS", default=10)
+API_KAFKA_LINGER_MS = env.int("API_KAFKA_LINGER_MS", default=5)
 # The correlation report (method "asof-interval-pearson"):
 # how far back (seconds) a parameter reading may lie from a work-order reading
 # and still be joined to it; "backward" uses only readings at or before the

@@ -7,8 +7,10 @@ prefix, so tests never see each other's messages. Consumers run as real
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -173,6 +175,36 @@ class ProcessRunner:
         proc.log_path = log_path  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
+
+    def web(self, *extra: str, **extra_env: str) -> tuple[subprocess.Popen, int]:
+        """The web process as `make run` starts it (gunicorn, uvicorn worker, console.asgi), on a free
+        port; returns once it answers HTTP (any status: /healthz is 503 while Kafka is down)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log_path = self.tmp_path / f"web-{len(self.procs)}.log"
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "console.asgi:application", "-c",
+             str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "--workers", "1", *extra],
+            cwd=ROOT, env=self.env(**extra_env), stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+        )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.procs.append(proc)
+
+        def answers() -> bool:
+            assert proc.poll() is None, self.log(proc)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                return True
+            except OSError:
+                return False
+            finally:
+                conn.close()
+
+        wait_until(answers, timeout=60)
+        return proc, port
 
     def consumer(self, name: str, *extra: str, **extra_env: str) -> subprocess.Popen:
         return self.start("run_consumer", name, *extra, log_name=f"consumer-{name}", **extra_env)

@@ -20,13 +20,22 @@ class CachedTokenAuthentication(TokenAuthentication):
     _cache: dict[str, tuple[float, object, object]] = {}
     _lock = threading.Lock()
 
+    @classmethod
+    def cached(cls, key: str):
+        """(user, token) if `key` was found valid less than API_TOKEN_CACHE_SECONDS ago, else None."""
+        if settings.API_TOKEN_CACHE_SECONDS <= 0:
+            return None
+        hit = cls._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], hit[2]
+        return None
+
     def authenticate_credentials(self, key: str):
+        hit = self.cached(key)
+        if hit is not None:
+            return hit
         ttl = settings.API_TOKEN_CACHE_SECONDS
         now = time.monotonic()
-        if ttl > 0:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1], hit[2]
         user, token = super().authenticate_credentials(key)
         if ttl > 0:
             with self._lock:

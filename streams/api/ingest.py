@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from streams.kafka.acks import publish_and_wait
+from streams.kafka.acks import publish_and_wait, publish_and_wait_async
 from streams.kafka.producer import DeliveryError, Outbound
 from streams.kafka.registry import MessageRejected
 from streams.kafka.topics import topic_name
@@ -65,10 +65,8 @@ WORKORDERS = TelemetryKind(
 )
 
 
-def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
-    """Validate one event or an array of them and publish; (status, body, headers) of the answer.
-
-    Shared by the DRF view and the token fast path, so both answer alike."""
+def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound] | Answer:
+    """Validate one event or an array of them: the messages to publish, or the 400 answer."""
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list):
@@ -95,8 +93,34 @@ def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
         return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
                      "errors": errors}, {}
     name = topic_name(kind.topic)
+    return [Outbound(name, value, key=key) for key, value in events]
+
+
+def _accepted(messages: list[Outbound]) -> Answer:
+    return 202, {"accepted": len(messages), "topic": messages[0].topic}, {}
+
+
+def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
+    """Validate and publish, answering only once Kafka acknowledged: (status, body, headers).
+
+    Shared by the DRF view and the WSGI fast path, so both answer alike."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
     try:
-        publish_and_wait([Outbound(name, value, key=key) for key, value in events])
+        publish_and_wait(messages)
     except DeliveryError as exc:
         return unavailable_answer(exc)
-    return 202, {"accepted": len(events), "topic": name}, {}
+    return _accepted(messages)
+
+
+async def telemetry_ingest_async(*, kind: TelemetryKind, data: Any) -> Answer:
+    """`telemetry_ingest` for the ASGI hot path: the same rules and answers, awaiting the acks."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
+    try:
+        await publish_and_wait_async(messages)
+    except DeliveryError as exc:
+        return unavailable_answer(exc)
+    return _accepted(messages)

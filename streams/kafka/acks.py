@@ -1,4 +1,4 @@
-"""Publish-and-wait for request threads: each caller waits for its own acks only.
+"""Publish-and-wait for web requests: each caller waits for its own acks only.
 
 `producer.produce_and_wait` flushes the whole producer, which is right for a
 consumer forwarding a batch but wrong for a web process with many threads
@@ -6,14 +6,18 @@ publishing at once: under steady load the queue never drains, so every
 request would wait for everyone else's messages. Here one background thread
 per process serves delivery reports of the process's web producer, and each caller
 waits on an event that its own last delivery report sets, with a deadline.
+`publish_and_wait` is for request threads; `publish_and_wait_async` is the
+same for coroutines (the ASGI hot path), woken through the event loop instead
+of a thread event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.conf import settings
@@ -67,13 +71,36 @@ def _current_poller() -> _Poller:
     return poller
 
 
-class _Pending:
-    __slots__ = ("count", "errors", "done", "lock")
+def warm_up(timeout: float = 5.0) -> None:
+    """Create this process's web producer and connect it to the cluster now,
+    so that the first request does not pay for the connection and the
+    idempotent producer's id. Raises KafkaException if the cluster does not
+    answer within `timeout` (the first request will try again)."""
+    _current_poller().producer.list_topics(timeout=timeout)
 
-    def __init__(self, count: int) -> None:
+
+def shut_down(timeout: float = 5.0) -> int:
+    """Deliver what this process's web producer still holds and stop its
+    poller; the number of messages left undelivered."""
+    global _poller
+    with _lock:
+        poller, _poller = _poller, None
+    if poller is None or poller.pid != os.getpid():
+        return 0
+    left = poller.producer.flush(timeout)
+    poller.stopped.set()
+    return left
+
+
+class _Pending:
+    """Counts one caller's outstanding delivery reports and calls `notify` once the last arrives."""
+
+    __slots__ = ("count", "errors", "notify", "lock")
+
+    def __init__(self, count: int, notify: Callable[[], None]) -> None:
         self.count = count
         self.errors: list[str] = []
-        self.done = threading.Event()
+        self.notify = notify
         self.lock = threading.Lock()
 
     def __call__(self, err: KafkaError | None, msg: Message) -> None:
@@ -82,8 +109,40 @@ class _Pending:
             if err is not None:
                 self.errors.append(f"{msg.topic()}: {err.str()}")
             self.count -= 1
-            if self.count <= 0:
-                self.done.set()
+            last = self.count == 0
+        if last:
+            self.notify()
+
+
+def _queue_full(timeout: float) -> DeliveryError:
+    return DeliveryError(
+        f"Kafka's local queue stayed full for {timeout:g}s "
+        f"(bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
+    )
+
+
+def _produce(producer: Producer, message: Outbound, pending: _Pending) -> bool:
+    """Queue one message; False when the local queue is full (the caller waits for room, bounded)."""
+    try:
+        producer.produce(message.topic, value=message.encoded_value(), key=message.key,
+                         headers=message.headers, on_delivery=pending)
+        return True
+    except KafkaException as exc:
+        # E.g. an unknown topic: refused before anything was queued for this message.
+        raise DeliveryError(f"cannot publish to {message.topic}: {exc.args[0].str()}") from None
+    except BufferError:
+        return False
+
+
+def _outcome(pending: _Pending, total: int, timeout: float, acknowledged: bool) -> int:
+    if not acknowledged:
+        raise DeliveryError(
+            f"Kafka did not acknowledge {pending.count} of {total} message(s) within {timeout:g}s "
+            f"(bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
+        )
+    if pending.errors:
+        raise DeliveryError(f"{len(pending.errors)} of {total} message(s) failed: {pending.errors[0]}")
+    return total
 
 
 def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:
@@ -95,31 +154,36 @@ def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = No
         return 0
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    poller = _current_poller()
-    producer = poller.producer
-    pending = _Pending(len(messages))
+    producer = _current_poller().producer
+    done = threading.Event()
+    pending = _Pending(len(messages), done.set)
     for message in messages:
-        while True:
-            try:
-                producer.produce(message.topic, value=message.encoded_value(), key=message.key,
-                                 headers=message.headers, on_delivery=pending)
-                break
-            except KafkaException as exc:
-                # E.g. an unknown topic: refused before anything was queued for this message.
-                raise DeliveryError(f"cannot publish to {message.topic}: {exc.args[0].str()}") from None
-            except BufferError:
-                # The local queue is full (broker slow or down): wait for room, bounded.
-                if time.monotonic() > deadline:
-                    raise DeliveryError(
-                        f"Kafka's local queue stayed full for {timeout:g}s "
-                        f"(bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
-                    ) from None
-                time.sleep(0.01)
-    if not pending.done.wait(max(deadline - time.monotonic(), 0.0)):
-        raise DeliveryError(
-            f"Kafka did not acknowledge {pending.count} of {len(messages)} message(s) within {timeout:g}s "
-            f"(bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
-        )
-    if pending.errors:
-        raise DeliveryError(f"{len(pending.errors)} of {len(messages)} message(s) failed: {pending.errors[0]}")
-    return len(messages)
+        while not _produce(producer, message, pending):
+            if time.monotonic() > deadline:
+                raise _queue_full(timeout)
+            time.sleep(0.01)
+    acknowledged = done.wait(max(deadline - time.monotonic(), 0.0))
+    return _outcome(pending, len(messages), timeout, acknowledged)
+
+
+async def publish_and_wait_async(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:
+    """`publish_and_wait` for a coroutine: the event loop runs other requests while this one waits."""
+    if not messages:
+        return 0
+    timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    producer = _current_poller().producer
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    pending = _Pending(len(messages), lambda: loop.call_soon_threadsafe(done.set))
+    for message in messages:
+        while not _produce(producer, message, pending):
+            if time.monotonic() > deadline:
+                raise _queue_full(timeout)
+            await asyncio.sleep(0.01)
+    try:
+        await asyncio.wait_for(done.wait(), max(deadline - time.monotonic(), 0.0))
+        acknowledged = True
+    except TimeoutError:
+        acknowledged = False
+    return _outcome(pending, len(messages), timeout, acknowledged)
