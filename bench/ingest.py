@@ -175,6 +175,7 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
+    from django.utils import timezone
 
     from ingest.models import IngestedFile, SensorAggregate, SensorReading
     from ingest.services import file_event
@@ -218,6 +219,7 @@ def main() -> int:
 
         def run_file(rel: str, timeout: float = 600) -> tuple[IngestedFile, float, float]:
             started = time.perf_counter()
+            published_at = timezone.now()
             produce_and_wait([file_event(file_path=rel, file_name=Path(rel).name)])
             deadline = time.monotonic() + timeout
             while True:
@@ -228,11 +230,18 @@ def main() -> int:
                     raise SystemExit(f"timed out waiting for {rel}; see {logs}")
                 time.sleep(0.02)
             loaded_at = time.perf_counter()
+            seen_at = timezone.now()
             if f.status == "loaded" and f.rows_loaded:
                 while not SensorAggregate.objects.filter(file__isnull=True, updated_at__gte=f.finished_at).exists():
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
+            f.refresh_from_db()
+            f.hops = {  # where the time before and after the task went
+                "event -> registered": (f.created_at - published_at).total_seconds(),
+                "registered -> task started": (f.started_at - f.created_at).total_seconds() if f.started_at else None,
+                "task finished -> seen": (seen_at - f.finished_at).total_seconds() if f.finished_at else None,
+            }
             return f, loaded_at - started, time.perf_counter() - loaded_at
 
         print("\nshared sample files (same pipeline):")
@@ -256,6 +265,8 @@ def main() -> int:
         print(f"  end to end      {seconds:6.2f} s   {rate:>10,.0f} rows/s   "
               f"(task: validate + COPY + per-file aggregates {f.load_seconds:.2f} s)")
         print(f"  phases (s): {f.timings}")
+        print("  before and after the task (s): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in f.hops.items() if v is not None))
         print(f"  overall aggregates refreshed {overall_seconds:.2f} s after the load (separate task)")
         print(f"  worker peak RSS {rss:6.0f} MB")
 

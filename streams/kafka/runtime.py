@@ -175,11 +175,20 @@ class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
 
 class _MultiTopicConsumer(KafkaConsumer):
     """Arroyo's StreamProcessor subscribes to one topic; some of our consumers
-    read several (telemetry reads metrics and workorders), so subscribe to all."""
+    read several (telemetry reads metrics and workorders), so subscribe to all.
 
-    def __init__(self, configuration: Mapping[str, Any], topics: Sequence[Topic]) -> None:
+    The processor also polls with a fixed 1 s timeout and only looks at the
+    open batch between polls, so on a quiet topic a lone message waited up to
+    1 s past --batch-time (a file event took 1.0 s to be registered). Polls
+    are capped at `max_wait` seconds, which bounds that wait by the batch time."""
+
+    def __init__(self, configuration: Mapping[str, Any], topics: Sequence[Topic], max_wait: float = 1.0) -> None:
         super().__init__(dict(configuration))
         self._all_topics = list(topics)
+        self._max_wait = max_wait
+
+    def poll(self, timeout: float | None = None):  # type: ignore[override]
+        return super().poll(self._max_wait if timeout is None else min(timeout, self._max_wait))
 
     def subscribe(self, topics, on_assign=None, on_revoke=None) -> None:  # type: ignore[override]
         super().subscribe(self._all_topics, on_assign=on_assign, on_revoke=on_revoke)
@@ -197,7 +206,8 @@ def build_processor(spec: ConsumerSpec, options: RunOptions) -> tuple[StreamProc
         override_params={"client.id": f"console-{spec.name}"},
     )
     topics = [Topic(topic_name(t)) for t in spec.topics]
-    consumer = _MultiTopicConsumer(configuration, topics)
+    consumer = _MultiTopicConsumer(configuration, topics,
+                                   max_wait=min(max(options.batch_time_ms / 1000.0, 0.01), 1.0))
     factory = _Strategy(spec, options)
     processor = StreamProcessor(
         consumer=consumer,
