@@ -1,5 +1,6 @@
 """The sensor CSV contract (declared once, in settings.INGEST_CONTRACT) and the
-one-pass streaming validator that feeds PostgreSQL COPY.
+one-pass streaming validator that feeds PostgreSQL COPY (in binary format:
+ingest/copybinary.py).
 
 Speed comes from checking whole chunks of lines at C speed (csv.reader, zip,
 orjson, min/max, set inclusion). Only a chunk that fails a chunk-level check
@@ -23,6 +24,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 from django.conf import settings
+
+from . import copybinary
 
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 2 * 1024 * 1024  # 2 MB: 20k-row blocks keep the transient objects of a block near 20 MB
@@ -276,10 +279,15 @@ class PassStats:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+_COPY_KINDS = {"number": copybinary.FLOAT8, "epoch": copybinary.FLOAT8, "boolean": copybinary.BOOL,
+               "text": copybinary.TEXT}
+
+
 class RowStream(io.RawIOBase):
     """A read()-able stream for `cursor.copy_expert`: reads the file after its
-    header in blocks, validates every row once, and returns CSV text of the
-    rows to load in the file's own column order.
+    header in blocks, validates every row once, and returns the rows to load
+    as PostgreSQL binary COPY data, columns in the file's own order
+    (`copy_columns`), then `file_id` when one is given.
 
     * strict: the contract's rules; not strict ("as is"): only parseability.
     * load_after_errors: False stops sending rows at the first invalid one
@@ -302,6 +310,7 @@ class RowStream(io.RawIOBase):
         progress_every: int = 100_000,
         on_rejected: Callable[[int, str], None] | None = None,
         collector: Any = None,
+        file_id: int | None = None,
     ) -> None:
         super().__init__()
         self.header = header
@@ -326,6 +335,12 @@ class RowStream(io.RawIOBase):
         self._metric_pos = {m: header.index(m) for m in contract.metrics if m in header}
         self._device_pos = header.index("device") if "device" in header else None
         self._numbers: dict[str, list] = {}
+        self._true = contract.true_literals
+        self.file_id = file_id
+        self.copy_columns = list(header) + (["file_id"] if file_id is not None else [])
+        self.copy_kinds = [_COPY_KINDS[c.type] for c in self.columns] + (
+            [copybinary.INT8] if file_id is not None else [])
+        self._started = self._finished = False
 
     def readable(self) -> bool:
         return True
@@ -334,7 +349,13 @@ class RowStream(io.RawIOBase):
     def loading(self) -> bool:
         return self.load_after_errors or self.stats.error_count == 0
 
-    def read(self, size: int = -1) -> str:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        """The next block's binary COPY data (the first also carries the format's
+        header, the last its trailer); b"" once the file is done."""
+        if self._finished:
+            return b""
+        prefix = b"" if self._started else copybinary.HEADER
+        self._started = True
         for lines, has_marker in self._chunks:
             first = self._next_line
             self._next_line += len(lines)
@@ -344,8 +365,9 @@ class RowStream(io.RawIOBase):
                 self._last_progress = self.stats.rows_total
                 self.on_progress(self.stats)
             if out and self.loading:
-                return out
-        return ""
+                return prefix + out
+        self._finished = True
+        return prefix + copybinary.TRAILER
 
     def step(self) -> bool:
         """Validate one block without loading; False once the file is done."""
@@ -363,7 +385,7 @@ class RowStream(io.RawIOBase):
         return self.stats
 
     # ------------------------------------------------------------ fast path
-    def _process(self, first: int, lines: list, has_marker: bool) -> str:
+    def _process(self, first: int, lines: list, has_marker: bool) -> bytes:
         """Check a block of lines as columns at C speed; only the rows that a
         column check flags go through the row-by-row rules (the authority)."""
         n = len(lines)
@@ -382,13 +404,16 @@ class RowStream(io.RawIOBase):
                         str_lines, kept, columns, flagged = split
                         suspects = self._columns_suspects(columns)
                         if suspects is not None:
-                            if self.collector is not None and self.loading:
-                                self._collect(columns, suspects)
+                            body = b""
+                            if self.loading:
+                                if self.collector is not None:
+                                    self._collect(columns, suspects)
+                                body = self._encode_block(columns, suspects)
                             if kept is not None:
                                 suspects = {kept[i] for i in suspects}
                             flagged |= suspects
-                            return self._emit(first, text, str_lines, flagged)
-        return self._process_slowly(first, lines)
+                            return self._emit(first, str_lines, flagged, body)
+        return self._encode_rows(self._process_slowly(first, lines))
 
     def _collect(self, columns: list, suspects: set[int]) -> None:
         """Hand the block's loaded values (the numbers parsed for the range checks;
@@ -398,23 +423,58 @@ class RowStream(io.RawIOBase):
         self.collector.add_block(
             columns[self._device_pos], {m: self._numbers[m] for m in self._metric_pos}, suspects)
 
-    def _emit(self, first: int, text: str, lines: list[str], flagged: set[int]) -> str:
+    def _emit(self, first: int, lines: list[str], flagged: set[int], body: bytes) -> bytes:
+        """Count the block's rows that passed the column checks (already encoded in
+        `body`) and send each flagged line through the row rules on its own."""
         good = len(lines) - len(flagged)
         self.stats.rows_total += good
         self.stats.rows_valid += good
-        if not flagged:
-            return text + "\n" if self.loading else ""
-        out: list[str] = []
-        start = 0
+        rechecked: list[list[str]] = []
         for index in sorted(flagged):
-            out.extend(lines[start:index])
-            start = index + 1
-        out.extend(lines[start:])
-        rechecked = [self._process_slowly(first + i, [lines[i].encode()]) for i in sorted(flagged)]
+            rechecked += self._process_slowly(first + index, [lines[index].encode()])
         if not self.loading:
-            return ""
-        body = "\n".join(out) + "\n" if out else ""
-        return body + "".join(rechecked)
+            return b""
+        return body + self._encode_rows(rechecked)
+
+    def _constant_fields(self, n: int) -> list[np.ndarray]:
+        return [np.full(n, self.file_id, dtype=np.int64)] if self.file_id is not None else []
+
+    def _encode_block(self, columns: list, suspects: set[int]) -> bytes:
+        """Binary COPY data of the block's rows that passed the column checks,
+        from the numbers already parsed for those checks."""
+        n = len(columns[0]) if columns else 0
+        keep = None
+        if suspects:
+            keep = np.ones(n, dtype=bool)
+            keep[list(suspects)] = False
+        count = n if keep is None else int(keep.sum())
+        if count == 0:
+            return b""
+        fields: list[copybinary.Field] = []
+        for column, values in zip(self.columns, columns):
+            if column.type in ("number", "epoch"):
+                parsed = np.asarray(self._numbers[column.name], dtype=np.float64)
+                fields.append(parsed if keep is None else parsed[keep])
+            elif column.type == "boolean":
+                truth = np.fromiter(map(self._true.__contains__, values), dtype=bool, count=n)
+                fields.append(truth if keep is None else truth[keep])
+            else:
+                fields.append(copybinary.Text.of(values if keep is None else list(compress(values, keep))))
+        return copybinary.encode(self.copy_kinds, fields + self._constant_fields(count), count)
+
+    def _encode_rows(self, rows: list[list[str]]) -> bytes:
+        """Binary COPY data of rows the row rules accepted (values as text)."""
+        if not rows:
+            return b""
+        fields: list[copybinary.Field] = []
+        for column, values in zip(self.columns, zip(*rows)):
+            if column.type in ("number", "epoch"):
+                fields.append(np.array([float(v) for v in values], dtype=np.float64))
+            elif column.type == "boolean":
+                fields.append(np.array([v in self._true for v in values], dtype=bool))
+            else:
+                fields.append(copybinary.Text.of(values))
+        return copybinary.encode(self.copy_kinds, fields + self._constant_fields(len(rows)), len(rows))
 
     def _split_columns(
         self, text: str, n: int, *, quotes: int
@@ -528,7 +588,9 @@ class RowStream(io.RawIOBase):
         if self.on_rejected:
             self.on_rejected(line, raw)
 
-    def _process_slowly(self, first: int, lines: list) -> str:
+    def _process_slowly(self, first: int, lines: list) -> list[list[str]]:
+        """The row rules (the authority) over consecutive lines: errors and
+        counts recorded, the valid rows returned (none once not loading)."""
         good: list[tuple[int, str]] = []
         for offset, item in enumerate(lines):
             line = first + offset
@@ -559,9 +621,8 @@ class RowStream(io.RawIOBase):
                 continue
             good.append((line, text))
         if not good:
-            return ""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+            return []
+        accepted: list[list[str]] = []
         texts = [t for _, t in good]
         reader = csv.reader(texts)
         consumed = 0
@@ -596,8 +657,8 @@ class RowStream(io.RawIOBase):
             self.stats.rows_total += 1
             self.stats.rows_valid += 1
             if self.loading:
-                writer.writerow(row)
+                accepted.append(row)
                 if self.collector is not None and self._device_pos is not None:
                     self.collector.add_row(row[self._device_pos],
                                            {m: float(row[i]) for m, i in self._metric_pos.items()})
-        return buffer.getvalue() if self.loading else ""
+        return accepted

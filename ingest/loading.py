@@ -52,9 +52,9 @@ class Prefetcher:
         except BaseException as exc:  # handed to the reading side, which raises it
             self._put(exc)
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int = -1) -> bytes:
         if self.finished:
-            return ""
+            return b""
         item = self.blocks.get()
         if isinstance(item, BaseException):
             self.finished = True
@@ -68,19 +68,15 @@ class Prefetcher:
         self.thread.join(timeout=30)
 
 
-def copy_rows(*, file_id: int, stream: RowStream) -> int:
-    """COPY the rows the stream yields into raw sensor data for `file_id`.
-
-    The file id is not repeated in every row: the column's default reads it
-    from a transaction-local setting (see migration 0002), so a clean chunk of
-    the file goes to PostgreSQL as the very text that was read."""
-    columns = ", ".join(connection.ops.quote_name(c) for c in stream.header)
+def copy_rows(*, stream: RowStream) -> int:
+    """COPY the rows the stream yields into raw sensor data, in binary format
+    (the stream carries the file id in every row)."""
+    columns = ", ".join(connection.ops.quote_name(c) for c in stream.copy_columns)
     reader = Prefetcher(stream)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('ingest.copy_file_id', %s, true)", [str(file_id)])
             cursor.cursor.copy_expert(
-                f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT csv)", reader, size=COPY_READ_SIZE
+                f"COPY {READINGS} ({columns}) FROM STDIN WITH (FORMAT binary)", reader, size=COPY_READ_SIZE
             )
             return cursor.cursor.rowcount
     finally:

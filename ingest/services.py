@@ -350,6 +350,7 @@ def _load(
             stream = RowStream(
                 fh, header=header, contract=contract, strict=strict, load_after_errors=partial,
                 on_progress=progress, progress_every=settings.INGEST_PROGRESS_EVERY_ROWS, collector=collector,
+                file_id=ingested.id,
             )
             with transaction.atomic():
                 with connection.cursor() as cursor:
@@ -360,7 +361,7 @@ def _load(
                 if releasing:
                     SensorReading.objects.filter(file_id=ingested.id).delete()
                 savepoint = transaction.savepoint()
-                copied = copy_rows(file_id=ingested.id, stream=stream)
+                copied = copy_rows(stream=stream)
                 stats = stream.stats
                 counts = {"rows_total": stats.rows_total, "rows_valid": stats.rows_valid,
                           "rows_rejected": stats.rows_rejected}

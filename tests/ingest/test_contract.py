@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from ingest import copybinary
 from ingest.contract import Contract, RowStream, read_header
 
 HEADER = '"ts","device","co","humidity","light","lpg","motion","smoke","temp"\n'
@@ -53,11 +54,15 @@ def run(data: bytes, *, force_slow: bool, strict: bool = True, block: int | None
     stream = RowStream(fh, header=header, contract=contract, strict=strict, max_errors=10**6)
     if force_slow:
         stream._split_columns = lambda text, n, quotes: None
+    return stream.stats, sorted(loaded_rows(stream))
+
+
+def loaded_rows(stream: RowStream) -> list[tuple]:
+    """What the stream sends to COPY, decoded from the binary format."""
     out = []
     while chunk := stream.read():
         out.append(chunk)
-    rows = sorted(tuple(r) for r in csv.reader(io.StringIO("".join(out))))
-    return stream.stats, rows
+    return copybinary.decode(b"".join(out), stream.copy_kinds)
 
 
 @pytest.mark.parametrize("quoted", [True, False])
@@ -84,10 +89,28 @@ def test_fast_path_on_unquoted_files(seed):
     assert fast_stats.rows_rejected == slow_stats.rows_rejected > 0
 
 
-def test_loaded_text_is_what_postgres_reads_back():
-    data = (HEADER + '"1.6E9","dev, with comma","0.1","50","True","0.1","False","0.1","20"\n').encode()
-    _, rows = run(data, force_slow=False)
-    assert rows == [("1.6E9", "dev, with comma", "0.1", "50", "True", "0.1", "False", "0.1", "20")]
+def test_loaded_values_are_the_parsed_ones():
+    data = (HEADER + '"1.6E9","dev, with comma","0.1","50","True","0.1","False","0.1","20"\n'
+            '"1.6E9","dév-ü","1e-3","0","false","0","1","0","-0.5"\n').encode()
+    expected = [(1.6e9, "dev, with comma", 0.1, 50.0, True, 0.1, False, 0.1, 20.0),
+                (1.6e9, "dév-ü", 0.001, 0.0, False, 0.0, True, 0.0, -0.5)]
+    for force_slow in (False, True):
+        _, rows = run(data, force_slow=force_slow)
+        assert rows == sorted(expected)
+
+
+@pytest.mark.parametrize("devices", [["a:b", "c:d"], ["a", "bcd", "é", ""]])
+def test_binary_encoding_round_trips(devices):
+    """Equal-length text takes the structured-array layout, mixed lengths the scattered one."""
+    import numpy as np
+
+    kinds = [copybinary.FLOAT8, copybinary.TEXT, copybinary.BOOL, copybinary.INT8]
+    n = 50
+    values = [np.arange(n) / 3, copybinary.Text.of([devices[i % len(devices)] for i in range(n)]),
+              np.arange(n) % 3 == 0, np.full(n, 7, dtype=np.int64)]
+    data = copybinary.HEADER + copybinary.encode(kinds, values, n) + copybinary.TRAILER
+    assert copybinary.decode(data, kinds) == [
+        (i / 3, devices[i % len(devices)], i % 3 == 0, 7) for i in range(n)]
 
 
 @pytest.mark.parametrize("quoted", [True, False])
@@ -109,13 +132,11 @@ def test_statistics_of_the_loading_pass_match_the_loaded_rows(quoted, strict):
                            collector=collector)
         if force_slow:
             stream._split_columns = lambda text, n, quotes: None
-        out = []
-        while chunk := stream.read():
-            out.append(chunk)
         values: dict = {}
-        for row in csv.DictReader(io.StringIO(",".join(header) + "\n" + "".join(out)), fieldnames=None):
+        for loaded in loaded_rows(stream):
+            row = dict(zip(header, loaded))
             for metric in contract.metrics:
-                values.setdefault((row["device"], metric), []).append(float(row[metric]))
+                values.setdefault((row["device"], metric), []).append(row[metric])
         got = {(r.device, r.metric): r for r in collector.results()}
         assert set(got) == set(values)
         for key, v in values.items():
