@@ -46,6 +46,16 @@ class Text:
         return cls(b"".join(encoded), np.fromiter(map(len, encoded), np.int64, count=len(encoded)))
 
 
+    @classmethod
+    def of_arrow(cls, array) -> "Text":
+        """From an Arrow string array, through its offset and data buffers."""
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+        start, end = int(offsets[0]), int(offsets[-1])
+        buffer = array.buffers()[2]
+        data = memoryview(buffer)[start:end].tobytes() if buffer is not None and end > start else b""
+        return cls(data, np.diff(offsets).astype(np.int64))
+
+
 Field = np.ndarray | Text  # one column of a block, in that column's COPY type
 
 

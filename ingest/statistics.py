@@ -58,6 +58,18 @@ class StatisticsCollector:
             columns = {metric: column[keep] for metric, column in columns.items()}
         self._blocks.append((codes, columns))
 
+    def add_arrow_block(self, devices, values: dict[str, np.ndarray]) -> None:
+        """A block's loaded rows: devices as an Arrow string array, metrics as float64 arrays."""
+        if not len(devices):
+            return
+        encoded = devices.dictionary_encode()
+        for device in encoded.dictionary.to_pylist():
+            self._codes.setdefault(device, len(self._codes))
+        lookup = np.fromiter(map(self._codes.__getitem__, encoded.dictionary.to_pylist()), dtype=np.int32)
+        codes = lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+        self._blocks.append((codes, {metric: np.asarray(values[metric], dtype=np.float64)
+                                     for metric in self.metrics}))
+
     def add_row(self, device: str, values: dict[str, float]) -> None:
         per_metric = self._rows[device]
         for metric in self.metrics:

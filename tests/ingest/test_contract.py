@@ -47,14 +47,21 @@ def make_file(rng: random.Random, n: int, *, quoted: bool, plain: bool = False) 
     return buffer.getvalue().encode()
 
 
-def run(data: bytes, *, force_slow: bool, strict: bool = True, block: int | None = None):
+PATHS = {"arrow": ("arrow",), "columns": ("columns",), "rows": ()}
+
+
+def run(data: bytes, *, force_slow: bool = False, strict: bool = True, block: int | None = None,
+        path: str | None = None):
     contract = Contract.from_settings()
     fh = io.BytesIO(data)
     header = read_header(fh, contract, max_line=65536)
     stream = RowStream(fh, header=header, contract=contract, strict=strict, max_errors=10**6)
-    if force_slow:
-        stream._split_columns = lambda text, n, quotes: None
-    return stream.stats, sorted(loaded_rows(stream))
+    path = path or ("rows" if force_slow else "arrow")
+    stream.fast_paths = PATHS[path]
+    rows = sorted(loaded_rows(stream))
+    if path == "arrow":
+        assert set(stream.blocks) == {"arrow"}, stream.blocks  # it checked every block itself
+    return stream.stats, rows
 
 
 def loaded_rows(stream: RowStream) -> list[tuple]:
@@ -65,12 +72,13 @@ def loaded_rows(stream: RowStream) -> list[tuple]:
     return copybinary.decode(b"".join(out), stream.copy_kinds)
 
 
+@pytest.mark.parametrize("path", ["arrow", "columns"])
 @pytest.mark.parametrize("quoted", [True, False])
 @pytest.mark.parametrize("strict", [True, False])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_path_decides_like_the_row_rules(seed, quoted, strict):
+def test_fast_path_decides_like_the_row_rules(seed, quoted, strict, path):
     data = make_file(random.Random(seed), 3000, quoted=quoted)
-    fast_stats, fast_rows = run(data, force_slow=False, strict=strict)
+    fast_stats, fast_rows = run(data, path=path, strict=strict)
     slow_stats, slow_rows = run(data, force_slow=True, strict=strict)
     assert fast_rows == slow_rows
     assert (fast_stats.rows_total, fast_stats.rows_valid, fast_stats.rows_rejected, fast_stats.error_count) == (
@@ -79,11 +87,12 @@ def test_fast_path_decides_like_the_row_rules(seed, quoted, strict):
     assert fast_stats.rows_rejected > 0
 
 
+@pytest.mark.parametrize("path", ["arrow", "columns"])
 @pytest.mark.parametrize("seed", [4, 5])
-def test_fast_path_on_unquoted_files(seed):
+def test_fast_path_on_unquoted_files(seed, path):
     data = make_file(random.Random(seed), 3000, quoted=False, plain=True)
     assert b'"' not in data.split(b"\n", 1)[1]
-    fast_stats, fast_rows = run(data, force_slow=False)
+    fast_stats, fast_rows = run(data, path=path)
     slow_stats, slow_rows = run(data, force_slow=True)
     assert fast_rows == slow_rows and fast_stats.errors == slow_stats.errors
     assert fast_stats.rows_rejected == slow_stats.rows_rejected > 0
@@ -94,8 +103,8 @@ def test_loaded_values_are_the_parsed_ones():
             '"1.6E9","dév-ü","1e-3","0","false","0","1","0","-0.5"\n').encode()
     expected = [(1.6e9, "dev, with comma", 0.1, 50.0, True, 0.1, False, 0.1, 20.0),
                 (1.6e9, "dév-ü", 0.001, 0.0, False, 0.0, True, 0.0, -0.5)]
-    for force_slow in (False, True):
-        _, rows = run(data, force_slow=force_slow)
+    for path in PATHS:
+        _, rows = run(data, path=path)
         assert rows == sorted(expected)
 
 
@@ -124,14 +133,13 @@ def test_statistics_of_the_loading_pass_match_the_loaded_rows(quoted, strict):
 
     data = make_file(random.Random(11), 3000, quoted=quoted)
     contract = Contract.from_settings()
-    for force_slow in (False, True):
+    for path in PATHS:
         fh = io.BytesIO(data)
         header = read_header(fh, contract, max_line=65536)
         collector = StatisticsCollector(contract.metrics)
         stream = RowStream(fh, header=header, contract=contract, strict=strict, max_errors=10**6,
                            collector=collector)
-        if force_slow:
-            stream._split_columns = lambda text, n, quotes: None
+        stream.fast_paths = PATHS[path]
         values: dict = {}
         for loaded in loaded_rows(stream):
             row = dict(zip(header, loaded))
