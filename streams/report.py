@@ -41,7 +41,6 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from scipy.special import stdtr
 
 from console.spreadsheet import neutralize_cell
 from .models import CorrelationReport, CorrelationRow, MachineMetric, WorkOrderReading
@@ -168,6 +167,8 @@ def pearson(x: np.ndarray, y: np.ndarray, *, min_samples: int) -> Correlation:
     r = float(np.clip((dx @ dy) / np.sqrt(sxx * syy), -1.0, 1.0))
     if abs(r) == 1.0:
         return Correlation(r, n, 0.0)
+    from scipy.special import stdtr  # here, not at import: scipy costs every process ~20 MB
+
     t = r * np.sqrt((n - 2) / (1.0 - r * r))
     p = float(2.0 * stdtr(n - 2, -abs(t)))
     return Correlation(r, n, p)
