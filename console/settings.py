@@ -238,6 +238,8 @@ INGEST_SCAN_INTERVAL_SECONDS = env.int("INGEST_SCAN_INTERVAL_SECONDS", default=3
 INGEST_PARTIAL_ACCEPTANCE = env.bool("INGEST_PARTIAL_ACCEPTANCE", default=False)
 INGEST_MAX_REJECTED_SHARE = env.float("INGEST_MAX_REJECTED_SHARE", default=0.01)
 INGEST_MAX_ERRORS_KEPT = env.int("INGEST_MAX_ERRORS_KEPT", default=1000)
+# Newest-first pages of raw rows read id windows of this many ids (growing while short): ingest/selectors.py.
+INGEST_READINGS_WINDOW = env.int("INGEST_READINGS_WINDOW", default=100_000)
 INGEST_PROGRESS_EVERY_ROWS = env.int("INGEST_PROGRESS_EVERY_ROWS", default=100_000)
 INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=5)
 # A file in progress with no progress for this long (its worker died, and the

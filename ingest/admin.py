@@ -111,6 +111,17 @@ class EstimatedCountPaginator(Paginator):
         return qs[: self.LIMIT].count()
 
 
+class NewestFirstPaginator(EstimatedCountPaginator):
+    """Pages of raw rows from id windows (selectors.reading_page): the raw table
+    has no B-tree to walk in id order."""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        offset = (number - 1) * self.per_page
+        rows = selectors.reading_page(self.object_list, limit=self.per_page, offset=offset)
+        return self._get_page(rows, number, self)
+
+
 class DeviceFilter(admin.SimpleListFilter):
     title = "device"
     parameter_name = "device"
@@ -137,9 +148,10 @@ class RecentDataFilter(admin.SimpleListFilter):
         hours = self.WINDOWS.get(self.value() or "")
         if not hours:
             return queryset
-        newest = SensorReading.objects.order_by("-id").values_list("recorded_at", flat=True).first()
-        if newest is None:
+        latest = selectors.reading_page(SensorReading.objects.all(), limit=1)
+        if not latest:
             return queryset
+        newest = latest[0].recorded_at
         from datetime import timedelta
 
         return queryset.filter(recorded_at__gt=newest - timedelta(hours=hours), recorded_at__lte=newest)
@@ -150,7 +162,7 @@ class SensorReadingAdmin(ReadOnlyAdmin):
     list_display = ["id", "device", "recorded_at", "ts", "co", "humidity", "light", "lpg", "motion", "smoke",
                     "temp", "file_id"]
     list_filter = [DeviceFilter, RecentDataFilter]
-    paginator = EstimatedCountPaginator
+    paginator = NewestFirstPaginator
     show_full_result_count = False
     list_per_page = 100
     ordering = ["-id"]

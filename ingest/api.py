@@ -6,9 +6,11 @@ import django_filters
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from streams.kafka.producer import DeliveryError
 
@@ -89,13 +91,72 @@ class IngestedFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
         return Response(UploadAcceptedSerializer(accepted).data, status=status.HTTP_202_ACCEPTED)
 
 
-class ReadingPagination(CursorPagination):
-    """Cursor pages: no COUNT(*) over the raw table, however big it grows."""
+class ReadingPagination(BasePagination):
+    """Keyset pages, newest first, never a COUNT(*): `next` carries ?before=<id>
+    (older rows), `previous` ?after=<id> (newer rows). The raw table has no
+    B-tree; selectors.reading_page reads id windows."""
 
-    ordering = "-id"
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        size = self._positive(request, "page_size", default=self.page_size)
+        size = min(size, self.max_page_size)
+        before = self._positive(request, "before")
+        after = self._positive(request, "after")
+        if before is not None and after is not None:
+            raise ValidationError({"before": ["give before or after, not both"]})
+        rows = selectors.reading_page(queryset, limit=size + 1, before=before, after=after)
+        if after is None:
+            self.older = len(rows) > size
+            rows = rows[:size]
+            self.newer = before is not None and bool(rows)
+        else:
+            self.newer = len(rows) > size
+            rows = rows[-size:] if rows else rows
+            self.older = bool(rows)
+        self.rows = rows
+        return rows
+
+    @staticmethod
+    def _positive(request, name: str, default: int | None = None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValidationError({name: ["must be a positive integer"]})
+        return value
+
+    def _link(self, name: str, value: int) -> str:
+        url = self.request.build_absolute_uri()
+        url = remove_query_param(remove_query_param(url, "before"), "after")
+        return replace_query_param(url, name, value)
+
+    def get_paginated_response(self, data):
+        return Response({
+            "next": self._link("before", self.rows[-1].id) if self.older and self.rows else None,
+            "previous": self._link("after", self.rows[0].id) if self.newer and self.rows else None,
+            "results": data,
+        })
+
+    def get_paginated_response_schema(self, schema):
+        link = {"type": "string", "nullable": True, "format": "uri"}
+        return {"type": "object", "required": ["results"],
+                "properties": {"next": link, "previous": link, "results": schema}}
+
+    def get_schema_operation_parameters(self, view):
+        def integer(name: str, text: str) -> dict:
+            return {"name": name, "required": False, "in": "query", "description": text,
+                    "schema": {"type": "integer", "minimum": 1}}
+
+        return [integer("before", "Rows with ids below this one (the `next` link)."),
+                integer("after", "Rows with ids above this one (the `previous` link)."),
+                integer("page_size", f"Rows per page (default {self.page_size}, at most {self.max_page_size}).")]
 
 
 class SensorReadingSerializer(serializers.ModelSerializer):

@@ -121,6 +121,9 @@ class SensorReading(models.Model):
         # (a B-tree on (device, recorded_at) doubled the load time). Device
         # filters ride on these or on the primary key order.
         indexes = [
+            # No B-tree at all, not even the primary key's (migration 0003): ids come from
+            # the identity sequence in load order, and newest-first pages read id windows.
+            BrinIndex(fields=["id"], name="sensorreading_id_brin", autosummarize=True),
             BrinIndex(fields=["file"], name="sensorreading_file_brin", autosummarize=True),
             BrinIndex(fields=["recorded_at"], name="sensorreading_time_brin", autosummarize=True),
         ]
