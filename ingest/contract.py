@@ -2,11 +2,12 @@
 one-pass streaming validator that feeds PostgreSQL COPY (in binary format:
 ingest/copybinary.py).
 
-Speed comes from checking whole chunks of lines at C speed (csv.reader, zip,
-orjson, min/max, set inclusion). Only a chunk that fails a chunk-level check
-is re-read row by row, and the row-by-row rules are the authority: the chunk
-checks are strictly narrower (JSON numbers are a subset of the number rule),
-so they never accept what the row rules would reject.
+Speed comes from checking whole blocks at C speed: Arrow's CSV parser and
+compute kernels first; for blocks Arrow cannot take, column checks in Python
+(string splitting, numpy, orjson, min/max, set inclusion). Only the rows a
+block-level check cannot vouch for go through the row-by-row rules, and those
+rules are the authority: the block checks are strictly narrower, so they never
+accept what the row rules would reject.
 """
 
 from __future__ import annotations
