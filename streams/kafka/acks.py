@@ -17,7 +17,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.conf import settings
@@ -145,6 +145,17 @@ def _outcome(pending: _Pending, total: int, timeout: float, acknowledged: bool) 
     return total
 
 
+def _queue_all(producer: Producer, messages: Sequence[Outbound], pending: _Pending, deadline: float,
+               timeout: float) -> Iterator[None]:
+    """Queue every message; yields each time the local queue is full, for the
+    caller to wait a little (a sleep, or an await) before the next try."""
+    for message in messages:
+        while not _produce(producer, message, pending):
+            if time.monotonic() > deadline:
+                raise _queue_full(timeout)
+            yield
+
+
 def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:
     """Queue `messages` and return once the broker acknowledged every one of them.
 
@@ -154,14 +165,10 @@ def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = No
         return 0
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    producer = _current_poller().producer
     done = threading.Event()
     pending = _Pending(len(messages), done.set)
-    for message in messages:
-        while not _produce(producer, message, pending):
-            if time.monotonic() > deadline:
-                raise _queue_full(timeout)
-            time.sleep(0.01)
+    for _ in _queue_all(_current_poller().producer, messages, pending, deadline, timeout):
+        time.sleep(0.01)
     acknowledged = done.wait(max(deadline - time.monotonic(), 0.0))
     return _outcome(pending, len(messages), timeout, acknowledged)
 
@@ -172,15 +179,11 @@ async def publish_and_wait_async(messages: Sequence[Outbound], *, timeout: float
         return 0
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    producer = _current_poller().producer
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     pending = _Pending(len(messages), lambda: loop.call_soon_threadsafe(done.set))
-    for message in messages:
-        while not _produce(producer, message, pending):
-            if time.monotonic() > deadline:
-                raise _queue_full(timeout)
-            await asyncio.sleep(0.01)
+    for _ in _queue_all(_current_poller().producer, messages, pending, deadline, timeout):
+        await asyncio.sleep(0.01)
     try:
         await asyncio.wait_for(done.wait(), max(deadline - time.monotonic(), 0.0))
         acknowledged = True
