@@ -157,3 +157,16 @@ class SensorAggregate(models.Model):
     def __str__(self) -> str:
         scope = f"file {self.file_id}" if self.file_id else "overall"
         return f"{self.device} {self.metric} ({scope})"
+
+
+class OverallRefreshPending(models.Model):
+    """A device whose overall statistics wait for a refresh. Loads mark their
+    devices here, in their own transaction; each refresh takes every device
+    marked so far, so a burst of loads costs one or two scans of the raw
+    table instead of one per file (ingest.services.aggregates_refresh)."""
+
+    device = models.TextField(primary_key=True)
+    requested_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return self.device

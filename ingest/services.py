@@ -35,7 +35,7 @@ from .inbox import (
     sha256_of,
 )
 from .loading import ProgressReporter, aggregates_refresh_overall, aggregates_write_file, copy_rows
-from .models import InboxEntry, IngestedFile, SensorReading
+from .models import InboxEntry, IngestedFile, OverallRefreshPending, SensorReading
 from .statistics import StatisticsCollector
 
 logger = logging.getLogger(__name__)
@@ -431,10 +431,14 @@ def _load(
     return ingested
 
 
-def _refresh_overall_on_commit(devices: list[str] | None) -> None:
+def _refresh_overall_on_commit(devices: list[str]) -> None:
+    """Mark the devices for the overall refresh (in the load's transaction) and
+    queue a refresh once it commits; refreshes coalesce (aggregates_refresh)."""
     from .tasks import refresh_overall_aggregates
 
-    transaction.on_commit(lambda: refresh_overall_aggregates.delay(devices))
+    OverallRefreshPending.objects.bulk_create([OverallRefreshPending(device=d) for d in devices],
+                                              ignore_conflicts=True)
+    transaction.on_commit(lambda: refresh_overall_aggregates.delay())
 
 
 def _move_to_quarantine(ingested: IngestedFile, source: pathlib.Path) -> pathlib.Path:
@@ -476,7 +480,19 @@ def _quarantine(
 
 
 def aggregates_refresh(*, devices: list[str] | None = None) -> int:
+    """Recompute the overall statistics of `devices`, or (None) of every device
+    marked pending by loads since the last refresh. One refresh at a time;
+    one that waited for another finds the devices marked meanwhile, and the
+    refreshes queued behind it find none left and return at once. A failed
+    refresh rolls back, so its devices stay marked."""
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.aggregates_overall'))")
+            if devices is None:
+                cursor.execute(f"DELETE FROM {OverallRefreshPending._meta.db_table} RETURNING device")
+                devices = [row[0] for row in cursor.fetchall()]
+                if not devices:
+                    return 0
         return aggregates_refresh_overall(devices=devices, contract=Contract.from_settings())
 
 

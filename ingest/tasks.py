@@ -64,5 +64,5 @@ def scan_inbox() -> dict[str, int]:
 @shared_task(name="ingest.refresh_overall_aggregates", acks_late=True, ignore_result=True,
              autoretry_for=TRANSIENT_ERRORS, max_retries=5, retry_backoff=True)
 def refresh_overall_aggregates(devices: list[str] | None = None) -> int:
-    """Recompute overall statistics (all files) for the devices a load touched."""
+    """Recompute overall statistics (all files) for the devices loads marked (or those given)."""
     return services.aggregates_refresh(devices=devices)

@@ -160,3 +160,23 @@ def test_raw_rows_page_newest_first_through_id_windows(api, inbox, client, admin
     assert [r.id for r in paginator.page(2).object_list] == every[25:50]
     response = client.get("/admin/ingest/sensorreading/")
     assert response.status_code == 200 and f">{every[0]}<".encode() in response.content
+
+
+def test_overall_refreshes_coalesce(inbox, django_capture_on_commit_callbacks):
+    """Loads mark their devices; one refresh takes them all, the refreshes queued behind it find none."""
+    from ingest.models import OverallRefreshPending, SensorReading
+    from ingest.services import aggregates_refresh
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        inbox.process(inbox.drop("a.csv", HEADER + rows(30, device="dev-a")))
+        inbox.process(inbox.drop("b.csv", HEADER + rows(20, device="dev-b", start=1600000000.0)))
+        inbox.process(inbox.drop("c.csv", HEADER + rows(5, device="dev-a", start=1700000000.0)))
+    assert len(queued) >= 3  # a refresh queued by every load
+    assert set(OverallRefreshPending.objects.values_list("device", flat=True)) == {"dev-a", "dev-b"}
+    assert aggregates_refresh() == 10  # two devices x five metrics, in one refresh
+    assert not OverallRefreshPending.objects.exists()
+    assert aggregates_refresh() == 0  # the refreshes queued behind it
+    overall = {a.device: a for a in SensorAggregate.objects.filter(file__isnull=True, metric="temp")}
+    temps = list(SensorReading.objects.filter(device="dev-a").values_list("temp", flat=True))
+    assert overall["dev-a"].count == 35 and overall["dev-b"].count == 20
+    assert overall["dev-a"].max == max(temps) and overall["dev-a"].min == min(temps)
