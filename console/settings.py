@@ -142,6 +142,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Events, files, products, analytics and quarantine of the console.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Four models have a `status` with their own choices: one enum component each.
+    "ENUM_NAME_OVERRIDES": {
+        "IngestedFileStatusEnum": "ingest.models.IngestedFile.Status",
+        "QuarantineStatusEnum": "quarantine.models.QuarantineRecord.Status",
+        "ReportStatusEnum": "streams.models.report.CorrelationReport.Status",
+        "SensorReadingStatusEnum": "streams.models.readings.SensorReading.Status",
+    },
 }
 
 # ------------------------------------------------------------------------ Celery

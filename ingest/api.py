@@ -159,7 +159,9 @@ class ReadingPagination(BasePagination):
                 integer("page_size", f"Rows per page (default {self.page_size}, at most {self.max_page_size}).")]
 
 
-class SensorReadingSerializer(serializers.ModelSerializer):
+class RawSensorReadingSerializer(serializers.ModelSerializer):
+    """A raw row of a loaded CSV file (the OpenAPI component RawSensorReading)."""
+
     class Meta:
         model = SensorReading
         fields = ["id", "file", "ts", "recorded_at", "device", "co", "humidity", "light", "lpg", "motion", "smoke",
@@ -181,7 +183,7 @@ class SensorReadingViewSet(viewsets.ReadOnlyModelViewSet):
     """Raw sensor rows, newest first; filter with ?device=&since=&until= (ISO 8601) and ?file=."""
 
     queryset = SensorReading.objects.all()
-    serializer_class = SensorReadingSerializer
+    serializer_class = RawSensorReadingSerializer
     filterset_class = SensorReadingFilter
     pagination_class = ReadingPagination
 

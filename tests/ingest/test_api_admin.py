@@ -180,3 +180,16 @@ def test_overall_refreshes_coalesce(inbox, django_capture_on_commit_callbacks):
     temps = list(SensorReading.objects.filter(device="dev-a").values_list("temp", flat=True))
     assert overall["dev-a"].count == 35 and overall["dev-b"].count == 20
     assert overall["dev-a"].max == max(temps) and overall["dev-a"].min == min(temps)
+
+
+def test_openapi_schema_documents_raw_rows_and_their_pages(api):
+    import yaml
+
+    schema = yaml.safe_load(api.get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    assert "RawSensorReading" in components and "SensorReading" in components  # two models, two components
+    assert "file" in components["RawSensorReading"]["properties"]
+    listing = schema["paths"]["/api/raw-sensor-data/"]["get"]
+    assert {"before", "after", "page_size", "device"} <= {p["name"] for p in listing["parameters"]}
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(components[page]["properties"]) == {"next", "previous", "results"}
