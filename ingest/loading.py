@@ -121,12 +121,13 @@ def aggregates_write_file(*, file_id: int, results: Iterable[MetricStats]) -> in
 
 
 def aggregates_refresh_overall(*, devices: Iterable[str] | None, contract: Contract) -> int:
-    """Overall statistics (file is null) for the given devices (all if None)."""
+    """Overall statistics (file is null) for the given devices (all if None).
+
+    The caller holds the refresh lock (services.aggregates_refresh): two
+    concurrent refreshes would both insert the same keys."""
     devices = None if devices is None else sorted(set(devices))
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '128MB'")
-        # One refresh at a time: two concurrent ones would both insert the same keys.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.aggregates_overall'))")
         where, params = ("", []) if devices is None else ("WHERE r.device = ANY(%s)", [devices])
         delete_where = "" if devices is None else "AND device = ANY(%s)"
         cursor.execute(f"DELETE FROM {AGGREGATES} WHERE file_id IS NULL {delete_where}", params)

@@ -487,6 +487,7 @@ def aggregates_refresh(*, devices: list[str] | None = None) -> int:
     refresh rolls back, so its devices stay marked."""
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # One refresh at a time; the lock is the transaction's, released at its end.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ingest.aggregates_overall'))")
             if devices is None:
                 cursor.execute(f"DELETE FROM {OverallRefreshPending._meta.db_table} RETURNING device")
