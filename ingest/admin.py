@@ -10,19 +10,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from console.admin_base import ReadOnlyAdmin
+
 from . import selectors, services
 from .models import InboxEntry, IngestedFile, SensorAggregate, SensorReading
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(IngestedFile)

@@ -21,6 +21,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from console.admin_base import ReadOnlyAdmin
+
 from . import selectors, services
 from .forms import BulkActionForm, DiscardForm, ReleaseForm, ReprocessForm
 from .models import QuarantineAuditEntry, QuarantineRecord
@@ -83,7 +85,10 @@ class AuditEntryInline(admin.TabularInline):
 
 
 @admin.register(QuarantineRecord)
-class QuarantineRecordAdmin(admin.ModelAdmin):
+class QuarantineRecordAdmin(ReadOnlyAdmin):
+    """Records come from the pipelines only; nobody edits what failed (act on it
+    instead), and discard, not delete, keeps the original for the retention period."""
+
     change_form_template = "admin/quarantine/quarantinerecord/change_form.html"
     list_display = ("id", "source", "status", "short_reason", "origin_display", "error_count", "replay_count",
                     "created_at")
@@ -129,16 +134,6 @@ class QuarantineRecordAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f for _, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
 
-    # ---------------------------------------------------------- permissions
-
-    def has_add_permission(self, request) -> bool:
-        return False  # records come from the pipelines only
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # nobody edits what failed: act on it instead
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # discard keeps the original for the retention period
 
     def has_release_permission(self, request) -> bool:
         return selectors.user_can(request.user, "release")
@@ -338,7 +333,7 @@ class QuarantineRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuarantineAuditEntry)
-class QuarantineAuditEntryAdmin(admin.ModelAdmin):
+class QuarantineAuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_name", "action", "outcome", "record_link", "short_reason")
     list_filter = ("action", "outcome", "at")
     search_fields = ("actor_name", "reason", "record__reason")
@@ -353,12 +348,3 @@ class QuarantineAuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="reason")
     def short_reason(self, entry: QuarantineAuditEntry) -> str:
         return Truncator(entry.reason).chars(80)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

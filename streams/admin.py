@@ -10,6 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from console.admin_base import ReadOnlyAdmin as BaseReadOnlyAdmin
+
 from .models import CorrelationReport, CorrelationRow, MachineMetric, Product, WorkOrderReading
 from .products import product_soft_delete
 from .report import report_csv_lines, report_request
@@ -20,12 +22,8 @@ def _log(request: HttpRequest, obj, message: str, flag: int = CHANGE) -> None:
                                  change_message=message, single_object=True)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+class ReadOnlyAdmin(BaseReadOnlyAdmin):
+    deletable = True  # these rows may be deleted by hand, with the usual delete permission
 
 
 @admin.register(MachineMetric)
@@ -141,7 +139,7 @@ class CorrelationRowInline(admin.TabularInline):
 
 
 @admin.register(CorrelationReport)
-class CorrelationReportAdmin(admin.ModelAdmin):
+class CorrelationReportAdmin(ReadOnlyAdmin):
     change_list_template = "admin/streams/correlationreport/change_list.html"
     list_display = ["__str__", "status", "trigger", "requested_by", "method", "metric_count", "workorder_count",
                     "duration_ms", "created_at", "csv_link"]
@@ -157,12 +155,6 @@ class CorrelationReportAdmin(admin.ModelAdmin):
                                         "input_time_max", "metric_count", "workorder_count", "input_digest"]}),
     ]
     actions = ["rebuild"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_build_permission(self, request) -> bool:
         return request.user.has_perm("streams.build_correlationreport")

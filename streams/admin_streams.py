@@ -12,6 +12,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.http import HttpRequest, StreamingHttpResponse
 
+from console.admin_base import ReadOnlyAdmin
+
 from .models import ActivityEvent, ProcessedOrder, ProductWindow, SensorReading
 from .orders import order_windows_rebuild
 from .readings import ACTIVITY, SENSOR, export_filename, export_rows
@@ -91,19 +93,14 @@ class ProductWindowAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcessedOrder)
-class ProcessedOrderAdmin(admin.ModelAdmin):
+class ProcessedOrderAdmin(ReadOnlyAdmin):
+    deletable = True
     list_display = ["order_id", "ordered_at", "product_id", "product_name", "category", "amount", "user_id",
                     "window_start", "processed_at"]
     list_filter = ["product_id", "category", "ordered_at"]
     date_hierarchy = "ordered_at"
     search_fields = ["order_id", "user_id", "product_id"]
     readonly_fields = [f.name for f in ProcessedOrder._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def _csv_download(kind: str, queryset) -> StreamingHttpResponse:
@@ -112,15 +109,10 @@ def _csv_download(kind: str, queryset) -> StreamingHttpResponse:
     return response
 
 
-class _ReadingAdmin(admin.ModelAdmin):
+class _ReadingAdmin(ReadOnlyAdmin):
+    deletable = True
     kind = ""
     actions = ["export_csv"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.action(permissions=["view"], description="Export selected as CSV")
     def export_csv(self, request: HttpRequest, queryset):
