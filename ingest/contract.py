@@ -521,7 +521,8 @@ class RowStream(io.RawIOBase):
         keep = ~bad
         count = int(keep.sum())
         if self.loading and count:
-            kept = [v.filter(pa.array(keep)) if isinstance(v, pa.Array) else v[keep] for v in values]
+            mask = pa.array(keep)
+            kept = [v.filter(mask) if isinstance(v, pa.Array) else v[keep] for v in values]
             if self.collector is not None and self._device_pos is not None:
                 self.collector.add_arrow_block(
                     kept[self._device_pos], {m: kept[i] for m, i in self._metric_pos.items()})
