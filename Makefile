@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        procfile run test check-compose bench-ingest clean
+        supervisord-conf run ps test check-compose bench-ingest clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,18 +52,23 @@ topics: services
 admin: migrate  ## Create the admin user (prints its password once) and the operators group
 	$(MANAGE) ensure_admin
 
-procfile: venv env
-	@$(PY) scripts/procfile.py > .run/Procfile
+supervisord-conf: venv env
+	@$(PY) scripts/supervisord_conf.py > .run/supervisord.conf.tmp
+	@mv .run/supervisord.conf.tmp .run/supervisord.conf
 
-run: migrate topics admin procfile  ## Run the whole stack: web, Celery worker and beat, every consumer
+run: migrate topics admin supervisord-conf  ## Run the whole stack under supervisord: web, Celery worker and beat, every consumer
 	@echo ""
 	@echo "  Admin:        http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
 	@echo "  API:          http://127.0.0.1:$${WEB_PORT:-8000}/api/"
 	@echo "  API docs:     http://127.0.0.1:$${WEB_PORT:-8000}/api/docs/"
 	@echo "  Health:       http://127.0.0.1:$${WEB_PORT:-8000}/healthz"
+	@echo "  make ps shows every process; a crashed one is restarted, the others keep running."
 	@echo "  Ctrl-C stops everything (the services keep running: make services-stop)."
 	@echo ""
-	$(VENV)/bin/honcho -f .run/Procfile -d . start
+	$(VENV)/bin/supervisord -c .run/supervisord.conf
+
+ps:  ## Show the state of every process of `make run`
+	@$(VENV)/bin/supervisorctl -c .run/supervisord.conf status
 
 browser-deps:  ## Install Debian's Chromium for the browser tests when it is missing
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
