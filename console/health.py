@@ -56,8 +56,32 @@ def run_checks() -> dict[str, dict[str, object]]:
     return results
 
 
+def consumer_states() -> dict[str, dict[str, object]]:
+    """Each registered consumer's health from its processes' heartbeats (empty if PostgreSQL is down)."""
+    from streams.kafka.heartbeat import consumer_health
+    from streams.kafka.registry import consumers
+
+    try:
+        return consumer_health(list(consumers()))
+    except Exception as exc:  # PostgreSQL down: its own check says so
+        return {"error": {"status": "unknown", "reason": f"{type(exc).__name__}: {exc}"[:300]}}
+
+
 def healthz(request) -> JsonResponse:
+    """503 when a dependency is down; 200 `degraded` when a consumer is failing
+    (waiting, paused, crashed or silent), with the reasons; 200 `ok` otherwise."""
     results = run_checks()
     failing = [name for name, r in results.items() if r["status"] != "up"]
-    body = {"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results}
+    states = consumer_states() if results["postgres"]["status"] == "up" else {}
+    failing_consumers = {name: c.get("reason", "") for name, c in states.items() if c["status"] == "failing"}
+    status = "unavailable" if failing else ("degraded" if failing_consumers else "ok")
+    body = {
+        "status": status,
+        "failing": failing + [f"consumer:{name}" for name in failing_consumers],
+        "checks": results,
+        "consumers": {name: {k: v for k, v in c.items() if k != "members"} | {"members": len(c["members"])}
+                      for name, c in states.items()},
+    }
+    if failing_consumers:
+        body["reasons"] = failing_consumers
     return JsonResponse(body, status=503 if failing else 200)

@@ -12,7 +12,7 @@ from django.urls import path
 from quarantine.models import QuarantineRecord
 from streams.kafka import inspect
 
-from .health import run_checks
+from .health import consumer_states, run_checks
 
 
 def _context(request: HttpRequest, title: str, **extra) -> dict:
@@ -32,9 +32,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
         .values_list("source").order_by().annotate(n=Count("id"))
     )
+    states = consumer_states() if checks["postgres"]["status"] == "up" else {}
+    for group in lags:
+        group.health = states.get(group.consumer, {})
     return TemplateResponse(request, "ops/dashboard.html", _context(
         request, "Operations",
-        checks=checks, lags=lags, max_lag=max_lag, kafka_up=kafka_up,
+        checks=checks, lags=lags, max_lag=max_lag, kafka_up=kafka_up, states=states,
         quarantine=quarantine, open_by_source=open_by_source,
     ))
 

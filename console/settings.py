@@ -132,6 +132,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticatedOrReadOnly",
     ],
+    # Strict JSON everywhere (no NaN, NUL, huge numbers or deep nesting): console/parsers.py.
+    "DEFAULT_PARSER_CLASSES": [
+        "console.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -215,9 +221,17 @@ KAFKA_TOPICS: dict[str, dict[str, int | str]] = {
 CONSUMER_BATCH_SIZE = env.int("CONSUMER_BATCH_SIZE", default=1000)
 CONSUMER_BATCH_TIME_MS = env.int("CONSUMER_BATCH_TIME_MS", default=200)
 CONSUMER_GROUP_PREFIX = env.str("CONSUMER_GROUP_PREFIX", default="console")
-# Transient database errors in a batch are retried this many times before the
-# consumer stops (and is restarted by its supervisor, replaying the batch).
-CONSUMER_DB_RETRIES = env.int("CONSUMER_DB_RETRIES", default=5)
+# A batch that cannot be applied (PostgreSQL or Kafka away, a systemic failure)
+# is held and tried again with exponential backoff up to this many seconds apart;
+# the consumer never exits over it (streams/kafka/faults.py).
+CONSUMER_BACKOFF_MAX_SECONDS = env.float("CONSUMER_BACKOFF_MAX_SECONDS", default=30.0)
+# More messages than this refused by the database in a row is a systemic fault
+# (code or schema), not bad data: the consumer pauses instead of dead-lettering.
+CONSUMER_DLQ_MAX_CONSECUTIVE = env.int("CONSUMER_DLQ_MAX_CONSECUTIVE", default=50)
+# Each consumer process writes a heartbeat row this often; a row older than the
+# stale threshold means the process is gone (/healthz, operations dashboard).
+CONSUMER_HEARTBEAT_SECONDS = env.float("CONSUMER_HEARTBEAT_SECONDS", default=5.0)
+CONSUMER_HEARTBEAT_STALE_SECONDS = env.float("CONSUMER_HEARTBEAT_STALE_SECONDS", default=30.0)
 
 # Health checks answer within this many seconds per dependency.
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

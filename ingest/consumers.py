@@ -53,6 +53,10 @@ def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:
                 continue
             error = _path_error(value["file_path"], exc)
             rejected.append(Rejection(envelope=envelope, reason=error.reason, errors=error.errors))
+        except OSError as exc:  # unreadable while hashing: a recorded reason, never a stopped consumer
+            error = _path_error(value["file_path"], PathRejected(
+                f"{value['file_path'][:200]!r} cannot be read: {exc.strerror or exc}", "unreadable"))
+            rejected.append(Rejection(envelope=envelope, reason=error.reason, errors=error.errors))
     return BatchOutcome(rejected=rejected, applied=applied)
 
 

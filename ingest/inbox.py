@@ -11,6 +11,9 @@ from django.conf import settings
 
 HASH_BLOCK = 1024 * 1024
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp")
+# Linux limits: a path (PATH_MAX 4096, less the inbox's own) and one name (NAME_MAX 255).
+MAX_PATH_BYTES = 1024
+MAX_NAME_BYTES = 255
 
 
 class PathRejected(Exception):
@@ -46,6 +49,17 @@ def check_relative_path(file_path: str) -> str:
     parts = PurePosixPath(file_path.replace("\\", "/")).parts
     if ".." in parts:
         raise PathRejected(f"file_path must not contain '..': {file_path[:200]!r}", "parent_path")
+    try:
+        encoded = file_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathRejected("file_path is not valid Unicode (a lone surrogate)", "path") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise PathRejected(f"file_path is too long: {len(encoded):,} bytes, the limit is {MAX_PATH_BYTES:,}",
+                           "too_long")
+    longest = max((len(part.encode("utf-8")) for part in parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise PathRejected(f"a name in file_path is too long for the filesystem: {longest:,} bytes, "
+                           f"the limit is {MAX_NAME_BYTES}", "too_long")
     return str(PurePosixPath(*parts))
 
 
@@ -53,6 +67,13 @@ def resolve_in_inbox(file_path: str) -> Path:
     """The real file behind an announced path, strictly inside the inbox
     (symlinks are followed, then the target must still be inside)."""
     relative = check_relative_path(file_path)
+    try:
+        return _resolve(relative)
+    except OSError as exc:  # too long, too many links, permission denied...: a reason, never a crash
+        raise PathRejected(f"{relative[:200]!r} cannot be opened: {exc.strerror or exc}", "unreadable") from None
+
+
+def _resolve(relative: str) -> Path:
     root = inbox_dir()
     candidate = root / relative
     resolved = candidate.resolve()
@@ -67,6 +88,8 @@ def resolve_in_inbox(file_path: str) -> Path:
     if not resolved.name.lower().endswith(suffixes):
         raise PathRejected(f"{relative!r} is not a CSV file (accepted: {', '.join(suffixes)})", "not_csv")
     size = resolved.stat().st_size
+    if not os.access(resolved, os.R_OK):
+        raise PathRejected(f"{relative!r} is not readable by the console (permissions)", "unreadable")
     if size > settings.INGEST_MAX_FILE_BYTES:
         raise PathRejected(
             f"{relative!r} is too large: {size:,} bytes, the limit is {settings.INGEST_MAX_FILE_BYTES:,}",
@@ -83,10 +106,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def relative_to_inbox(path: Path) -> str:
-    return path.relative_to(inbox_dir()).as_posix()
-
-
 def is_candidate(path: Path) -> bool:
     """Files the watcher announces: visible, not a writer's temporary name."""
     name = path.name
@@ -98,14 +117,3 @@ def safe_file_name(name: str) -> str:
     base = os.path.basename(name.replace("\\", "/")).strip()
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")
     return base[:200] or "upload.csv"
-
-
-def free_path(directory: Path, name: str) -> Path:
-    """`directory/name`, or `name-1`, `name-2`... if that is taken."""
-    target = directory / name
-    stem, suffix = os.path.splitext(name)
-    n = 1
-    while target.exists() or target.is_symlink():
-        target = directory / f"{stem}-{n}{suffix}"
-        n += 1
-    return target

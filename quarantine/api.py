@@ -15,9 +15,11 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from console.parsers import StrictJSONParser as JSONParser
 
 from . import selectors, services
 from .forms import MAX_UPLOAD_BYTES

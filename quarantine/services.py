@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import traceback as traceback_module
 import uuid
 from collections import Counter
@@ -67,20 +68,42 @@ _STATUS_AFTER = {
 # ------------------------------------------------------------------ recording
 
 
+def safe_text(value: str) -> str:
+    """Text PostgreSQL stores as it is: NUL and lone surrogates written as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def safe_json(value: Any) -> Any:
+    """A JSON value whose strings and keys are all `safe_text` (jsonb refuses \\u0000)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(k)): safe_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [safe_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
 def quarantine_dead_letters(*, consumer: str, rejections: Sequence["Rejection"]) -> int:
-    """Record rejected stream messages; a replayed message is recorded once."""
+    """Record rejected stream messages; a replayed message is recorded once.
+
+    Whatever a message carried (NUL, invalid UTF-8 in headers) is stored safely:
+    the payload as bytes, every text escaped, so recording never fails."""
     records = [
         QuarantineRecord(
             source=QuarantineRecord.Source.MESSAGE,
-            reason=r.reason[:500],
-            errors=r.errors[:MAX_ERRORS_KEPT],
+            reason=safe_text(r.reason)[:500],
+            errors=safe_json(r.errors[:MAX_ERRORS_KEPT]),
             error_count=max(len(r.errors), 1),
             consumer=consumer,
-            topic=r.envelope.topic,
+            topic=safe_text(r.envelope.topic),
             partition=r.envelope.partition,
             offset=r.envelope.offset,
             message_key=r.envelope.key,
-            headers=[[k, (v or b"").decode("utf-8", "replace")] for k, v in r.envelope.headers],
+            headers=[[safe_text(k), safe_text((v or b"").decode("utf-8", "replace"))]
+                     for k, v in r.envelope.headers],
             payload=r.envelope.raw,
             replay_count=_replay_count(r.envelope.header("x-replay-count")),
         )

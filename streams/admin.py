@@ -12,7 +12,10 @@ from django.utils.safestring import SafeString, mark_safe
 
 from console.admin_base import ReadOnlyAdmin as BaseReadOnlyAdmin
 
-from .models import CorrelationReport, CorrelationRow, MachineMetric, Product, WorkOrderReading
+from .models import (
+    ConsumerHeartbeat, CorrelationReport, CorrelationRow, MachineMetric, Product, TelemetryOverwrite,
+    WorkOrderReading,
+)
 from .products import product_soft_delete
 from .report import report_csv_lines, report_request
 
@@ -40,6 +43,24 @@ class WorkOrderReadingAdmin(ReadOnlyAdmin):
     list_filter = ["product"]
     search_fields = ["=product", "=time"]
     show_full_result_count = False
+
+
+@admin.register(TelemetryOverwrite)
+class TelemetryOverwriteAdmin(BaseReadOnlyAdmin):
+    """Readings replaced by another reading with the same key and second (nothing collapses silently)."""
+
+    list_display = ["kind", "key", "time", "old_value", "new_value", "recorded_at"]
+    list_filter = ["kind"]
+    search_fields = ["=key", "=time"]
+
+
+@admin.register(ConsumerHeartbeat)
+class ConsumerHeartbeatAdmin(BaseReadOnlyAdmin):
+    """Every consumer process's last heartbeat: state, reason, counters."""
+
+    list_display = ["consumer", "member", "state", "reason", "beat_at", "last_batch_at", "messages", "applied",
+                    "dead_lettered", "refused"]
+    list_filter = ["state", "consumer"]
 
 
 class DeletedFilter(admin.SimpleListFilter):

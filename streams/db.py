@@ -17,13 +17,15 @@ def upsert_rows(
     rows: Sequence[Sequence[Any]],
     conflict: Sequence[str],
     update: Sequence[str] = (),
+    only_if_changed: Sequence[str] = (),
     page_size: int = 5000,
 ) -> int:
     """INSERT rows ... ON CONFLICT (conflict) DO UPDATE SET update (or DO NOTHING).
 
     Rows must be unique on `conflict` within one call (PostgreSQL refuses to
     update the same row twice in one statement): deduplicate first.
-    Returns the number of rows sent.
+    With `only_if_changed`, a conflicting row is updated only where one of those
+    columns differs. Returns the number of rows sent.
     """
     if not rows:
         return 0
@@ -33,6 +35,11 @@ def upsert_rows(
         )
         if update else sql.SQL("DO NOTHING")
     )
+    if update and only_if_changed:  # a replay of the same values writes nothing
+        action += sql.SQL(" WHERE ") + sql.SQL(" OR ").join(
+            sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=sql.Identifier(table), c=sql.Identifier(c))
+            for c in only_if_changed
+        )
     statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT ({conflict}) ").format(
         table=sql.Identifier(table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from .kafka.registry import MessageRejected
 
@@ -44,22 +45,129 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# Deepest nesting of arrays/objects a payload may have (free-form `details` included).
+JSON_MAX_DEPTH = 32
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def _location(path: list[str | int]) -> str | None:
+    return ".".join(str(p) for p in path) or None
+
+
+def json_problems(value: Any, *, max_depth: int = JSON_MAX_DEPTH) -> list[dict[str, Any]]:
+    """What PostgreSQL (text and jsonb) or our limits refuse inside a parsed JSON value:
+    NUL characters in strings and keys, nesting deeper than `max_depth`. One error per
+    place, with its path as the field ("details.tags.0")."""
+    problems: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[str | int], int]] = [(value, [], 0)]
+    while stack and len(problems) < 20:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                problems.append({"field": _location(path), "rule": "nul",
+                                 "message": "must not contain NUL (\\u0000) characters"})
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                problems.append({"field": _location(path), "rule": "depth",
+                                 "message": f"is nested deeper than {max_depth} levels"})
+                continue
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if "\x00" in key:
+                        problems.append({"field": _location(path + [key.replace("\x00", "\\u0000")]),
+                                         "rule": "nul", "message": "keys must not contain NUL characters"})
+                        continue
+                    stack.append((child, path + [key], depth + 1))
+            else:
+                stack.extend((child, path + [i], depth + 1) for i, child in enumerate(item))
+    return problems
+
+
+class JSONRejected(ValueError):
+    """A body that is not acceptable JSON: `reason` for an operator, `errors` per place."""
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors
+
+
+def parse_json(raw: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Strict JSON, shared by every consumer and every API body: UTF-8 only; no NaN or
+    Infinity tokens; no number beyond a double's range; no lone surrogates; no NUL in
+    strings or keys; nesting at most `max_depth`. Raises JSONRejected."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if isinstance(raw, bytes):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise JSONRejected(f"payload is not UTF-8 (byte {bad.start})",
+                                   [{"field": None, "rule": "utf8", "message": str(bad)}]) from None
+        message = exc.msg
+        if message.startswith("number is infinity"):
+            _name_the_huge_number(raw, exc)
+        if message == "unexpected character, expected a JSON value":
+            message += " (NaN and Infinity are not JSON)"
+        raise JSONRejected(
+            f"payload is not JSON: {message} at line {exc.lineno} column {exc.colno}",
+            [{"field": None, "rule": "json", "message": message, "line": exc.lineno, "column": exc.colno}],
+        ) from None
+    if isinstance(value, (dict, list)):
+        problems = json_problems(value, max_depth=max_depth)
+        if problems:
+            places = ", ".join(sorted({str(p["field"]) for p in problems}))
+            raise JSONRejected(f"invalid JSON content at: {places}", problems)
+    elif isinstance(value, str) and "\x00" in value:
+        raise JSONRejected("invalid JSON content: NUL character",
+                           [{"field": None, "rule": "nul", "message": "must not contain NUL characters"}])
+    return value
+
+
+class _TooLarge(str):
+    """A number literal beyond a double's range, kept as text to find where it was."""
+
+
+def _huge_float(text: str) -> Any:
+    value = float(text)
+    return _TooLarge(text) if math.isinf(value) else value
+
+
+def _huge_int(text: str) -> Any:
+    return _TooLarge(text) if len(text.lstrip("-")) > 308 else int(text)
+
+
+def _name_the_huge_number(raw: bytes | str, exc: orjson.JSONDecodeError) -> None:
+    """orjson says a number overflows; parse again (slowly, only here) to name the field."""
+    import json
+
+    try:
+        value = json.loads(raw, parse_float=_huge_float, parse_int=_huge_int)
+    except (ValueError, RecursionError):
+        return
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _TooLarge):
+            raise JSONRejected(
+                f"invalid fields: {_location(path)}",
+                [{"field": _location(path), "rule": "range", "message": "is too large to represent (beyond a double)",
+                  "line": exc.lineno, "column": exc.colno}],
+            ) from None
+        if isinstance(item, dict):
+            stack.extend((v, path + [k]) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, path + [i]) for i, v in enumerate(item))
+
+
 def decode_json_object(raw: bytes) -> dict[str, Any]:
-    """Parse a JSON object, or reject with a precise reason."""
+    """Parse a JSON object (strictly, `parse_json`), or reject with a precise reason."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MessageRejected(
-            f"payload is not UTF-8 (byte {exc.start})",
-            [{"field": None, "rule": "utf8", "message": str(exc)}],
-        ) from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MessageRejected(
-            f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            [{"field": None, "rule": "json", "message": exc.msg, "line": exc.lineno, "column": exc.colno}],
-        ) from None
+        value = parse_json(raw)
+    except JSONRejected as exc:
+        raise MessageRejected(exc.reason, exc.errors) from None
     if not isinstance(value, dict):
         raise MessageRejected(
             f"payload must be a JSON object, got {type(value).__name__}",
@@ -88,7 +196,14 @@ class FieldChecker:
         ):
             self._fail(name, "integer", "must be an integer")
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._fail(name, "integer", "must be an integer")
+            return None
         value = int(value)
+        # Columns hold 64 bits at most; narrower ones pass their own maximum.
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            self._fail(name, "range", "is out of range (a 64-bit integer)")
+            return None
         if minimum is not None and value < minimum:
             self._fail(name, "min", f"must be >= {minimum}")
         if maximum is not None and value > maximum:
@@ -101,10 +216,17 @@ class FieldChecker:
         if value is None:
             self._fail(name, "required", "this field is required")
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             self._fail(name, "number", "must be a finite number")
             return None
-        value = float(value)
+        try:
+            value = float(value)  # an integer of 400 digits does not fit a double
+        except OverflowError:
+            self._fail(name, "range", "is too large to represent (beyond a double)")
+            return None
+        if not math.isfinite(value):
+            self._fail(name, "number", "must be a finite number")
+            return None
         if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
             self._fail(name, "min", f"must be {'>' if exclusive_minimum else '>='} {minimum:g}")
         if maximum is not None and value > maximum:
@@ -122,7 +244,20 @@ class FieldChecker:
             return None
         if len(value) > max_length:
             self._fail(name, "max_length", f"must be at most {max_length} characters")
+        self._text_ok(name, value)
         return value
+
+    def _text_ok(self, name: str, value: str) -> bool:
+        """Text PostgreSQL can store: no NUL, no lone surrogate."""
+        if "\x00" in value:
+            self._fail(name, "nul", "must not contain NUL (\\u0000) characters")
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self._fail(name, "unicode", "must be valid Unicode (no lone surrogates)")
+            return False
+        return True
 
     def identifier(self, name: str, *, max_length: int = 128) -> str | None:
         """An id: a non-empty string (an integer is accepted and turned into one)."""
@@ -139,6 +274,8 @@ class FieldChecker:
             return None
         if len(value) > max_length:
             self._fail(name, "max_length", f"must be at most {max_length} characters")
+            return None
+        if not self._text_ok(name, value):
             return None
         return value
 

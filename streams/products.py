@@ -51,6 +51,8 @@ def validate_registration(data: dict[str, Any]) -> dict[str, Any]:
         product_id = str(raw_id)
         if raw_id < 0:
             check._fail("productId", "min", "must not be negative")
+        elif len(product_id) > 64:
+            check._fail("productId", "max_length", "must be at most 64 characters")
     else:
         product_id = check.string("productId", max_length=64)
     if product_id is not None and not product_id.strip():

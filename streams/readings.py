@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from console.spreadsheet import neutralize_cell
-from .decoding import FieldChecker, decode_json_object, iso, parse_timestamp
+from .decoding import INT32_MAX, INT64_MAX, FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
@@ -36,6 +36,7 @@ ACTIONS = ("click", "view", "add_to_cart", "purchase", "login", "logout", "searc
 
 SENSOR_COLUMNS = ["timestamp", "sensor_id", "temperature_celsius", "humidity_percent", "status"]
 ACTIVITY_COLUMNS = ["timestamp", "user_id", "session_id", "action", "details"]
+MAX_TOPIC_LENGTH = 249  # Kafka's own limit, and the origin_topic column
 
 
 
@@ -133,6 +134,12 @@ def decode_processed(envelope: Envelope) -> dict[str, Any]:
     ):
         raise MessageRejected("origin must carry topic (string), partition and offset (integers)",
                               [{"field": "origin", "rule": "origin", "message": "malformed origin"}])
+    if not (0 < len(origin["topic"]) <= MAX_TOPIC_LENGTH and 0 <= origin["partition"] <= INT32_MAX
+            and 0 <= origin["offset"] <= INT64_MAX):
+        raise MessageRejected(
+            f"origin is out of range: a topic of 1-{MAX_TOPIC_LENGTH} characters, a partition 0-{INT32_MAX} "
+            f"and an offset 0-{INT64_MAX}",
+            [{"field": "origin", "rule": "range", "message": "origin topic, partition or offset out of range"}])
     kind = data.get("type")
     if kind == SENSOR:
         value = standardize_sensor(data, origin)

@@ -5,20 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from .db import upsert_rows
-from .decoding import EPOCH_MAX, EPOCH_MIN, FieldChecker, decode_json_object
+from .decoding import EPOCH_MAX, EPOCH_MIN, INT32_MAX, FieldChecker, decode_json_object
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
-from .models import MachineMetric, WorkOrderReading
+from .models import MachineMetric, TelemetryOverwrite, WorkOrderReading
 
 
 
 def validate_metric(data: dict[str, Any]) -> dict[str, Any]:
     check = FieldChecker(data)
     parsed = {
-        "parameter_id": check.integer("id", minimum=0),
+        "parameter_id": check.integer("id", minimum=0, maximum=INT32_MAX),
         "value": check.number("val"),
         "time": check.integer("time", minimum=EPOCH_MIN, maximum=EPOCH_MAX),
     }
@@ -30,7 +31,7 @@ def validate_workorder(data: dict[str, Any]) -> dict[str, Any]:
     check = FieldChecker(data)
     parsed = {
         "time": check.integer("time", minimum=EPOCH_MIN, maximum=EPOCH_MAX),
-        "product": check.integer("product", minimum=0),
+        "product": check.integer("product", minimum=0, maximum=INT32_MAX),
         "production": check.number("production", minimum=0),
     }
     check.done()
@@ -46,29 +47,55 @@ def decode(envelope: Envelope) -> tuple[str, dict[str, Any]]:
     raise MessageRejected(f"telemetry does not read topic {envelope.topic}")
 
 
-def persist_metrics(rows: Sequence[dict[str, Any]]) -> int:
-    """Upsert on (parameter_id, time); the last reading in a batch wins."""
+def _persist(*, kind: str, table: str, key: str, value: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert readings on (key, time); the last reading of a key in a batch wins.
+
+    A reading that replaces another with a different value (in this batch, or
+    already stored) is recorded as a TelemetryOverwrite, so two readings in the
+    same second never collapse silently. Three statements per batch; a replay
+    writes nothing (same values)."""
     now = timezone.now()
-    latest = {(r["parameter_id"], r["time"]): (r["parameter_id"], r["value"], r["time"], now) for r in rows}
-    return upsert_rows(
-        table=MachineMetric._meta.db_table,
-        columns=["parameter_id", "value", "time", "received_at"],
-        rows=list(latest.values()),
-        conflict=["parameter_id", "time"],
-        update=["value", "received_at"],
+    latest: dict[tuple[int, int], float] = {}
+    replaced: list[tuple[int, int, float, float]] = []
+    for r in rows:
+        k = (r[key], r["time"])
+        if k in latest and latest[k] != r[value]:
+            replaced.append((k[0], k[1], latest[k], r[value]))
+        latest[k] = r[value]
+    keys = list(latest)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.{key}, t.time, t.{value} FROM {table} t "
+            f"JOIN unnest(%s::int[], %s::bigint[]) AS k({key}, time) USING ({key}, time)",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        for k0, k1, stored in cursor.fetchall():
+            first_new = next((old for a, b, old, _new in replaced if (a, b) == (k0, k1)), latest[(k0, k1)])
+            if stored != first_new:
+                replaced.append((k0, k1, stored, first_new))
+    upsert_rows(
+        table=table,
+        columns=[key, value, "time", "received_at"],
+        rows=[(k[0], v, k[1], now) for k, v in latest.items()],
+        conflict=[key, "time"],
+        update=[value, "received_at"],
+        only_if_changed=[value],
     )
+    if replaced:
+        TelemetryOverwrite.objects.bulk_create(
+            [TelemetryOverwrite(kind=kind, key=a, time=b, old_value=old, new_value=new) for a, b, old, new in replaced],
+            ignore_conflicts=True,
+        )
+    return len(latest)
+
+
+def persist_metrics(rows: Sequence[dict[str, Any]]) -> int:
+    return _persist(kind="metric", table=MachineMetric._meta.db_table, key="parameter_id", value="value", rows=rows)
 
 
 def persist_workorders(rows: Sequence[dict[str, Any]]) -> int:
-    now = timezone.now()
-    latest = {(r["product"], r["time"]): (r["product"], r["production"], r["time"], now) for r in rows}
-    return upsert_rows(
-        table=WorkOrderReading._meta.db_table,
-        columns=["product", "production", "time", "received_at"],
-        rows=list(latest.values()),
-        conflict=["product", "time"],
-        update=["production", "received_at"],
-    )
+    return _persist(kind="workorder", table=WorkOrderReading._meta.db_table, key="product", value="production",
+                    rows=rows)
 
 
 def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:

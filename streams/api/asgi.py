@@ -30,6 +30,7 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 from rest_framework import exceptions
 
+from streams.decoding import JSONRejected, parse_json
 from streams.kafka import acks
 
 from .auth import CachedTokenAuthentication
@@ -102,8 +103,8 @@ class TelemetryHotPath:
             return await _answer(send, 400, {"detail": "the request body is larger than "
                                              f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"})
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            data = parse_json(body)  # the consumers' strict rules
+        except JSONRejected:
             return await self.app(scope, _replay(body, receive), send)  # DRF words the parse error
         identity = CachedTokenAuthentication.cached(key)
         if identity is None:

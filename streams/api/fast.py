@@ -21,14 +21,12 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
+from streams.decoding import JSONRejected, parse_json
+
 from .auth import CachedTokenAuthentication
 from .ingest import TelemetryKind, telemetry_ingest
 
 _auth = CachedTokenAuthentication()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> HttpResponse:
@@ -52,8 +50,8 @@ def telemetry_endpoint(kind: TelemetryKind, drf_view: Callable[..., HttpResponse
         except exceptions.AuthenticationFailed as exc:
             return _json(401, {"detail": str(exc.detail)}, {"WWW-Authenticate": "Token"})
         try:
-            data = json.loads(request.body, parse_constant=_reject_constant)
-        except ValueError:
+            data = parse_json(request.body)  # the consumers' strict rules
+        except JSONRejected:
             return drf_view(request, *args, **kwargs)  # DRF words the parse error
         request.user = user
         status, body, headers = telemetry_ingest(kind=kind, data=data)

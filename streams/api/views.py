@@ -16,11 +16,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console.parsers import StrictJSONParser as JSONParser
 from streams import products as product_services
 from streams.kafka.producer import DeliveryError
 from streams.kafka.registry import MessageRejected

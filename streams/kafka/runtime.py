@@ -8,6 +8,12 @@ The arroyo pipeline for every consumer is
 so offsets reach the broker only after the batch's transaction committed and
 everything it produced was acknowledged. A crash anywhere before the commit
 replays the batch; handlers write idempotently, so a replay changes nothing.
+
+Faults (the rules are in faults.py): a message the database refuses is found
+by bisecting the batch in savepoints and dead-lettered with the error, and the
+rest of the batch is applied (`apply_isolating`). A transient fault or a
+systemic one leaves the batch uncommitted; arroyo holds it while the runtime
+backs off and tries again, and the heartbeat (heartbeat.py) says why.
 Arroyo drives rebalances: on revocation it flushes the batch in flight through
 the same steps before giving the partitions up, and on SIGTERM/SIGINT it stops
 after that batch.
@@ -37,16 +43,18 @@ from arroyo.processing.strategies.batching import ValuesBatch
 from arroyo.processing.strategies.healthcheck import Healthcheck
 from arroyo.types import BrokerValue, Commit, Message, Partition, Topic
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+import psycopg2
+from arroyo.processing.strategies import MessageRejected as BackPressure
+from django.db import close_old_connections, transaction
 
 from .client import client_config
+from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
+from .heartbeat import Pulse
 from .producer import Outbound, produce_and_wait
 from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
-
-REPLAY_COUNT_HEADER = "x-replay-count"
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,65 @@ def dead_letter_message(spec: ConsumerSpec, rejection: Rejection) -> Outbound:
     return Outbound(topic=topic_name(spec.dead_letter_topic), value=env.raw, key=env.key, headers=headers)
 
 
-def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope]) -> BatchOutcome:
+def _refusal(envelope: Envelope, exc: Exception) -> Rejection:
+    """A message that failed on its own while its batch was applied: the error is the reason."""
+    from django.db import DatabaseError
+
+    error = describe(exc)
+    origin = "refused by the database" if isinstance(exc, (DatabaseError, psycopg2.Error)) else "handler error"
+    return Rejection(
+        envelope=envelope,
+        reason=f"{origin}: {error}",
+        errors=[{"field": None, "rule": "database" if origin.startswith("refused") else "handler",
+                 "message": error}],
+    )
+
+
+def _merge(first: BatchOutcome, second: BatchOutcome) -> BatchOutcome:
+    return BatchOutcome(outbound=first.outbound + second.outbound, rejected=first.rejected + second.rejected,
+                        applied=first.applied + second.applied)
+
+
+def apply_isolating(spec: ConsumerSpec, envelopes: Sequence[Envelope]) -> tuple[BatchOutcome, list[Rejection]]:
+    """Run the handler on `envelopes` in a savepoint; if it fails for a reason that is not
+    transient, bisect: each half in its own savepoint, down to the single messages that
+    fail on their own. Returns the merged outcome and those messages as refusals.
+
+    A batch with one poison message costs about 2*log2(batch) extra handler calls; a
+    clean batch costs one savepoint."""
+    try:
+        with transaction.atomic():
+            return spec.handle_batch(envelopes), []
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        if len(envelopes) == 1:
+            envelope = envelopes[0]
+            logger.warning(
+                "consumer_message_refused consumer=%s topic=%s partition=%s offset=%s error=%s",
+                spec.name, envelope.topic, envelope.partition, envelope.offset, describe(exc),
+            )
+            return BatchOutcome(), [_refusal(envelope, exc)]
+    middle = len(envelopes) // 2
+    first, refused_first = apply_isolating(spec, envelopes[:middle])
+    second, refused_second = apply_isolating(spec, envelopes[middle:])
+    return _merge(first, second), refused_first + refused_second
+
+
+@dataclass
+class AppliedBatch:
+    outcome: BatchOutcome
+    refused: int  # messages the database (or the handler) refused, dead-lettered with the error
+
+
+def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: DlqLimit | None = None) -> AppliedBatch:
     """Apply one batch: the handler and the dead-letter records in one transaction,
-    then publish and wait for the broker. Transient database errors are retried."""
+    then publish and wait for the broker.
+
+    Messages that fail on their own are found by bisection and dead-lettered with
+    the error; the rest of the batch is applied. Transient errors (database or broker
+    away) and a systemic failure (`limit`) propagate, with nothing committed, for the
+    caller to retry the whole batch after a backoff."""
     from quarantine.services import quarantine_dead_letters
 
     valid = [e for e in envelopes if e.rejection is None]
@@ -102,33 +166,69 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope]) -> BatchOutco
         for e in envelopes
         if e.rejection is not None
     ]
-    attempt = 0
-    while True:
-        try:
-            close_old_connections()
-            with transaction.atomic():
-                outcome = spec.handle_batch(valid) if valid else BatchOutcome()
-                outcome.rejected = decode_rejections + outcome.rejected
-                if outcome.rejected:
-                    quarantine_dead_letters(consumer=spec.name, rejections=outcome.rejected)
-            break
-        except (OperationalError, InterfaceError) as exc:
-            attempt += 1
-            if attempt > settings.CONSUMER_DB_RETRIES:
-                raise
-            delay = min(0.5 * 2**attempt, 10.0)
-            logger.warning(
-                "consumer_db_retry consumer=%s attempt=%d delay=%.1fs error=%s",
-                spec.name, attempt, delay, exc,
-            )
-            from django.db import connection
-
-            connection.close()
-            time.sleep(delay)
+    close_old_connections()
+    with transaction.atomic():
+        outcome, refused = apply_isolating(spec, valid) if valid else (BatchOutcome(), [])
+        if limit is not None:
+            limit.check(refused=len(refused), accepted=len(valid) - len(refused))
+        outcome.rejected = decode_rejections + outcome.rejected + refused
+        if outcome.rejected:
+            quarantine_dead_letters(consumer=spec.name, rejections=outcome.rejected)
+    if limit is not None:
+        limit.record(refused=len(refused), accepted=len(valid) - len(refused))
     outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
     if outbound:
         produce_and_wait(outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
-    return outcome
+    return AppliedBatch(outcome=outcome, refused=len(refused))
+
+
+class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
+    """Applies each batch, then hands it to CommitOffsets.
+
+    When applying fails (PostgreSQL or Kafka away, a systemic failure, a bug), the
+    batch is neither committed nor dropped: the step raises arroyo's MessageRejected,
+    so arroyo holds the batch, pauses the partitions and keeps polling (the consumer
+    stays in its group), and the batch is tried again after a backoff. Nothing is
+    lost and the process never exits over it."""
+
+    def __init__(self, owner: "_Strategy", next_step: ProcessingStrategy[Any]) -> None:
+        self.owner = owner
+        self.next_step = next_step
+
+    def submit(self, message: Message[ValuesBatch[Envelope]]) -> None:
+        owner = self.owner
+        wait = owner.backoff.remaining()
+        if wait > 0:
+            if owner.stopping:
+                return self._leave(message)
+            time.sleep(min(wait, 0.05))
+            raise BackPressure()
+        try:
+            owner.apply([v.payload for v in message.payload])
+        except Exception as exc:
+            owner.failed(exc)
+            if owner.stopping:
+                return self._leave(message)
+            raise BackPressure() from exc
+        owner.recovered()
+        self.next_step.submit(message)
+
+    def _leave(self, message: Message[ValuesBatch[Envelope]]) -> None:
+        logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
+                       self.owner.spec.name, len(message.payload))
+
+    def poll(self) -> None:
+        self.owner.pulse.beat()
+        self.next_step.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.next_step.join(timeout)
+
+    def close(self) -> None:
+        self.next_step.close()
+
+    def terminate(self) -> None:
+        self.next_step.terminate()
 
 
 class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
@@ -136,31 +236,65 @@ class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
         self.spec = spec
         self.options = options
         self.totals = {"batches": 0, "messages": 0, "applied": 0, "rejected": 0}
+        self.backoff = Backoff(cap=settings.CONSUMER_BACKOFF_MAX_SECONDS)
+        self.limit = DlqLimit(max_consecutive=settings.CONSUMER_DLQ_MAX_CONSECUTIVE)
+        self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(),
+                           topics=[topic_name(t) for t in spec.topics])
+        self.stopping = False
 
     def _decode(self, message: Message[KafkaPayload]) -> Envelope:
         value = message.value
         assert isinstance(value, BrokerValue)
         return decode_envelope(self.spec, message.payload, value)
 
-    def _apply(self, message: Message[ValuesBatch[Envelope]]) -> ValuesBatch[Envelope]:
-        envelopes = [v.payload for v in message.payload]
+    def apply(self, envelopes: list[Envelope]) -> None:
         started = time.monotonic()
-        outcome = apply_batch(self.spec, envelopes)
+        applied = apply_batch(self.spec, envelopes, limit=self.limit)
+        outcome = applied.outcome
         self.totals["batches"] += 1
         self.totals["messages"] += len(envelopes)
         self.totals["applied"] += outcome.applied
         self.totals["rejected"] += len(outcome.rejected)
+        self.pulse.batch_done(messages=len(envelopes), applied=outcome.applied,
+                              dead_lettered=len(outcome.rejected), refused=applied.refused)
         logger.info(
-            "consumer_batch consumer=%s messages=%d applied=%d rejected=%d published=%d ms=%.1f",
-            self.spec.name, len(envelopes), outcome.applied, len(outcome.rejected),
+            "consumer_batch consumer=%s messages=%d applied=%d rejected=%d refused=%d published=%d ms=%.1f",
+            self.spec.name, len(envelopes), outcome.applied, len(outcome.rejected), applied.refused,
             len(outcome.outbound), (time.monotonic() - started) * 1000,
         )
-        return message.payload
+
+    def failed(self, exc: Exception) -> None:
+        """A batch could not be applied: back off, say why (logs, heartbeat)."""
+        from django.db import connection
+
+        delay = self.backoff.fail()
+        if isinstance(exc, SystemicFailure):
+            state, what = "paused", "consumer_paused"
+        elif is_transient(exc):
+            state, what = "waiting", "consumer_waiting"
+        else:
+            state, what = "paused", "consumer_batch_failed"
+        reason = describe(exc, 1000)
+        log = logger.exception if state == "paused" and not isinstance(exc, SystemicFailure) else logger.warning
+        log("%s consumer=%s attempt=%d retry_in=%.1fs reason=%s", what, self.spec.name,
+            self.backoff.failures, delay, reason)
+        try:
+            connection.close()  # a broken connection is reopened on the next attempt
+        except Exception:
+            pass
+        self.pulse.set_state(state, reason)
+        if state == "paused" or self.backoff.failures == 1:
+            self.pulse.beat(force=True)
+
+    def recovered(self) -> None:
+        if self.backoff.failures:
+            logger.info("consumer_resumed consumer=%s after=%d attempts", self.spec.name, self.backoff.failures)
+        self.backoff.reset()
 
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        apply: ProcessingStrategy[Any] = RunTask(self._apply, CommitOffsets(commit))
+        apply: ProcessingStrategy[Any] = _ApplyStep(self, CommitOffsets(commit))
         batch = BatchStep(
             max_batch_size=self.options.batch_size,
             max_batch_time=self.options.batch_time_ms / 1000.0,
@@ -220,11 +354,16 @@ def build_processor(spec: ConsumerSpec, options: RunOptions) -> tuple[StreamProc
 
 
 def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
-    """Run until SIGTERM/SIGINT; the batch in flight is applied and committed first."""
+    """Run until SIGTERM/SIGINT; the batch in flight is applied and committed first.
+
+    The process exits only on a signal or on a fault of the runtime itself (never
+    because of a message): then its heartbeat says `crashed` with the error, and the
+    supervisor starts it again."""
     processor, factory = build_processor(spec, options)
 
     def _stop(signum: int, _frame: Any) -> None:
         logger.info("consumer_stopping consumer=%s signal=%s", spec.name, signal.Signals(signum).name)
+        factory.stopping = True
         processor.signal_shutdown()
 
     signal.signal(signal.SIGINT, _stop)
@@ -234,5 +373,13 @@ def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
         spec.name, spec.group_id(), ",".join(topic_name(t) for t in spec.topics),
         options.batch_size, options.batch_time_ms,
     )
-    processor.run()
+    factory.pulse.beat(force=True)
+    try:
+        processor.run()
+    except BaseException as exc:
+        factory.pulse.set_state("crashed", describe(exc, 1000))
+        factory.pulse.beat(force=True)
+        raise
+    factory.pulse.set_state("stopped", "")
+    factory.pulse.beat(force=True)
     return factory.totals

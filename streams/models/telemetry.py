@@ -41,3 +41,32 @@ class WorkOrderReading(models.Model):
 
     def __str__(self) -> str:
         return f"product {self.product}: {self.production} at {self.time}"
+
+
+class TelemetryOverwrite(models.Model):
+    """A reading that replaced another one with the same natural key and a different value.
+
+    Metrics are keyed on (id, whole-second time), work orders on (product, time):
+    two different readings in the same second keep the later one, and the one it
+    replaced is kept here, so no reading disappears without a trace."""
+
+    class Kind(models.TextChoices):
+        METRIC = "metric"
+        WORKORDER = "workorder"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.IntegerField(help_text="Parameter id (metric) or product (work order).")
+    time = models.BigIntegerField(help_text="Epoch seconds.")
+    old_value = models.FloatField(help_text="The value that was replaced.")
+    new_value = models.FloatField(help_text="The value stored instead.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key", "time", "old_value", "new_value"],
+                                    name="telemetryoverwrite_once"),
+        ]
+        ordering = ["-recorded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} at {self.time}: {self.old_value} -> {self.new_value}"

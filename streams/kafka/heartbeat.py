@@ -1,0 +1,139 @@
+"""A consumer process's heartbeat: its state, last error and counters, in PostgreSQL.
+
+The runtime calls `Pulse.beat()` between batches (never inside a batch's
+transaction): a row per process (consumer, host:pid) is upserted at most every
+CONSUMER_HEARTBEAT_SECONDS, and at once when the state changes. A heartbeat
+that cannot be written (PostgreSQL is down) is skipped, never fatal: the row
+then goes stale, which is what /healthz reports. `consumer_health()` reads
+the rows for /healthz and the operations dashboard.
+
+Imports: Django and the streams app's ConsumerHeartbeat model only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+class Pulse:
+    """The heartbeat of one consumer process."""
+
+    def __init__(self, *, consumer: str, group_id: str, topics: list[str]) -> None:
+        self.consumer = consumer
+        self.member = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.group_id = group_id
+        self.topics = topics
+        self.state = "running"
+        self.reason = ""
+        self.last_error = ""
+        self.last_error_at = None
+        self.started_at = timezone.now()
+        self.last_batch_at = None
+        self.counts = {"batches": 0, "messages": 0, "applied": 0, "dead_lettered": 0, "refused": 0}
+        self._next_beat = 0.0
+        self._dirty = True
+
+    # ------------------------------------------------------------ updates
+    def batch_done(self, *, messages: int, applied: int, dead_lettered: int, refused: int) -> None:
+        self.counts["batches"] += 1
+        self.counts["messages"] += messages
+        self.counts["applied"] += applied
+        self.counts["dead_lettered"] += dead_lettered
+        self.counts["refused"] += refused
+        self.last_batch_at = timezone.now()
+        self.set_state("running", "")
+
+    def set_state(self, state: str, reason: str) -> None:
+        if state != self.state or reason != self.reason:
+            self.state, self.reason = state, reason[:2000]
+            self._dirty = True
+        if state in ("waiting", "paused", "crashed") and reason:
+            self.last_error, self.last_error_at = reason[:2000], timezone.now()
+
+    # ------------------------------------------------------------- writes
+    def beat(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not (force or self._dirty or now >= self._next_beat):
+            return
+        self._next_beat = now + settings.CONSUMER_HEARTBEAT_SECONDS
+        try:
+            self._write()
+            self._dirty = False
+        except Exception as exc:  # a heartbeat must never stop the consumer
+            logger.debug("consumer_heartbeat_failed consumer=%s error=%s", self.consumer, exc)
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def _write(self) -> None:
+        from streams.models import ConsumerHeartbeat
+
+        if connection.in_atomic_block:  # never inside a batch's transaction
+            return
+        ConsumerHeartbeat.objects.update_or_create(
+            consumer=self.consumer, member=self.member,
+            defaults={
+                "group_id": self.group_id, "topics": self.topics, "state": self.state, "reason": self.reason,
+                "last_error": self.last_error, "last_error_at": self.last_error_at,
+                "started_at": self.started_at, "beat_at": timezone.now(), "last_batch_at": self.last_batch_at,
+                **self.counts,
+            },
+        )
+
+
+# ---------------------------------------------------------------- reads
+FAILING_STATES = ("waiting", "paused", "crashed")
+
+
+def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per consumer: status (running, failing, stopped, not started), reason, members.
+
+    A consumer is failing when a live member is waiting or paused, when its
+    newest process crashed, or when a process that said it was running
+    stopped beating. Rows older than a day are not looked at."""
+    from streams.models import ConsumerHeartbeat
+
+    stale = timedelta(seconds=settings.CONSUMER_HEARTBEAT_STALE_SECONDS)
+    now = timezone.now()
+    rows = list(ConsumerHeartbeat.objects.filter(beat_at__gte=now - timedelta(days=1)).order_by("-beat_at"))
+    result: dict[str, dict[str, Any]] = {name: {"status": "not started", "members": []} for name in names or []}
+    for row in rows:
+        entry = result.setdefault(row.consumer, {"status": "not started", "members": []})
+        live = now - row.beat_at <= stale
+        entry["members"].append({
+            "member": row.member, "state": row.state, "live": live, "reason": row.reason,
+            "beat_age_s": round((now - row.beat_at).total_seconds(), 1),
+            "last_batch_at": row.last_batch_at.isoformat() if row.last_batch_at else None,
+            "last_error": row.last_error, "messages": row.messages, "applied": row.applied,
+            "dead_lettered": row.dead_lettered,
+        })
+    for entry in result.values():
+        members = entry["members"]
+        live = [m for m in members if m["live"] and m["state"] != "stopped"]
+        failing = [m for m in live if m["state"] in FAILING_STATES]
+        if failing:
+            entry["status"], entry["reason"] = "failing", f"{failing[0]['state']}: {failing[0]['reason']}"
+        elif live:
+            entry["status"] = "running"
+        elif members:
+            newest = members[0]
+            if newest["state"] == "stopped":
+                entry["status"] = "stopped"
+            elif newest["state"] == "crashed":
+                entry["status"], entry["reason"] = "failing", f"crashed: {newest['reason']}"
+            else:
+                entry["status"] = "failing"
+                entry["reason"] = f"no heartbeat for {newest['beat_age_s']:.0f} s (last state {newest['state']})"
+    return result
