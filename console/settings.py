@@ -262,7 +262,13 @@ INGEST_MAX_ERRORS_KEPT = env.int("INGEST_MAX_ERRORS_KEPT", default=1000)
 # Newest-first pages of raw rows read id windows of this many ids (growing while short): ingest/selectors.py.
 INGEST_READINGS_WINDOW = env.int("INGEST_READINGS_WINDOW", default=100_000)
 INGEST_PROGRESS_EVERY_ROWS = env.int("INGEST_PROGRESS_EVERY_ROWS", default=100_000)
-INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=5)
+# Retries after transient errors (PostgreSQL or Redis away), 2 s .. 60 s apart.
+INGEST_TASK_MAX_RETRIES = env.int("INGEST_TASK_MAX_RETRIES", default=10)
+# A run longer than this is stopped and the file quarantined (Celery soft limit; hard limit +60 s).
+INGEST_TASK_TIME_LIMIT_SECONDS = env.int("INGEST_TASK_TIME_LIMIT_SECONDS", default=1800)
+# A file whose processing started this many times without finishing (the worker
+# crashed or was killed on it) is quarantined instead of being tried again.
+INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 # A file in progress with no progress for this long (its worker died, and the
 # broker will not hand the task back before its visibility timeout) is queued
 # again by the periodic scan; the task is idempotent, so this is always safe.

@@ -250,7 +250,7 @@ def _quarantine_target(ingested: IngestedFile) -> pathlib.Path:
     return quarantine_dir() / f"{ingested.id}-{ingested.checksum[:8]}-{safe_file_name(ingested.name)}"
 
 
-def _locate(ingested: IngestedFile) -> pathlib.Path | None:
+def file_locate(ingested: IngestedFile) -> pathlib.Path | None:
     """The file in the inbox, or already in quarantine (a crash after the move)."""
     try:
         return resolve_in_inbox(ingested.path)
@@ -258,6 +258,23 @@ def _locate(ingested: IngestedFile) -> pathlib.Path | None:
         pass
     target = _quarantine_target(ingested)
     return target if target.is_file() else None
+
+
+def file_quarantine_unprocessable(*, file_id: int, source: pathlib.Path | None, reason: str,
+                                  rule: str) -> IngestedFile:
+    """Quarantine a file the worker cannot get through (it crashed or hung on it), with the reason."""
+    errors = [{"line": None, "column": None, "value": "", "rule": rule, "message": reason}]
+    with transaction.atomic():
+        ingested = IngestedFile.objects.select_for_update().get(id=file_id)
+        if ingested.status not in IngestedFile.IN_PROGRESS:
+            return ingested
+        if source is None:
+            IngestedFile.objects.filter(id=file_id).update(
+                status=Status.FAILED, reason=reason[:500], errors=errors, error_count=1,
+                finished_at=timezone.now(), updated_at=timezone.now())
+            return IngestedFile.objects.get(id=file_id)
+        return _quarantine(ingested, source, reason=reason, errors=errors, error_count=1, counts={},
+                           started=time.monotonic())
 
 
 def file_mark_failed(*, file_id: int, reason: str, errors: list[dict] | None = None) -> None:
@@ -268,11 +285,13 @@ def file_mark_failed(*, file_id: int, reason: str, errors: list[dict] | None = N
     )
 
 
-def file_process(*, file_id: int, task_id: str = "") -> IngestedFile:
+def file_process(*, file_id: int, task_id: str = "", count_attempt: bool = True) -> IngestedFile:
     """Validate and load one registered file (the Celery task's body).
 
     Idempotent: a finished file is left alone, and the load is one
-    transaction, so a crash mid-load leaves nothing behind to duplicate."""
+    transaction, so a crash mid-load leaves nothing behind to duplicate.
+    A file whose runs keep dying (`count_attempt` runs, i.e. not a retry after a
+    transient error) is quarantined after INGEST_MAX_ATTEMPTS."""
     with transaction.atomic():
         ingested = IngestedFile.objects.select_for_update().get(id=file_id)
         if ingested.status not in IngestedFile.IN_PROGRESS:
@@ -285,12 +304,26 @@ def file_process(*, file_id: int, task_id: str = "") -> IngestedFile:
             ingested.reason = f"same content (sha256) as file #{original.id} {original.name}"
             ingested.save()
             return ingested
-        ingested.status = Status.VALIDATING
-        ingested.attempts += 1
-        ingested.task_id = task_id[:64]
-        ingested.started_at = timezone.now()
-        ingested.save()
-    source = _locate(ingested)
+        crashed = ingested.status in (Status.VALIDATING, Status.LOADING)  # a run started and never finished
+        if count_attempt and crashed and ingested.attempts >= settings.INGEST_MAX_ATTEMPTS:
+            give_up = True
+        else:
+            give_up = False
+            ingested.status = Status.VALIDATING
+            if count_attempt:
+                ingested.attempts += 1
+            ingested.task_id = task_id[:64]
+            ingested.started_at = timezone.now()
+            ingested.save()
+    source = file_locate(ingested)
+    if give_up:
+        return file_quarantine_unprocessable(
+            file_id=file_id, source=source,
+            reason=(f"processing started {ingested.attempts} times and never finished (the worker crashed, "
+                    f"was killed or hung on this file); the limit is INGEST_MAX_ATTEMPTS="
+                    f"{settings.INGEST_MAX_ATTEMPTS}"),
+            rule="attempts",
+        )
     if source is None:
         file_mark_failed(file_id=file_id, reason=f"{ingested.path!r} is no longer in the inbox")
         return IngestedFile.objects.get(id=file_id)
@@ -310,7 +343,7 @@ def file_process(*, file_id: int, task_id: str = "") -> IngestedFile:
         except FileNotFoundError:
             # Moved to quarantine by a concurrent run (a redelivered task) between lookup and open.
             current = IngestedFile.objects.get(id=file_id)
-            source = _locate(current)
+            source = file_locate(current)
             if current.status not in IngestedFile.IN_PROGRESS or source is None or attempt:
                 if current.status in IngestedFile.IN_PROGRESS:
                     file_mark_failed(file_id=file_id, reason=f"{ingested.path!r} disappeared while loading")
@@ -442,9 +475,18 @@ def _refresh_overall_on_commit(devices: list[str]) -> None:
 
 
 def _move_to_quarantine(ingested: IngestedFile, source: pathlib.Path) -> pathlib.Path:
+    """The file's place in the quarantine directory. It is moved there once the
+    caller's transaction (the quarantine record) has committed, never before: a
+    rollback or a crash leaves it in the inbox, where `file_locate` and
+    `quarantined_file_original` still find it."""
     target = _quarantine_target(ingested)
     if source != target:
-        shutil.move(str(source), str(target))
+        def move() -> None:
+            try:
+                shutil.move(str(source), str(target))
+            except FileNotFoundError:  # a concurrent run (a redelivered task) moved it already
+                pass
+        transaction.on_commit(move)
     return target
 
 
@@ -508,11 +550,18 @@ def _file_of(record: QuarantineRecord) -> IngestedFile:
 
 
 def quarantined_file_original(*, record: QuarantineRecord) -> pathlib.Path:
-    """Where the quarantined original lies now (inside the quarantine directory)."""
+    """Where the quarantined original lies now: inside the quarantine directory, or
+    still in the inbox if the process died between the record's commit and the move."""
     path = pathlib.Path(record.file_path).resolve()
     if not path.is_relative_to(quarantine_dir()):
         raise ValueError(f"quarantine record #{record.pk} points outside the quarantine directory")
     if not path.is_file():
+        ingested = IngestedFile.objects.filter(quarantine=record).order_by("-id").first()
+        if ingested is not None:
+            try:
+                return resolve_in_inbox(ingested.path)
+            except PathRejected:
+                pass
         raise FileNotFoundError(f"the quarantined file of record #{record.pk} is gone: {path}")
     return path
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import psycopg2
+
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
@@ -15,7 +18,9 @@ from .models import IngestedFile
 logger = logging.getLogger(__name__)
 
 # Only these are worth a retry: the database or the broker was briefly away.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
+# Raw psycopg2 cursors (COPY, execute_values) raise psycopg2's own classes.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError,
+                    BrokerError, ConnectionError)
 
 
 @shared_task(
@@ -24,14 +29,32 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionErr
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=settings.INGEST_TASK_MAX_RETRIES,
+    soft_time_limit=settings.INGEST_TASK_TIME_LIMIT_SECONDS,
+    time_limit=settings.INGEST_TASK_TIME_LIMIT_SECONDS + 60,
 )
 def process_file(self, file_id: int) -> str:
-    """Validate, load and aggregate one registered file (idempotent)."""
+    """Validate, load and aggregate one registered file (idempotent).
+
+    Bounded: a run past INGEST_TASK_TIME_LIMIT_SECONDS quarantines the file; a file
+    whose runs keep dying is quarantined after INGEST_MAX_ATTEMPTS (file_process)."""
     try:
-        ingested = services.file_process(file_id=file_id, task_id=self.request.id or "")
+        ingested = services.file_process(file_id=file_id, task_id=self.request.id or "",
+                                         count_attempt=self.request.retries == 0)
     except IngestedFile.DoesNotExist:
         logger.warning("ingest_task_unknown_file file=%s", file_id)
         return "unknown"
+    except SoftTimeLimitExceeded:
+        logger.error("ingest_task_time_limit file=%s", file_id)
+        from django.db import connection
+
+        connection.close()  # the interrupted transaction is gone with the connection
+        ingested = IngestedFile.objects.get(id=file_id)
+        services.file_quarantine_unprocessable(
+            file_id=file_id, source=services.file_locate(ingested),
+            reason=f"processing took longer than INGEST_TASK_TIME_LIMIT_SECONDS="
+                   f"{settings.INGEST_TASK_TIME_LIMIT_SECONDS} s and was stopped",
+            rule="time_limit")
+        return "quarantined"
     except TRANSIENT_ERRORS as exc:
         if self.request.retries >= self.max_retries:
             logger.error("ingest_task_gave_up file=%s error=%s", file_id, exc)

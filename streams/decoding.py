@@ -109,7 +109,11 @@ def parse_json(raw: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
         message = exc.msg
         if message.startswith("number is infinity"):
             _name_the_huge_number(raw, exc)
-        if message == "unexpected character, expected a JSON value":
+        if message == "depth limit exceeded":
+            raise JSONRejected(f"payload is nested deeper than {max_depth} levels",
+                               [{"field": None, "rule": "depth", "message": f"is nested deeper than {max_depth} levels",
+                                 "line": exc.lineno, "column": exc.colno}]) from None
+        if message in ("unexpected character, expected a JSON value", "no digit after sign"):
             message += " (NaN and Infinity are not JSON)"
         raise JSONRejected(
             f"payload is not JSON: {message} at line {exc.lineno} column {exc.colno}",
