@@ -106,7 +106,14 @@ def inbox_publish(*, paths: Iterable[pathlib.Path] | None = None, dry_run: bool 
         hashable = (stat.st_size <= settings.INGEST_MAX_FILE_BYTES
                     and path.name.lower().endswith(tuple(s.lower() for s in settings.INGEST_FILE_SUFFIXES)))
         if hashable:
-            checksum = sha256_of(path)
+            try:
+                checksum = sha256_of(path)
+            except OSError as exc:
+                # Announced anyway: the files consumer rejects it with the reason (a quarantine record).
+                logger.warning("ingest_scan_unreadable path=%s error=%s", rel, exc)
+                events.append(file_event(file_path=rel, file_name=path.name))
+                remember.append((rel, stat, ""))
+                continue
             known = IngestedFile.objects.filter(path=rel, checksum=checksum).exclude(
                 status__in=[Status.QUARANTINED, Status.FAILED]).exists()
             if known or (entry and entry.checksum == checksum):

@@ -43,11 +43,19 @@ class Inbox:
                 "INGEST_SETTLE_SECONDS": "0.5"}
 
     def process(self, name: str):
-        """The consumer's and the task's work, in this process."""
+        """The consumer's and the task's work, in this process. Inside a test's
+        transaction nothing commits, so the on-commit steps (the move of a
+        quarantined file) are run as a commit would run them."""
+        from django.test import TestCase
+
         from ingest.services import file_process, file_register
 
-        ingested = file_register(file_path=name, file_name=Path(name).name)
-        return file_process(file_id=ingested.id)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            ingested = file_register(file_path=name, file_name=Path(name).name)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            result = file_process(file_id=ingested.id)
+        result.refresh_from_db()
+        return result
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -9,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.core.management.base import BaseCommand, CommandError
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ingest.inbox import inbox_dir
 from ingest.services import inbox_publish
+
+logger = logging.getLogger(__name__)
 
 
 class _Recorder(FileSystemEventHandler):
@@ -85,11 +89,22 @@ class Command(BaseCommand):
             first = inbox_publish()  # what arrived while nobody watched
             published += len(first.published)
             recorder.again([str(root / p) for p in first.pending])
+            failures = 0
             while not stop.wait(0.25):
                 due = recorder.due(settle)
                 if not due:
                     continue
-                result = inbox_publish(paths=[Path(p) for p in due])
+                try:
+                    result = inbox_publish(paths=[Path(p) for p in due])
+                except Exception as exc:  # Kafka or PostgreSQL away: keep the files, try again later
+                    failures += 1
+                    delay = min(2.0 ** failures, 30.0)
+                    logger.warning("inbox_watcher_retry files=%d in=%.0fs error=%s", len(due), delay, exc)
+                    recorder.again(due)
+                    connection.close()
+                    stop.wait(delay)
+                    continue
+                failures = 0
                 for path in result.published:
                     self.stdout.write(f"published {path}")
                 published += len(result.published)
