@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg2
+from confluent_kafka import KafkaException
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
 from .producer import DeliveryError
 
@@ -35,6 +37,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.OperationalError,  # raw cursors (COPY, execute_values) raise psycopg2's own classes
     psycopg2.InterfaceError,
     DeliveryError,
+    KafkaException,  # a commit while the broker is away
+    BrokerError,  # Celery's broker (Redis) away while a handler queues a task
     ConnectionError,
     TimeoutError,
 )

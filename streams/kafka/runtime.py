@@ -194,6 +194,7 @@ class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
     def __init__(self, owner: "_Strategy", next_step: ProcessingStrategy[Any]) -> None:
         self.owner = owner
         self.next_step = next_step
+        self._applied: Mapping[Partition, int] | None = None  # applied, commit still to do
 
     def submit(self, message: Message[ValuesBatch[Envelope]]) -> None:
         owner = self.owner
@@ -204,14 +205,19 @@ class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
             time.sleep(min(wait, 0.05))
             raise BackPressure()
         try:
-            owner.apply([v.payload for v in message.payload])
+            if self._applied != message.committable:
+                owner.apply([v.payload for v in message.payload])
+                self._applied = message.committable
+            # The offsets: a broker that is away fails the commit; the batch, already
+            # applied, is not applied again, only committed once the broker is back.
+            self.next_step.submit(message)
+            self._applied = None
         except Exception as exc:
             owner.failed(exc)
             if owner.stopping:
                 return self._leave(message)
             raise BackPressure() from exc
         owner.recovered()
-        self.next_step.submit(message)
 
     def _leave(self, message: Message[ValuesBatch[Envelope]]) -> None:
         logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
