@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps test check-compose bench-ingest clean
+        supervisord-conf run ps test test-chaos check-compose bench-ingest clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ browser-deps:  ## Install Debian's Chromium for the browser tests when it is mis
 
 test: services check-compose browser-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Stops and starts the shared services: runs under /tmp/chaos.lock once no other pytest runs
+# (tests/chaos/with_lock.sh); then the hypothesis fuzz tests, if tests/fuzz exists.
+test-chaos: services  ## Fault-injection suite: services stopped/restarted and processes SIGKILLed under load
+	tests/chaos/with_lock.sh env CHAOS=1 $(PY) -m pytest tests/chaos -p no:randomly -s $(PYTEST_ARGS) \
+	  $(if $(wildcard tests/fuzz),::: env FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/fuzz -p no:randomly $(PYTEST_ARGS))
 
 screenshots: services browser-deps  ## Refresh docs/images/ from the browser tests
 	SCREENSHOT_DIR=$(CURDIR)/docs/images $(PY) -m pytest -m browser $(PYTEST_ARGS)

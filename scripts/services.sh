@@ -8,6 +8,8 @@
 #   scripts/services.sh up      start what is not running, wait until ready
 #   scripts/services.sh down    stop what this script started
 #   scripts/services.sh status  one line per service
+#   scripts/services.sh stop NAME   stop one service (postgres|redis|kafka), wait until it is gone
+#   scripts/services.sh start NAME  start one service, wait until ready (as `up` does)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -245,7 +247,53 @@ status() {
     echo "kafka     up    $PRIVATE_KAFKA"; else echo "kafka     down  $PRIVATE_KAFKA"; fi
 }
 
+# ------------------------------------------------- one service (fault injection)
+check_name() {
+  case "${1:-}" in
+    postgres|redis|kafka) ;;
+    *) echo "usage: $0 stop|start postgres|redis|kafka" >&2; exit 2 ;;
+  esac
+}
+
+wait_closed() {  # wait_closed SECONDS PORT: until nothing listens on PORT
+  local deadline=$((SECONDS + $1))
+  while port_open "$2"; do
+    [ $SECONDS -lt $deadline ] || die "port $2 is still open after ${1}s"
+    sleep 0.2
+  done
+}
+
+stop_one() {
+  check_name "$@"
+  case "$1" in
+    postgres) pg_down; wait_closed 60 "$PG_PORT" ;;
+    redis)
+      local pid=""
+      [ -f "$RUN/redis/redis.pid" ] && pid="$(cat "$RUN/redis/redis.pid")"
+      redis_down
+      if [ -n "$pid" ]; then
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      fi
+      wait_closed 30 "$REDIS_PORT" ;;
+    kafka) kafka_down; wait_closed 60 "$KAFKA_PORT" ;;
+  esac
+  log "$1: stopped"
+}
+
+start_one() {
+  check_name "$@"
+  mkdir -p "$RUN"
+  case "$1" in
+    postgres) pg_up ;;
+    redis) redis_up ;;
+    kafka) kafka_up ;;
+  esac
+  log "$1: ready"
+}
+
 case "${1:-}" in
+  stop) stop_one "${2:-}" ;;
+  start) start_one "${2:-}" ;;
   up) mkdir -p "$RUN"; pg_up; redis_up; kafka_up; log "all services ready" ;;
   down) kafka_down; redis_down; pg_down ;;
   status) status ;;
@@ -253,5 +301,5 @@ case "${1:-}" in
     echo "DATABASE_URL=${DATABASE_URL:-$PRIVATE_DATABASE_URL}"
     echo "REDIS_URL=${REDIS_URL:-$PRIVATE_REDIS_URL}"
     echo "KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$PRIVATE_KAFKA}" ;;
-  *) echo "usage: $0 up|down|status|urls" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|urls|stop NAME|start NAME" >&2; exit 2 ;;
 esac
