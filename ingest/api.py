@@ -12,6 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from console.filters import IsoDateTimeFilter
 from streams.kafka.producer import DeliveryError
 
 from . import selectors, services
@@ -170,8 +171,8 @@ class RawSensorReadingSerializer(serializers.ModelSerializer):
 
 class SensorReadingFilter(django_filters.FilterSet):
     device = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
     file = django_filters.NumberFilter(field_name="file_id")
 
     class Meta:

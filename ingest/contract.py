@@ -154,8 +154,10 @@ class FileRejected(Exception):
 
 
 def _preview(value: str | bytes) -> str:
+    """A value as an error shows it: cut to VALUE_PREVIEW, NUL written as \\0 (jsonb refuses NUL)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
+    value = value.replace("\x00", "\\0")
     return value if len(value) <= VALUE_PREVIEW else value[:VALUE_PREVIEW] + "…"
 
 
@@ -180,7 +182,12 @@ def read_header(fh: BinaryIO, contract: Contract, *, max_line: int) -> list[str]
     text = text.rstrip("\r\n")
     if not text.strip():
         raise FileRejected("the header line is empty", "header")
-    names = [f.strip().lower() for f in next(csv.reader([text]))]
+    try:
+        names = [f.strip().lower() for f in next(csv.reader([text]))]
+    except csv.Error as exc:  # e.g. a lone carriage return: the whole file read as one line
+        raise FileRejected(f"the header is not parseable as CSV: {exc}", "header",
+                           [{"line": 1, "column": None, "value": _preview(text), "rule": "csv",
+                             "message": f"not parseable as CSV: {exc}"}]) from None
     expected = list(contract.columns)
     missing = [c for c in expected if c not in names]
     unknown = [n for n in names if n not in contract.columns]
@@ -660,7 +667,10 @@ class RowStream(io.RawIOBase):
             else:
                 flat = chosen[1:-1].replace('"\n"', '","').split('","')
             return lines, kept, [flat[i::ncols] for i in range(ncols)], flagged
-        rows = list(csv.reader(lines))
+        try:
+            rows = list(csv.reader(lines))
+        except csv.Error:
+            return None  # the row rules say which line and why
         if len(rows) != n:
             return None
         flagged = {i for i, row in enumerate(rows) if len(row) != ncols}

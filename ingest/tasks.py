@@ -28,6 +28,10 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, psycopg2.OperationalError,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
+    # Nobody waits for the result (the file's row says how it went); with a result the
+    # caller would also subscribe to the result backend, and a Redis outage would fail
+    # `delay()` on that, not only on the queue.
+    ignore_result=True,
     max_retries=settings.INGEST_TASK_MAX_RETRIES,
     soft_time_limit=settings.INGEST_TASK_TIME_LIMIT_SECONDS,
     time_limit=settings.INGEST_TASK_TIME_LIMIT_SECONDS + 60,

@@ -19,6 +19,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console.filters import IsoDateTimeFilter
 from console.parsers import StrictJSONParser as JSONParser
 
 from . import selectors, services
@@ -126,8 +127,8 @@ class BulkSerializer(serializers.Serializer):
 
 
 class RecordFilter(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     reason = django_filters.CharFilter(field_name="reason", lookup_expr="icontains")
 
     class Meta:

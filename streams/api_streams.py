@@ -19,6 +19,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 
+from console.filters import IsoDateTimeFilter
+
 from .models import ActivityEvent, ProcessedOrder, ProductWindow, SensorReading
 from .readings import ACTIVITY, SENSOR, export_filename, export_rows
 
@@ -58,9 +60,9 @@ class ActivityEventSerializer(serializers.ModelSerializer):
 
 
 class ProductWindowFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="gte",
+    since = IsoDateTimeFilter(field_name="window_start", lookup_expr="gte",
                                              help_text="Windows starting at or after this time (ISO 8601).")
-    until = django_filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt",
+    until = IsoDateTimeFilter(field_name="window_start", lookup_expr="lt",
                                              help_text="Windows starting before this time (ISO 8601).")
 
     class Meta:
@@ -69,8 +71,8 @@ class ProductWindowFilter(django_filters.FilterSet):
 
 
 class ProcessedOrderFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
 
     class Meta:
         model = ProcessedOrder
@@ -78,8 +80,8 @@ class ProcessedOrderFilter(django_filters.FilterSet):
 
 
 class SensorReadingFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 
     class Meta:
         model = SensorReading
@@ -87,8 +89,8 @@ class SensorReadingFilter(django_filters.FilterSet):
 
 
 class ActivityEventFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 
     class Meta:
         model = ActivityEvent
