@@ -80,7 +80,7 @@ test: services check-compose browser-deps  ## Run the test suite against the rea
 # (tests/chaos/with_lock.sh); then the hypothesis fuzz tests, if tests/fuzz exists.
 test-chaos: services  ## Fault-injection suite: services stopped/restarted and processes SIGKILLed under load
 	tests/chaos/with_lock.sh env CHAOS=1 $(PY) -m pytest tests/chaos -p no:randomly -s $(PYTEST_ARGS) \
-	  $(if $(wildcard tests/fuzz),::: env FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/fuzz -p no:randomly $(PYTEST_ARGS))
+	  $(if $(wildcard tests/fuzz),::: env FUZZ_EXAMPLES=1000 FUZZ_API_EXAMPLES=100 $(PY) -m pytest tests/fuzz -p no:randomly -s $(PYTEST_ARGS))
 
 screenshots: services browser-deps  ## Refresh docs/images/ from the browser tests
 	SCREENSHOT_DIR=$(CURDIR)/docs/images $(PY) -m pytest -m browser $(PYTEST_ARGS)
