@@ -79,7 +79,8 @@ def healthz(request) -> JsonResponse:
         "status": status,
         "failing": failing + [f"consumer:{name}" for name in failing_consumers],
         "checks": results,
-        "consumers": {name: {k: v for k, v in c.items() if k != "members"} | {"members": len(c["members"])}
+        "consumers": {name: {k: v for k, v in c.items() if k != "members"}
+                      | {"live_members": sum(1 for m in c["members"] if m["live"] and m["state"] != "stopped")}
                       for name, c in states.items()},
     }
     if failing_consumers:
