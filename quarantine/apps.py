@@ -11,6 +11,13 @@ class QuarantineConfig(AppConfig):
         # Connects the Celery task_failure handler in every process (worker included).
         from . import signals  # noqa: F401
 
+        # Consumers' dead letters become quarantine records (the Kafka platform imports no app).
+        from streams.kafka.registry import set_dead_letter_sink
+
+        from .services import quarantine_dead_letters
+
+        set_dead_letter_sink(quarantine_dead_letters)
+
         post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="quarantine_defaults")
 
 

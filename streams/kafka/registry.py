@@ -12,8 +12,9 @@ A consumer is a chain of small steps:
   messages it rejected (for checks that need the database, such as an
   unknown product).
 
-Rejected messages go to the dead-letter path (a quarantine record and the
-consumer's dead-letter topic); they never block the partition.
+Rejected messages go to the dead-letter path (a record through the sink the
+quarantine app registers, `set_dead_letter_sink`, and the consumer's
+dead-letter topic); they never block the partition.
 """
 
 from __future__ import annotations
@@ -91,6 +92,25 @@ class ConsumerSpec:
 
 
 _registry: dict[str, ConsumerSpec] = {}
+
+# Where dead letters are recorded (a quarantine record each). The platform imports
+# no app: the quarantine app registers its recorder here when Django starts.
+DeadLetterSink = Callable[..., int]  # (*, consumer: str, rejections: Sequence[Rejection]) -> recorded
+_dead_letter_sink: DeadLetterSink | None = None
+
+
+def set_dead_letter_sink(sink: DeadLetterSink) -> None:
+    global _dead_letter_sink
+    _dead_letter_sink = sink
+
+
+def record_dead_letters(*, consumer: str, rejections: Sequence[Rejection]) -> int:
+    """Record rejected messages through the registered sink, inside the batch's transaction."""
+    if _dead_letter_sink is None:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("no dead-letter sink is registered: is the quarantine app installed?")
+    return _dead_letter_sink(consumer=consumer, rejections=rejections)
 
 
 def register(spec: ConsumerSpec) -> ConsumerSpec:

@@ -51,7 +51,7 @@ from .client import client_config
 from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
 from .heartbeat import Pulse
 from .producer import Outbound, produce_and_wait
-from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection
+from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, record_dead_letters
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
@@ -158,8 +158,6 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
     the error; the rest of the batch is applied. Transient errors (database or broker
     away) and a systemic failure (`limit`) propagate, with nothing committed, for the
     caller to retry the whole batch after a backoff."""
-    from quarantine.services import quarantine_dead_letters
-
     valid = [e for e in envelopes if e.rejection is None]
     decode_rejections = [
         Rejection(envelope=e, reason=e.rejection.reason, errors=e.rejection.errors)
@@ -173,7 +171,7 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
             limit.check(refused=len(refused), accepted=len(valid) - len(refused))
         outcome.rejected = decode_rejections + outcome.rejected + refused
         if outcome.rejected:
-            quarantine_dead_letters(consumer=spec.name, rejections=outcome.rejected)
+            record_dead_letters(consumer=spec.name, rejections=outcome.rejected)
     if limit is not None:
         limit.record(refused=len(refused), accepted=len(valid) - len(refused))
     outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
