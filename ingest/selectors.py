@@ -13,20 +13,6 @@ def file_list() -> QuerySet[IngestedFile]:
     return IngestedFile.objects.select_related("quarantine", "duplicate_of")
 
 
-def reading_list(*, device: str | None = None, since=None, until=None, file_id: int | None = None
-                 ) -> QuerySet[SensorReading]:
-    qs = SensorReading.objects.all()
-    if device:
-        qs = qs.filter(device=device)
-    if since is not None:
-        qs = qs.filter(recorded_at__gte=since)
-    if until is not None:
-        qs = qs.filter(recorded_at__lt=until)
-    if file_id is not None:
-        qs = qs.filter(file_id=file_id)
-    return qs
-
-
 def reading_last_id() -> int:
     """The newest id handed out to raw rows: the identity sequence's last value
     (no scan; ids still cached by a loading session may make it a little ahead)."""

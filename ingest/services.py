@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from quarantine.models import QuarantineRecord
-from quarantine.services import quarantine_file
+from quarantine.services import FILE_RELEASE_MODES, quarantine_file
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
 
@@ -40,7 +40,7 @@ from .statistics import StatisticsCollector
 
 logger = logging.getLogger(__name__)
 Status = IngestedFile.Status
-RELEASE_MODES = ("valid_rows", "as_is")
+RELEASE_MODES = FILE_RELEASE_MODES  # quarantine's, one definition
 
 
 # --------------------------------------------------------------------- events
@@ -658,3 +658,12 @@ def quarantined_file_reprocess(*, record: QuarantineRecord, by: Any, content: by
     logger.info("ingest_reprocess file=%s record=%s by=%s corrected=%s", ingested.id, record.pk,
                 getattr(by, "username", by), content is not None)
     return ingested
+
+
+def quarantined_file_describe(ingested: IngestedFile | None) -> dict[str, Any]:
+    """What a quarantine audit entry keeps about a file released or reprocessed."""
+    if ingested is None:
+        return {}
+    return {"id": ingested.pk, "status": ingested.status, "rows_total": ingested.rows_total,
+            "rows_loaded": ingested.rows_loaded, "rows_valid": ingested.rows_valid,
+            "rows_rejected": ingested.rows_rejected, "error_count": ingested.error_count}

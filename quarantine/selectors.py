@@ -12,7 +12,9 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from console.spreadsheet import neutralize_cell
+
 from .models import QuarantineAuditEntry, QuarantineRecord
+from .sources import file_original, file_source
 
 PREVIEW_LINES = 50
 # Spreadsheet programs run cells starting with these as formulas.
@@ -96,14 +98,9 @@ def record_original_path(*, record: QuarantineRecord) -> Path | None:
     if record.source != QuarantineRecord.Source.FILE or record.purged_at is not None:
         return None
     try:
-        from ingest.services import quarantined_file_original
-    except ImportError:
-        path = Path(record.file_path) if record.file_path else None
-    else:
-        try:
-            path = Path(quarantined_file_original(record=record))
-        except Exception:
-            return None
+        path = file_original(record)
+    except Exception:  # the owner cannot locate it
+        return None
     return path if path is not None and path.is_file() else None
 
 
@@ -177,24 +174,8 @@ def neutralize_csv(lines: Iterator[str]) -> Iterator[str]:
 
 def record_rejected_rows_csv(*, record: QuarantineRecord) -> Iterator[str]:
     """A CSV of just the rejected rows (header first), safe to open in a spreadsheet.
-    The ingest app knows its contract and says which rows those are; without it,
-    the lines the errors name are used."""
-    try:
-        from ingest.services import quarantined_file_rejected_rows
-    except ImportError:
-        return neutralize_csv(_lines_named_by_errors(record))
-    return neutralize_csv(iter(quarantined_file_rejected_rows(record=record)))
-
-
-def _lines_named_by_errors(record: QuarantineRecord) -> Iterator[str]:
-    path = record_original_path(record=record)
-    if path is None:
-        return
-    wanted = set(_error_lines(record))
-    last = max(wanted, default=1)
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 or number in wanted:
-                yield line.rstrip("\r\n")
-            if number >= last:
-                return
+    The file's owner knows its contract and says which rows those are."""
+    source = file_source()
+    if source is None:
+        return iter(())
+    return neutralize_csv(iter(source.rejected_rows(record=record)))

@@ -14,7 +14,8 @@ What "release" means depends on the source:
   acknowledged the message (`produce_and_wait`). A record whose replay count
   reached `QUARANTINE_MAX_REPLAYS` is refused, so nothing loops forever.
 * task: the task is queued again with its stored args and kwargs.
-* file: `ingest.services.quarantined_file_release` loads the valid rows (or
+* file: the registered file source (quarantine/sources.py; ingest registers
+  it) loads the valid rows (or
   all rows, `mode="as_is"`, when the operator overrides a rule).
 """
 
@@ -38,6 +39,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .models import QuarantineAuditEntry, QuarantineRecord
+from .sources import FileSource, file_original, file_source
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -363,10 +365,9 @@ def quarantine_release(
         if locked.source == Source.TASK:
             details = _requeue_task(locked, payload=None)
             return f"queued {locked.task_name} again (task {details['task_id']})", details
-        from ingest.services import quarantined_file_release
-
-        ingested = quarantined_file_release(record=locked, by=by, reason=reason, mode=mode)
-        details = {"mode": mode, "ingested_file": _describe_ingested(ingested)}
+        source = _file_source_or_refuse()
+        ingested = source.release(record=locked, by=by, reason=reason, mode=mode)
+        details = {"mode": mode, "ingested_file": source.describe(ingested)}
         loaded = details["ingested_file"].get("rows_loaded")
         rows = f": {loaded:,} rows loaded" if isinstance(loaded, int) else ""
         return f"loaded {locked.file_name} ({mode.replace('_', ' ')}){rows}", details
@@ -395,10 +396,9 @@ def quarantine_reprocess(
         if locked.source == Source.TASK:
             details = _requeue_task(locked, payload=payload)
             return f"queued {locked.task_name} again (task {details['task_id']})", details
-        from ingest.services import quarantined_file_reprocess
-
-        ingested = quarantined_file_reprocess(record=locked, by=by, content=content)
-        details = {"corrected_upload": content is not None, "ingested_file": _describe_ingested(ingested)}
+        source = _file_source_or_refuse()
+        ingested = source.reprocess(record=locked, by=by, content=content)
+        details = {"corrected_upload": content is not None, "ingested_file": source.describe(ingested)}
         if content is not None:
             details["uploaded_bytes"] = len(content)
         return f"ran {locked.file_name} through the pipeline again", details
@@ -665,17 +665,11 @@ def _requeue_task(record: QuarantineRecord, *, payload: bytes | None) -> dict[st
             "payload_edited": payload is not None, "queue": stored.get("queue")}
 
 
-def _describe_ingested(ingested: Any) -> dict[str, Any]:
-    """What the audit entry keeps about the file the ingest service produced."""
-    if ingested is None:
-        return {}
-    described: dict[str, Any] = {"id": getattr(ingested, "pk", None)}
-    for name in ("status", "rows_total", "rows_loaded", "rows_valid", "rows_rejected", "rows_invalid",
-                 "row_count", "error_count"):
-        value = getattr(ingested, name, None)
-        if isinstance(value, (int, float, str)):
-            described[name] = value
-    return described
+def _file_source_or_refuse() -> FileSource:
+    source = file_source()
+    if source is None:
+        raise QuarantineActionError("no app that ingests files is installed: a file cannot be released")
+    return source
 
 
 # ---------------------------------------------------------------- permissions
@@ -746,12 +740,8 @@ def quarantine_purge_expired(*, now: datetime | None = None, dry_run: bool = Fal
 
 def _remove_quarantined_file(record: QuarantineRecord) -> str | None:
     try:
-        from ingest.services import quarantined_file_original
-
-        path = Path(quarantined_file_original(record=record))
-    except ImportError:
-        path = Path(record.file_path) if record.file_path else None
-    except Exception:  # the ingest side could not locate it: nothing to remove
+        path = file_original(record)
+    except Exception:  # the owner could not locate it: nothing to remove
         logger.warning("quarantine_purge_file_missing record=%s", record.pk)
         return None
     if path is None or not path.is_file():
