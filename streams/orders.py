@@ -187,7 +187,7 @@ def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
     data = decode_json_object(envelope.raw)
     check = _Checker(data)
     name = check.identifier("product_name", max_length=255)
-    category = data.get("category") or ""
+    category = check.string("category", max_length=120, required=False) or ""
     processed_at = data.get("processed_at")
     try:
         order = validate_order(data)
@@ -200,8 +200,7 @@ def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
             when = parse_timestamp(processed_at)
         except ValueError:
             pass  # informational only; the window does not depend on it
-    return ProcessedOrderIn(order=order, product_name=name or "", category=str(category)[:120],
-                            processed_at=when)
+    return ProcessedOrderIn(order=order, product_name=name or "", category=category, processed_at=when)
 
 
 def window_start_of(moment: datetime, *, window_seconds: int) -> datetime:
