@@ -316,7 +316,8 @@ REPORT_RANK_BY = env.str("REPORT_RANK_BY", default="interval")
 # The django-celery-beat schedule of the report (crontab fields, UTC); "" = none.
 REPORT_SCHEDULE_CRONTAB = env.str("REPORT_SCHEDULE_CRONTAB", default="0 * * * *")
 # Where `manage.py load_factory_data` reads metrics.json and workorder.json.
-FACTORY_DATA_DIR = env.str("FACTORY_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "factory"))
+# (`manage.py make_samples .run/samples` writes a set with a planted correlation there.)
+FACTORY_DATA_DIR = env.str("FACTORY_DATA_DIR", default=str(BASE_DIR / ".run" / "samples" / "factory"))
 
 # -------------------------------------------------------------------- Quarantine
 # A message (or task) is re-driven at most this many times: a release is
@@ -327,3 +328,9 @@ QUARANTINE_MAX_REPLAYS = env.int("QUARANTINE_MAX_REPLAYS", default=3)
 QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=30)
 # Failures of these Celery tasks are not quarantined (comma-separated names).
 QUARANTINE_IGNORED_TASKS = env.list("QUARANTINE_IGNORED_TASKS", default=[])
+
+# ----------------------------------------------------------------------- Metrics
+# /metrics (Prometheus): with METRICS_TOKEN set, a scrape must send
+# `Authorization: Bearer <token>`; without it, only these addresses may scrape.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])

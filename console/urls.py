@@ -10,6 +10,7 @@ from streams.api import urls as streams_api_urls
 
 from . import ops
 from .health import healthz
+from .metrics import metrics
 
 router = DefaultRouter()
 streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
@@ -21,6 +22,7 @@ urlpatterns = [
     path("admin/ops/", include(ops.urls())),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),

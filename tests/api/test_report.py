@@ -23,7 +23,10 @@ from streams.report import (
 )
 from tests.conftest import wait_until
 
-FACTORY = Path(settings.FACTORY_DATA_DIR)
+# The real factory data set of the seed, beside the repository (tests may use it as a fixture).
+FACTORY = Path(__file__).resolve().parents[3] / "shared" / "data" / "factory"
+if not FACTORY.is_dir():
+    FACTORY = Path("/work/shared/data/factory")
 
 
 def independent_report(metrics, workorders, *, tolerance, min_samples):
@@ -155,7 +158,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralized():
 
 @pytest.mark.django_db
 def test_build_report_command_and_csv_download(anonymous, capsys):
-    call_command("build_report", "--load-factory-data", "--top", "3")
+    call_command("build_report", "--load-factory-data", str(FACTORY), "--top", "3")
     out = capsys.readouterr().out
     assert "loaded 6895 metrics and 576 work-order readings" in out
     assert "product 0:" in out and "product 1:" in out
