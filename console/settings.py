@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from console import logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -117,8 +119,10 @@ LOGIN_URL = "/admin/login/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # LOG_FORMAT=json: one JSON object per line, each event's fields as keys (console/logs.py).
+    "formatters": logs.formatters(),
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if env.str("LOG_FORMAT", default="text") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"arroyo": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
 }
