@@ -212,7 +212,7 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
         upload = data.get("file")
         return _action_response(lambda: services.quarantine_reprocess(
             record=record, by=request.user, reason=data["reason"], payload=serializer.edited_payload(),
-            content=upload.read() if upload else None, dry_run=data["dry_run"]))
+            content=upload, dry_run=data["dry_run"]))  # streamed to disk chunk by chunk
 
     @extend_schema(request=DiscardSerializer, responses={200: None, 409: None})
     @action(detail=True, methods=["post"])
