@@ -75,7 +75,8 @@ def route_key(pattern: str, name: str | None) -> str:
 def methods_of(name: str | None, callback) -> list[str]:
     actions = getattr(callback, "actions", None)
     if actions:
-        return sorted(m.upper() for m in actions)
+        # HEAD is GET without the body (Django and DRF answer it with the GET handler): not a row of its own.
+        return sorted(m.upper() for m in actions if m != "head")
     if name and (name.endswith(ADMIN_WRITE_SUFFIXES) or name in OTHER_POST):
         return ["GET", "POST"]
     return ["GET"]
@@ -95,8 +96,9 @@ def concrete_path(pattern: str, samples: dict[str, str]) -> str:
             "content_type_id": "1", "id": samples.get("user", "1"),
         }.get(param, object_id if model else samples.get(_api_model(pattern), "999999"))
 
+    path = path.replace("<drf_format_suffix:format>", ".json")
+    path = re.sub(r"\(\?P<(?P<name>\w+)>[^)]*\)", fill, path)  # regex groups first: they hold <name> too
     path = re.sub(r"<(?:\w+:)?(?P<name>\w+)>", fill, path)
-    path = re.sub(r"\(\?P<(?P<name>\w+)>[^)]*\)", fill, path)
     return "/" + path.replace("//", "/")
 
 
@@ -190,11 +192,13 @@ def outcome(response) -> str:
         return "login"
     if code in (401, 403, 405):
         return str(code)
-    assert code < 500, (code, getattr(response, "content", b"")[:500])
-    return "ok"
+    if code >= 500 and code != 503:
+        return str(code)  # a bug: no row says 500, so the test fails naming the route
+    return "ok"  # 503 too: a dependency's answer (/healthz with one down), not an auth decision
 
 
 def call(client: Client, method: str, path: str):
+    client.raise_request_exception = False  # a view's exception is a 500 in the table, not a crash here
     if not path.startswith("/admin/") and method in ("POST", "PUT", "PATCH"):
         return client.generic(method, path, '{"dry_run": true}', content_type="application/json")
     if method == "POST":
@@ -217,7 +221,10 @@ def admin_action_outcomes(roles) -> dict[tuple[str, str], dict[str, str]]:
             for role in ("viewer", "operator", "superuser"):
                 request = factory.get("/admin/")
                 request.user = get_user_model().objects.get(pk=roles[role].pk)
-                row[role] = "ok" if name in model_admin.get_actions(request) else "403"
+                # The changelist (which runs actions) needs view or change; then the action's own permissions.
+                allowed = model_admin.has_view_or_change_permission(request) and \
+                    name in model_admin.get_actions(request)
+                row[role] = "ok" if allowed else "403"
             observed[(f"action {model._meta.app_label}.{model._meta.model_name}.{name}", "POST")] = row
     return observed
 
@@ -257,12 +264,13 @@ def test_the_table_keeps_the_rules(roles):
     """Whatever the rows say, some things hold for every one of them."""
     table = documented_table()
     public = {"healthz", "rest_framework:login", "rest_framework:logout", "admin:login", "admin:logout"}
+    description = {"api-root", "schema", "swagger-ui"}  # what the API offers, no data: any login
     service_scope = {("metric-fast", "POST"), ("workorder-fast", "POST"), ("metric-list", "POST"),
                      ("workorder-list", "POST"), ("product-register", "POST")}
     for (route, method), row in table.items():
         if route not in public:
             assert row["anonymous"] in ("401", "403", "login", "405"), (route, method)
-        if (route, method) not in service_scope and route not in public:
+        if (route, method) not in service_scope and route not in public | description:
             assert row["service"] in ("401", "403", "login", "405"), (route, method)
         if method != "GET" and not route.startswith("action "):
             assert row["viewer"] != "ok" or route in public or route == "admin:password_change", (route, method)

@@ -212,3 +212,43 @@ def test_the_asgi_web_process_keeps_no_persistent_connections():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "0", result.stderr
+
+
+# ------------------------------------------------------------- Kafka security
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_kafka_client_config_reaches_every_client(settings, monkeypatch):
+    """SASL/TLS properties in KAFKA_CLIENT_CONFIG reach the producers (services and web),
+    the consumers, the admin client and the /healthz check."""
+    from console import health
+    from streams.kafka import acks, producer, runtime, topics
+    from streams.kafka.registry import consumers
+
+    sasl = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "console",
+            "sasl.password": "secret", "ssl.ca.location": "/etc/ssl/certs/kafka-ca.pem"}
+    settings.KAFKA_CLIENT_CONFIG = sasl
+    seen: dict[str, dict] = {}
+
+    def capture(name):
+        def fake(config=None, **kwargs):
+            seen[name] = dict(config or kwargs.get("default_config") or {})
+            raise _Stop
+        return fake
+
+    assert sasl.items() <= producer.producer_config().items()
+    assert sasl.items() <= acks._web_config().items()
+    monkeypatch.setattr(runtime, "build_kafka_consumer_configuration", capture("consumer"))
+    with pytest.raises(_Stop):
+        runtime.build_processor(consumers()["telemetry"], runtime.RunOptions(batch_size=10, batch_time_ms=100))
+    monkeypatch.setattr(topics, "AdminClient", capture("admin"))
+    with pytest.raises(_Stop):
+        topics.admin_client()
+    monkeypatch.setattr(health, "AdminClient", capture("healthz"))
+    with pytest.raises(_Stop):
+        health.check_kafka(1.0)
+    for name in ("consumer", "admin", "healthz"):
+        assert sasl.items() <= seen[name].items(), name

@@ -148,7 +148,7 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
         responses={202: ACCEPTED, 400: INVALID, 503: UNAVAILABLE},
     )
     @action(detail=False, methods=["post"], url_path="register", parser_classes=[JSONParser])
-    def register(self, request: Request) -> Response:
+    def register(self, request: Request, format: str | None = None) -> Response:
         if not isinstance(request.data, dict):
             return Response({"non_field_errors": ["expected a JSON object"]}, status=status.HTTP_400_BAD_REQUEST)
         try:
@@ -192,7 +192,7 @@ class CorrelationReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     @extend_schema(summary="Download a report as CSV", responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
-    def csv(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+    def csv(self, request: Request, pk: str | None = None, format: str | None = None) -> StreamingHttpResponse:
         report = self.get_object()
         response = StreamingHttpResponse(report_csv_lines(report=report), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="correlation-report-{report.pk}.csv"'
