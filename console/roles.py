@@ -2,6 +2,7 @@
 
 * `telemetry-publishers`: a service account's whole scope (`create_service_token`
   puts its accounts here): publish telemetry and product registrations.
+* `file-uploaders`: upload sensor files (`POST /api/files/`) and follow them.
 * `operators`: the quarantine actions (quarantine/services.py) plus every read
   of the pipelines' tables, product edits and deletes, report requests and
   builds, file uploads and requeues, and the operations pages including raw
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 PUBLISHERS_GROUP = "telemetry-publishers"
 PUBLISHER_PERMISSIONS = ["streams.publish_telemetry", "streams.register_product"]
+
+UPLOADERS_GROUP = "file-uploaders"
+UPLOADER_PERMISSIONS = ["ingest.upload_file", "ingest.view_ingestedfile"]
 
 OPERATORS_GROUP = "operators"
 OPERATOR_VIEW_APPS = ["streams", "ingest", "quarantine"]
@@ -53,6 +57,9 @@ def roles_ensure() -> None:
     publishers, created = Group.objects.get_or_create(name=PUBLISHERS_GROUP)
     if created:
         publishers.permissions.add(*permissions_named(PUBLISHER_PERMISSIONS))
+    uploaders, created = Group.objects.get_or_create(name=UPLOADERS_GROUP)
+    if created:
+        uploaders.permissions.add(*permissions_named(UPLOADER_PERMISSIONS))
     operators, created = Group.objects.get_or_create(name=OPERATORS_GROUP)
     if created:
         operators.permissions.add(

@@ -3,6 +3,9 @@
 * `telemetry-publishers`: what a service account's token may do, and nothing
   more: publish telemetry and product registrations (`create_service_token`
   puts its accounts here).
+* `file-uploaders`: what a machine that uploads sensor files needs: upload
+  (`POST /api/files/`) and follow its files (`create_service_token NAME
+  --group file-uploaders`).
 * `operators` (created by quarantine's 0003 with the quarantine actions):
   also reads every table of the pipelines, edits and deletes products, queues
   and builds reports, uploads and requeues files, and sees the operations
@@ -14,6 +17,8 @@ from django.db import migrations
 
 PUBLISHERS = "telemetry-publishers"
 PUBLISHER_PERMISSIONS = [("streams", "publish_telemetry"), ("streams", "register_product")]
+UPLOADERS = "file-uploaders"
+UPLOADER_PERMISSIONS = [("ingest", "upload_file"), ("ingest", "view_ingestedfile")]
 
 OPERATOR_VIEW_APPS = ["streams", "ingest", "quarantine"]
 OPERATOR_PERMISSIONS = [
@@ -45,6 +50,8 @@ def forwards(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     publishers, _ = Group.objects.get_or_create(name=PUBLISHERS)
     publishers.permissions.add(*_permissions(Permission, PUBLISHER_PERMISSIONS))
+    uploaders, _ = Group.objects.get_or_create(name=UPLOADERS)
+    uploaders.permissions.add(*_permissions(Permission, UPLOADER_PERMISSIONS))
     operators, _ = Group.objects.get_or_create(name="operators")
     operators.permissions.add(
         *Permission.objects.filter(content_type__app_label__in=OPERATOR_VIEW_APPS, codename__startswith="view_"),
@@ -55,7 +62,7 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    Group.objects.filter(name=PUBLISHERS).delete()
+    Group.objects.filter(name__in=[PUBLISHERS, UPLOADERS]).delete()
     operators = Group.objects.filter(name="operators").first()
     if operators is not None:
         operators.permissions.remove(*_permissions(Permission, OPERATOR_PERMISSIONS))

@@ -17,7 +17,9 @@ DEBUG = False
 ALLOWED_HOSTS = [host for host in _required("ALLOWED_HOSTS").split(",") if host.strip()]
 if "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the console's hosts in production, not '*'")
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[f"https://{h.lstrip('.')}" for h in ALLOWED_HOSTS])
+# Unset or empty (docker-compose.yml passes it through): https:// and each host.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[]) or [
+    f"https://{host.lstrip('.')}" for host in ALLOWED_HOSTS if not host.startswith(".")]
 
 # TLS ends at the proxy, which tells Django the original scheme; only trust the
 # header when the proxy always sets (or strips) it, as it must in front of this.

@@ -44,8 +44,8 @@ def test_upload_needs_the_upload_permission(api, inbox):
         api.force_authenticate(user)
         response = api.post("/api/files/", {"file": SimpleUploadedFile("a.csv", b"x")}, format="multipart")
         assert response.status_code == 403, user
-    uploader = User.objects.create_user("uploader")
-    uploader.user_permissions.add(Permission.objects.get(codename="upload_file"))
+    uploader = User.objects.create_user("uploader")  # as `create_service_token NAME --group file-uploaders`
+    uploader.groups.add(Group.objects.get(name="file-uploaders"))
     api.force_authenticate(uploader)
     response = api.post("/api/files/", {"file": SimpleUploadedFile("notes.txt", b"x")}, format="multipart")
     assert response.status_code == 400  # past the permission: the file's own checks
