@@ -76,6 +76,31 @@ def test_throttles_let_requests_through_when_the_cache_is_away(settings, reader)
         assert [client.get("/api/products/").status_code for _ in range(2)] == [200, 200]
 
 
+# ------------------------------------------------------------- revocation bound
+
+
+@pytest.mark.django_db
+def test_a_deactivated_account_is_refused_within_the_token_cache_bound(settings, kafka):
+    """No signal reaches the other web processes: the cache entry expires after
+    API_TOKEN_CACHE_SECONDS, and the next check against the database refuses."""
+    import time
+
+    from streams.api.auth import CachedTokenAuthentication
+
+    settings.API_TOKEN_CACHE_SECONDS = 0.5
+    CachedTokenAuthentication.forget()
+    service = get_user_model().objects.create_user("bound-svc")
+    service.groups.add(Group.objects.get(name="telemetry-publishers"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=service).key}")
+    assert client.post("/api/metrics/", METRIC, format="json").status_code == 202
+    # As another process would see it: the row changes, this process's cache is not told.
+    get_user_model().objects.filter(pk=service.pk).update(is_active=False)
+    time.sleep(0.6)
+    assert client.post("/api/metrics/", METRIC, format="json").status_code == 401
+    CachedTokenAuthentication.forget()
+
+
 # ---------------------------------------------------------------------- lockout
 
 
