@@ -33,10 +33,9 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 from rest_framework import exceptions
 
+from console.throttles import telemetry_rate_limited
 from streams.decoding import JSONRejected, parse_json
 from streams.kafka import acks
-
-from console.throttles import telemetry_rate_limited
 
 from .auth import CachedTokenAuthentication, may_publish_telemetry
 from .ingest import METRICS, WORKORDERS, TelemetryKind, telemetry_ingest_async

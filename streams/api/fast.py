@@ -6,11 +6,11 @@ and renderer selection, template response) costs more CPU than the work
 itself, so this plain Django view serves it with the same rules and the same
 answers: token checked by CachedTokenAuthentication, the permission by
 `may_publish_telemetry` (the DRF view's rule), body parsed as strict JSON,
-events validated and published by `telemetry_ingest`. With a telemetry rate
-limit set (THROTTLE_TELEMETRY_RATE) every POST goes to DRF, which counts it. Every other
-request (GET, session users, other content types, malformed headers or
-bodies) goes to the DRF viewset unchanged, which gives it the browsable API
-and DRF's own error answers.
+events validated and published by `telemetry_ingest`. Every other request
+(GET, session users, other content types, malformed headers or bodies) goes
+to the DRF viewset unchanged, which gives it the browsable API and DRF's own
+error answers; so does every POST while a telemetry rate limit is set
+(THROTTLE_TELEMETRY_RATE), since DRF counts them.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
-from streams.decoding import JSONRejected, parse_json
-
 from console.throttles import telemetry_rate_limited
+from streams.decoding import JSONRejected, parse_json
 
 from .auth import CachedTokenAuthentication, may_publish_telemetry
 from .ingest import TelemetryKind, telemetry_ingest

@@ -22,7 +22,6 @@ from quarantine import services  # noqa: E402
 from quarantine.models import QuarantineRecord  # noqa: E402
 from tests.ingest.conftest import HEADER, inbox, rows  # noqa: E402,F401
 
-from .conftest import PASSWORD  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 Status = QuarantineRecord.Status
