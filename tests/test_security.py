@@ -76,6 +76,40 @@ def test_throttles_let_requests_through_when_the_cache_is_away(settings, reader)
         assert [client.get("/api/products/").status_code for _ in range(2)] == [200, 200]
 
 
+# ---------------------------------------------------------------- bounded reads
+
+
+def test_pages_are_bounded_and_large_tables_never_counted(settings, reader):
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from streams.models import Product
+
+    for i in range(3):
+        Product.objects.create(product_id=f"bound-{i}", name="n", price=1, currency="BRL",
+                               availability_timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    settings.API_MAX_PAGE_SIZE = 2
+    client = APIClient()
+    client.force_authenticate(reader)
+    page = client.get("/api/products/?limit=100000000").json()
+    assert len(page["results"]) == 2 and page["count"] == 3 and page["next"]
+
+    reader.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_processedorder", "view_sensorreading", "view_activityevent", "view_machinemetric",
+        "view_workorderreading"]))
+    reader = get_user_model().objects.get(pk=reader.pk)
+    client.force_authenticate(reader)
+    for url in ("/api/processed-orders/", "/api/sensor-readings/", "/api/activity-events/", "/api/metrics/",
+                "/api/workorders/"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url + "?limit=100000000")
+        assert response.status_code == 200, url
+        assert "count" not in response.json() and {"next", "previous", "results"} <= set(response.json()), url
+        assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries), url
+
+
 # ------------------------------------------------------------- revocation bound
 
 
