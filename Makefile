@@ -90,7 +90,8 @@ bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows 
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
-	SECRET_KEY=x docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"
+	SECRET_KEY=x POSTGRES_PASSWORD=x REDIS_PASSWORD=x ALLOWED_HOSTS=console.example.com \
+	  docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"
 
 clean:  ## Stop the services and remove .run/ (all local data)
 	-scripts/services.sh down

@@ -1,7 +1,15 @@
 """ASGI entry point: the web process under gunicorn with uvicorn workers (gunicorn.conf.py).
 
 Django serves every request, except the telemetry POSTs of machines, which the
-streams API answers first on the event loop (streams/api/asgi.py)."""
+streams API answers first on the event loop (streams/api/asgi.py). Outermost,
+BodyLimit refuses a body over INGEST_MAX_UPLOAD_BYTES while it streams in
+(console/uploads.py).
+
+No persistent database connections here: Django advises against them under
+ASGI (each request may run in another thread of the pool, and connections
+pile up), so DB_CONN_MAX_AGE is 0 for this process whatever the environment
+says; consumers and Celery workers keep theirs.
+"""
 
 import os
 import warnings
@@ -14,8 +22,10 @@ from django.core.asgi import get_asgi_application
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ["DB_CONN_MAX_AGE"] = "0"
 django_application = get_asgi_application()
 
-from streams.api.asgi import TelemetryHotPath  # noqa: E402  (needs the apps loaded)
+from console.uploads import BodyLimit  # noqa: E402  (needs the apps loaded)
+from streams.api.asgi import TelemetryHotPath  # noqa: E402
 
-application = TelemetryHotPath(django_application)
+application = BodyLimit(TelemetryHotPath(django_application))

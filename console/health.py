@@ -1,4 +1,9 @@
-"""`/healthz`: is every dependency reachable? 200 when all are, 503 otherwise."""
+"""`/healthz`: is every dependency reachable? 200 when all are, 503 otherwise.
+
+Anyone may ask (load balancers, container healthchecks), but only staff get
+the details: anonymous and other callers get `{"status": ...}` alone, since
+the checks' errors name hosts, ports and consumer internals.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ def consumer_states() -> dict[str, dict[str, object]]:
 
 def healthz(request) -> JsonResponse:
     """503 when a dependency is down; 200 `degraded` when a consumer is failing
-    (waiting, paused, crashed or silent), with the reasons; 200 `ok` otherwise."""
+    (waiting, paused, crashed or silent), with the reasons for staff; 200 `ok` otherwise."""
     results = run_checks()
     failing = [name for name, r in results.items() if r["status"] != "up"]
     states = consumer_states() if results["postgres"]["status"] == "up" else {}
@@ -85,4 +90,7 @@ def healthz(request) -> JsonResponse:
     }
     if failing_consumers:
         body["reasons"] = failing_consumers
+    user = getattr(request, "user", None)
+    if not (user and user.is_active and user.is_staff):
+        body = {"status": status}
     return JsonResponse(body, status=503 if failing else 200)

@@ -1,9 +1,19 @@
 """The operations dashboard inside the admin: services, consumer lag, topics
-and recent messages (what operators otherwise open Kafdrop or kafka-ui for)."""
+and recent messages (what operators otherwise open Kafdrop or kafka-ui for).
+
+Staff only (the admin's login), and each page needs its permission on top:
+`console.view_operations` for the dashboard and the topics, and
+`console.view_topic_messages` for raw messages, which carry whatever the
+producers put in them. The `operators` group has both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -65,10 +75,30 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
     ))
 
 
+VIEW_OPERATIONS = "console.view_operations"
+VIEW_TOPIC_MESSAGES = "console.view_topic_messages"
+
+
+def _requires(*perms: str) -> Callable:
+    """403 unless the (staff, logged-in: admin_view checks that first) user holds `perms`."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perms(perms):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
 def urls() -> list:
     wrap = admin.site.admin_view
     return [
-        path("", wrap(dashboard), name="ops-dashboard"),
-        path("topics/", wrap(topics), name="ops-topics"),
-        path("topics/<str:name>/", wrap(topic_messages), name="ops-topic-messages"),
+        path("", wrap(_requires(VIEW_OPERATIONS)(dashboard)), name="ops-dashboard"),
+        path("topics/", wrap(_requires(VIEW_OPERATIONS)(topics)), name="ops-topics"),
+        path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(topic_messages)),
+             name="ops-topic-messages"),
     ]

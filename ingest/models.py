@@ -52,6 +52,8 @@ class IngestedFile(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # POST /api/files/ writes a file into the inbox (the row comes later, from the consumer).
+        permissions = [("upload_file", "Can upload files to the inbox")]
         constraints = [
             # A replayed or doubly published event registers the file once.
             models.UniqueConstraint(fields=["path", "checksum"], name="ingestedfile_path_checksum"),

@@ -622,29 +622,57 @@ def quarantined_file_release(*, record: QuarantineRecord, by: Any, reason: str, 
                  release_mode=mode, release_note=f"released ({mode}) by {who}: {reason}")
 
 
-def quarantined_file_reprocess(*, record: QuarantineRecord, by: Any, content: bytes | None = None) -> IngestedFile:
+def _spool(chunks: Iterable[bytes], directory: pathlib.Path) -> tuple[pathlib.Path, str]:
+    """Write `chunks` to a hidden file in `directory`, hashing them on the way: (path, sha256).
+    A corrected upload is never held whole in memory."""
+    digest = hashlib.sha256()
+    temporary = directory / f".reprocess-{uuid.uuid4().hex}.part"
+    try:
+        with temporary.open("wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary, digest.hexdigest()
+
+
+def _chunks_of(content: Any) -> Iterable[bytes]:
+    """bytes, an uploaded file (its chunks) or an iterable of byte chunks, as chunks."""
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return [bytes(content)]
+    if hasattr(content, "chunks"):
+        return content.chunks()
+    return content
+
+
+def quarantined_file_reprocess(*, record: QuarantineRecord, by: Any, content: Any = None) -> IngestedFile:
     """Run the file through the normal pipeline again (inbox -> file_events ->
-    files consumer -> task). With `content`, a corrected upload takes the
-    original's place in the inbox (the quarantined original is kept for the
-    audit); without, the original moves back."""
+    files consumer -> task). With `content` (bytes, an uploaded file or an
+    iterable of chunks, written to disk as it comes), a corrected upload takes
+    the original's place in the inbox (the quarantined original is kept for
+    the audit); without, the original moves back."""
     ingested = _file_of(record)
     if ingested.status in IngestedFile.IN_PROGRESS:
         return ingested
     original = quarantined_file_original(record=record) if content is None else None
     root = inbox_dir()
-    checksum = hashlib.sha256(content).hexdigest() if content is not None else ingested.checksum
     wanted = root / ingested.path
     wanted.parent.mkdir(parents=True, exist_ok=True)
+    spooled = None
+    if content is not None:
+        spooled, checksum = _spool(_chunks_of(content), wanted.parent)
+    else:
+        checksum = ingested.checksum
     stem, suffix = os.path.splitext(wanted.name)
     target, n = wanted, 1
     # A free name that no other registration of the same content holds (it must not be merged with it).
     while (target.exists() or target.is_symlink() or IngestedFile.objects.filter(
             path=target.relative_to(root).as_posix(), checksum=checksum).exclude(id=ingested.id).exists()):
         target, n = wanted.with_name(f"{stem}-{n}{suffix}"), n + 1
-    if content is not None:
-        temporary = target.parent / f".{target.name}.part"
-        temporary.write_bytes(content)
-        os.replace(temporary, target)
+    if spooled is not None:
+        os.replace(spooled, target)
     else:
         shutil.move(str(original), str(target))
     rel = target.relative_to(root).as_posix()

@@ -198,7 +198,7 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=ReleaseSerializer, responses={200: None, 409: None})
     @action(detail=True, methods=["post"])
-    def release(self, request: Request, pk=None) -> Response:
+    def release(self, request: Request, pk=None, format=None) -> Response:
         record = self.get_object()
         data = self._valid(request).validated_data
         return _action_response(lambda: services.quarantine_release(
@@ -206,18 +206,18 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=ReprocessSerializer, responses={200: None, 409: None})
     @action(detail=True, methods=["post"])
-    def reprocess(self, request: Request, pk=None) -> Response:
+    def reprocess(self, request: Request, pk=None, format=None) -> Response:
         record = self.get_object()
         serializer = self._valid(request)
         data = serializer.validated_data
         upload = data.get("file")
         return _action_response(lambda: services.quarantine_reprocess(
             record=record, by=request.user, reason=data["reason"], payload=serializer.edited_payload(),
-            content=upload.read() if upload else None, dry_run=data["dry_run"]))
+            content=upload, dry_run=data["dry_run"]))  # streamed to disk chunk by chunk
 
     @extend_schema(request=DiscardSerializer, responses={200: None, 409: None})
     @action(detail=True, methods=["post"])
-    def discard(self, request: Request, pk=None) -> Response:
+    def discard(self, request: Request, pk=None, format=None) -> Response:
         record = self.get_object()
         data = self._valid(request).validated_data
         return _action_response(lambda: services.quarantine_discard(
@@ -246,22 +246,22 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=BulkSerializer, responses={200: None})
     @action(detail=False, methods=["post"], url_path="bulk-release")
-    def bulk_release(self, request: Request) -> Response:
+    def bulk_release(self, request: Request, format=None) -> Response:
         return self._bulk(request, "release")
 
     @extend_schema(request=BulkSerializer, responses={200: None})
     @action(detail=False, methods=["post"], url_path="bulk-reprocess")
-    def bulk_reprocess(self, request: Request) -> Response:
+    def bulk_reprocess(self, request: Request, format=None) -> Response:
         return self._bulk(request, "reprocess")
 
     @extend_schema(request=BulkSerializer, responses={200: None})
     @action(detail=False, methods=["post"], url_path="bulk-discard")
-    def bulk_discard(self, request: Request) -> Response:
+    def bulk_discard(self, request: Request, format=None) -> Response:
         return self._bulk(request, "discard")
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
-    def original(self, request: Request, pk=None):
+    def original(self, request: Request, pk=None, format=None):
         record = self.get_object()
         path = selectors.record_original_path(record=record)
         if path is None:
@@ -270,7 +270,7 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "text/csv"): str})
     @action(detail=True, methods=["get"], url_path="rejected-rows")
-    def rejected_rows(self, request: Request, pk=None):
+    def rejected_rows(self, request: Request, pk=None, format=None):
         record = self.get_object()
         if selectors.record_original_path(record=record) is None:
             raise Http404("Rejected rows exist for available quarantined files only.")

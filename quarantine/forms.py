@@ -70,13 +70,14 @@ class ReprocessForm(forms.Form):
             raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return None if raw == original else raw
 
-    def clean_content(self) -> bytes | None:
+    def clean_content(self):
+        """The uploaded file itself, not its bytes: the service streams it to disk."""
         upload = self.cleaned_data.get("content")
         if not upload:
             return None
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
-        return upload.read()
+        return upload
 
 
 class DiscardForm(forms.Form):

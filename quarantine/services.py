@@ -382,12 +382,13 @@ def quarantine_reprocess(
     by: "AbstractBaseUser | None",
     reason: str = "",
     payload: bytes | None = None,
-    content: bytes | None = None,
+    content: Any = None,
     dry_run: bool = False,
 ) -> ActionResult:
     """Run a record through its normal pipeline again, optionally corrected:
     `payload` is an operator-edited message (or task {"args", "kwargs"}),
-    `content` a corrected file. Without either, the original is used."""
+    `content` a corrected file (bytes, an uploaded file or byte chunks; it is
+    streamed to disk). Without either, the original is used."""
 
     def work(locked: QuarantineRecord) -> tuple[str, dict[str, Any]]:
         if locked.source == Source.MESSAGE:
@@ -400,7 +401,7 @@ def quarantine_reprocess(
         ingested = source.reprocess(record=locked, by=by, content=content)
         details = {"corrected_upload": content is not None, "ingested_file": source.describe(ingested)}
         if content is not None:
-            details["uploaded_bytes"] = len(content)
+            details["uploaded_bytes"] = ingested.size
         return f"ran {locked.file_name} through the pipeline again", details
 
     return _perform(action=Action.REPROCESS, record=record, by=by, reason=reason, dry_run=dry_run,

@@ -8,6 +8,10 @@ Registered on the project router by `register(router)` (console/urls.py):
     /api/sensor-readings/export/   processed_data_sensor.csv (streamed, same filters)
     /api/activity-events/          stored user activity (?user_id=&action=&since=&until=)
     /api/activity-events/export/   processed_data_activity.csv (streamed, same filters)
+
+Each needs the view permission of its model (exports included: they hold
+user and session ids). Processed orders, readings and activity grow with the
+traffic: they page with cursors, newest first, and are never counted.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 
 from console.filters import IsoDateTimeFilter
+from console.pagination import NewestFirstCursorPagination
 
 from .models import ActivityEvent, ProcessedOrder, ProductWindow, SensorReading
 from .readings import ACTIVITY, SENSOR, export_filename, export_rows
@@ -111,8 +116,9 @@ class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
 class ProcessedOrderViewSet(viewsets.ReadOnlyModelViewSet):
     """Validated, enriched orders as the window consumer stored them."""
 
-    queryset = ProcessedOrder.objects.order_by("-ordered_at", "order_id")
+    queryset = ProcessedOrder.objects.all()
     serializer_class = ProcessedOrderSerializer
+    pagination_class = NewestFirstCursorPagination
     filterset_class = ProcessedOrderFilter
     lookup_field = "order_id"
 
@@ -126,8 +132,9 @@ def _csv_response(kind: str, queryset) -> StreamingHttpResponse:
 class SensorReadingViewSet(viewsets.ReadOnlyModelViewSet):
     """Standardized sensor readings with their status (Low / Normal / Warning)."""
 
-    queryset = SensorReading.objects.order_by("-timestamp", "-id")
+    queryset = SensorReading.objects.order_by("-timestamp", "-id")  # the export's order; pages are by -id
     serializer_class = SensorReadingSerializer
+    pagination_class = NewestFirstCursorPagination
     filterset_class = SensorReadingFilter
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
@@ -140,8 +147,9 @@ class SensorReadingViewSet(viewsets.ReadOnlyModelViewSet):
 class ActivityEventViewSet(viewsets.ReadOnlyModelViewSet):
     """Standardized user activity events."""
 
-    queryset = ActivityEvent.objects.order_by("-timestamp", "-id")
+    queryset = ActivityEvent.objects.order_by("-timestamp", "-id")  # the export's order; pages are by -id
     serializer_class = ActivityEventSerializer
+    pagination_class = NewestFirstCursorPagination
     filterset_class = ActivityEventFilter
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})

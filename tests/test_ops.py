@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 
 from streams.kafka.producer import Outbound, produce_and_wait
 
@@ -18,6 +19,23 @@ def staff_client(client, db):
 def test_ops_pages_require_staff(client, db):
     response = client.get("/admin/ops/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_ops_pages_require_their_permissions(client, db):
+    """Staff is not enough: the dashboard needs console.view_operations, raw messages
+    console.view_topic_messages too; the operators group has both."""
+    user = get_user_model().objects.create_user("staff-only", is_staff=True)
+    client.force_login(user)
+    for url in ("/admin/ops/", "/admin/ops/topics/", "/admin/ops/topics/metrics/"):
+        assert client.get(url).status_code == 403, url
+    user.user_permissions.add(Permission.objects.get(codename="view_operations"))
+    user = get_user_model().objects.get(pk=user.pk)  # permissions are cached per user object
+    client.force_login(user)
+    assert client.get("/admin/ops/topics/").status_code == 200
+    assert client.get("/admin/ops/topics/metrics/").status_code == 403
+    operator = get_user_model().objects.create_user("ops-operator", is_staff=True)
+    operator.groups.add(Group.objects.get(name="operators"))
+    assert operator.has_perms(["console.view_operations", "console.view_topic_messages"])
 
 
 def test_dashboard_shows_services_and_consumer_lag(staff_client, kafka):

@@ -7,12 +7,15 @@ Django's request cycle: the token comes from the per-process cache
 thread), the body is parsed as strict JSON, the events are validated by the
 consumer's own rules and published, and the coroutine awaits Kafka's
 acknowledgement while the event loop serves other requests. The rules and
-the answers are those of the DRF view (`telemetry_messages`).
+the answers are those of the DRF view (`telemetry_messages`), and so is the
+permission (`may_publish_telemetry`, from the user and permissions the token
+cache holds).
 
 Everything else goes to Django unchanged, and so does any request this path
 would word differently from DRF: another method or content type, a missing
 or malformed Authorization header, an unknown host, a body that is not JSON
-(its bytes are replayed to Django, so DRF reports the parse error).
+(its bytes are replayed to Django, so DRF reports the parse error), and every
+telemetry POST while a telemetry rate limit is set (DRF counts them).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 from rest_framework import exceptions
 
+from console.throttles import telemetry_rate_limited
 from streams.decoding import JSONRejected, parse_json
 from streams.kafka import acks
 
-from .auth import CachedTokenAuthentication
+from .auth import CachedTokenAuthentication, may_publish_telemetry
 from .ingest import METRICS, WORKORDERS, TelemetryKind, telemetry_ingest_async
 
 logger = logging.getLogger(__name__)
@@ -92,7 +96,7 @@ class TelemetryHotPath:
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
         kind = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if kind is None or scope["method"] != "POST":
+        if kind is None or scope["method"] != "POST" or telemetry_rate_limited():
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         key = self._token(headers)
@@ -112,6 +116,8 @@ class TelemetryHotPath:
                 identity = await sync_to_async(_check_token, thread_sensitive=False)(key)
             except exceptions.AuthenticationFailed as exc:
                 return await _answer(send, 401, {"detail": str(exc.detail)}, {"WWW-Authenticate": "Token"})
+        if not may_publish_telemetry(identity[0]):  # in memory: the cache entry holds the permissions
+            return await _answer(send, 403, {"detail": str(exceptions.PermissionDenied.default_detail)})
         status, answer, answer_headers = await telemetry_ingest_async(kind=kind, data=data)
         await _answer(send, status, answer, answer_headers)
 

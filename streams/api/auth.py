@@ -1,4 +1,13 @@
-"""Token authentication with a small per-process cache for the event hot path."""
+"""Token authentication with a small per-process cache for the event hot path,
+and the one rule of who may publish telemetry.
+
+A token is checked against the database once per API_TOKEN_CACHE_SECONDS per
+web process; the cached entry holds the user with its permissions loaded, so
+the ASGI fast path decides in memory. A deleted token is forgotten at once in
+the process that deleted it; everywhere else a revoked token, a deactivated
+user or a changed permission takes effect after at most
+API_TOKEN_CACHE_SECONDS (docs/SECURITY.md).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +15,26 @@ import threading
 import time
 
 from django.conf import settings
-from rest_framework import exceptions
+from rest_framework import exceptions, permissions
 from rest_framework.authentication import TokenAuthentication
 
 _MAX_ENTRIES = 10000
+
+PUBLISH_TELEMETRY = "streams.publish_telemetry"
+
+
+def may_publish_telemetry(user) -> bool:
+    """Whether `user` may POST telemetry events: the DRF view (CanPublishTelemetry)
+    and both fast paths (streams/api/fast.py, streams/api/asgi.py) ask this, and
+    only this, so tightening it tightens them all."""
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(PUBLISH_TELEMETRY))
+
+
+class CanPublishTelemetry(permissions.BasePermission):
+    """DRF's face of `may_publish_telemetry`."""
+
+    def has_permission(self, request, view) -> bool:
+        return may_publish_telemetry(request.user)
 
 
 class CachedTokenAuthentication(TokenAuthentication):
@@ -37,6 +62,10 @@ class CachedTokenAuthentication(TokenAuthentication):
         ttl = settings.API_TOKEN_CACHE_SECONDS
         now = time.monotonic()
         user, token = super().authenticate_credentials(key)
+        # Load the permissions now (a query or two, in this thread), so every
+        # check while the entry lives is a lookup in memory: the ASGI fast path
+        # asks has_perm on the event loop, where a query is not allowed.
+        user.get_all_permissions()
         if ttl > 0:
             with self._lock:
                 if len(self._cache) >= _MAX_ENTRIES:
@@ -53,7 +82,7 @@ class CachedTokenAuthentication(TokenAuthentication):
                 cls._cache.pop(key, None)
 
 
-__all__ = ["CachedTokenAuthentication", "exceptions"]
+__all__ = ["PUBLISH_TELEMETRY", "CachedTokenAuthentication", "CanPublishTelemetry", "exceptions", "may_publish_telemetry"]
 
 
 def _forget_deleted_token(sender, instance, **kwargs) -> None:

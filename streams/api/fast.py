@@ -4,11 +4,13 @@ Machines post events with `Authorization: Token <key>` and a JSON body. For
 exactly that request the full DRF request cycle (content negotiation, parser
 and renderer selection, template response) costs more CPU than the work
 itself, so this plain Django view serves it with the same rules and the same
-answers: token checked by CachedTokenAuthentication, body parsed as strict
-JSON, events validated and published by `telemetry_ingest`. Every other
-request (GET, session users, other content types, malformed headers or
-bodies) goes to the DRF viewset unchanged, which gives it the browsable API
-and DRF's own error answers.
+answers: token checked by CachedTokenAuthentication, the permission by
+`may_publish_telemetry` (the DRF view's rule), body parsed as strict JSON,
+events validated and published by `telemetry_ingest`. Every other request
+(GET, session users, other content types, malformed headers or bodies) goes
+to the DRF viewset unchanged, which gives it the browsable API and DRF's own
+error answers; so does every POST while a telemetry rate limit is set
+(THROTTLE_TELEMETRY_RATE), since DRF counts them.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
+from console.throttles import telemetry_rate_limited
 from streams.decoding import JSONRejected, parse_json
 
-from .auth import CachedTokenAuthentication
+from .auth import CachedTokenAuthentication, may_publish_telemetry
 from .ingest import TelemetryKind, telemetry_ingest
 
 _auth = CachedTokenAuthentication()
@@ -40,7 +43,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 def telemetry_endpoint(kind: TelemetryKind, drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @csrf_exempt
     def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.method != "POST" or request.content_type != "application/json":
+        if request.method != "POST" or request.content_type != "application/json" or telemetry_rate_limited():
             return drf_view(request, *args, **kwargs)
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(parts) != 2 or parts[0].lower() != "token":
@@ -49,6 +52,8 @@ def telemetry_endpoint(kind: TelemetryKind, drf_view: Callable[..., HttpResponse
             user, _token = _auth.authenticate_credentials(parts[1])
         except exceptions.AuthenticationFailed as exc:
             return _json(401, {"detail": str(exc.detail)}, {"WWW-Authenticate": "Token"})
+        if not may_publish_telemetry(user):
+            return _json(403, {"detail": str(exceptions.PermissionDenied.default_detail)})
         try:
             data = parse_json(request.body)  # the consumers' strict rules
         except JSONRejected:

@@ -37,8 +37,9 @@ KAFKA_UNAVAILABLE = ("Kafka is unavailable: the events were not acknowledged, re
 
 
 def unavailable_answer(exc: DeliveryError) -> Answer:
+    # The broker's error names hosts and ports: it goes to the log, not to the caller.
     logger.warning("api_publish_failed error=%s", exc)
-    return 503, {"detail": KAFKA_UNAVAILABLE, "error": str(exc)}, {"Retry-After": "5"}
+    return 503, {"detail": KAFKA_UNAVAILABLE}, {"Retry-After": "5"}
 
 
 @dataclass(frozen=True)

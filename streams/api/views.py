@@ -4,6 +4,12 @@ The telemetry POSTs are the hot path: JSON in, the shared validation rules,
 publish to Kafka, 202 once the broker acknowledged. Nothing is written to the
 database on the way (the `telemetry` consumer persists the events), and a
 token is looked up once per process and minute, not per request.
+
+Every action needs its own permission (console/permissions.py): reads the
+model's view permission, publishing `streams.publish_telemetry` (the rule the
+fast paths share, `may_publish_telemetry`), registration
+`streams.register_product`, product edits and deletes the model's change and
+delete permissions, report requests `streams.add_correlationreport`.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console.pagination import NewestFirstCursorPagination
 from console.parsers import StrictJSONParser as JSONParser
+from console.permissions import ModelPermissions
+from console.throttles import AnonThrottle, TelemetryThrottle
 from streams import products as product_services
 from streams.kafka.producer import DeliveryError
 from streams.kafka.registry import MessageRejected
@@ -29,7 +37,7 @@ from streams.models import CorrelationReport, MachineMetric, Product, WorkOrderR
 from streams.report import report_csv_lines, report_request
 
 from . import serializers as s
-from .auth import CachedTokenAuthentication
+from .auth import CachedTokenAuthentication, CanPublishTelemetry
 from .ingest import METRICS, WORKORDERS, TelemetryKind, field_errors, telemetry_ingest, unavailable_answer
 
 logger = logging.getLogger(__name__)
@@ -51,9 +59,20 @@ class TelemetryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Read persisted rows (GET) or publish events (POST: one object or a JSON array)."""
 
     authentication_classes = AUTHENTICATION
-    permission_classes = [IsAuthenticatedOrReadOnly]
     parser_classes = [JSONParser]
+    pagination_class = NewestFirstCursorPagination  # the tables grow with every machine: never counted
     kind: TelemetryKind
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [CanPublishTelemetry()]
+        return [ModelPermissions()]
+
+    def get_throttles(self):
+        # Machines are counted in their own scope (unlimited unless THROTTLE_TELEMETRY_RATE is set).
+        if self.action == "create":
+            return [AnonThrottle(), TelemetryThrottle()]
+        return super().get_throttles()
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         status_code, body, headers = telemetry_ingest(kind=self.kind, data=request.data)
@@ -102,8 +121,8 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
     """The product catalog. Registration goes through Kafka (`register`); DELETE is a soft delete."""
 
     authentication_classes = AUTHENTICATION
-    permission_classes = [IsAuthenticatedOrReadOnly]
     serializer_class = s.ProductSerializer
+    action_permissions = {"register": ["streams.register_product"]}
     lookup_field = "product_id"
     lookup_value_regex = "[^/]+"
     filterset_fields = ["category", "currency"]
@@ -128,9 +147,8 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
         request=s.RegistrationSchema,
         responses={202: ACCEPTED, 400: INVALID, 503: UNAVAILABLE},
     )
-    @action(detail=False, methods=["post"], url_path="register", parser_classes=[JSONParser],
-            permission_classes=[IsAuthenticated])
-    def register(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"], url_path="register", parser_classes=[JSONParser])
+    def register(self, request: Request, format: str | None = None) -> Response:
         if not isinstance(request.data, dict):
             return Response({"non_field_errors": ["expected a JSON object"]}, status=status.HTTP_400_BAD_REQUEST)
         try:
@@ -151,7 +169,6 @@ class CorrelationReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     """Correlation reports. POST queues a new one (Celery); GET .../csv/ downloads one."""
 
     authentication_classes = AUTHENTICATION
-    permission_classes = [IsAuthenticatedOrReadOnly]
     queryset = CorrelationReport.objects.select_related("requested_by")
     filterset_fields = ["status", "trigger"]
 
@@ -175,11 +192,8 @@ class CorrelationReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     @extend_schema(summary="Download a report as CSV", responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
-    def csv(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+    def csv(self, request: Request, pk: str | None = None, format: str | None = None) -> StreamingHttpResponse:
         report = self.get_object()
         response = StreamingHttpResponse(report_csv_lines(report=report), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="correlation-report-{report.pk}.csv"'
         return response
-
-
-

@@ -28,6 +28,9 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["product_id"]
+        # POST /api/products/register/ publishes a registration; change and
+        # delete of catalog rows are the usual model permissions.
+        permissions = [("register_product", "Can register products (publish to the registration topic)")]
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.name}"

@@ -19,6 +19,8 @@ class MachineMetric(models.Model):
         ]
         indexes = [models.Index(fields=["time"])]
         ordering = ["time", "parameter_id"]
+        # What a service account's token is for: POST /api/metrics/ and /api/workorders/.
+        permissions = [("publish_telemetry", "Can publish telemetry events (metrics and work orders)")]
 
     def __str__(self) -> str:
         return f"parameter {self.parameter_id} = {self.value} at {self.time}"

@@ -1,4 +1,8 @@
-"""Fixtures of the API tests: users, token and session clients, a Kafka that is down."""
+"""Fixtures of the API tests: users by role, token and session clients, a Kafka that is down.
+
+Roles are those of docs/SECURITY.md: a service account (the group
+`create_service_token` uses), a reader (view permissions only) and an operator
+(the `operators` group)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -23,7 +28,40 @@ def _test_host(settings):
 
 @pytest.fixture
 def service_user(db):
-    return get_user_model().objects.create_user(username="svc-test")
+    """A service account as `create_service_token` makes it: in `telemetry-publishers`."""
+    user = get_user_model().objects.create_user(username="svc-test")
+    user.groups.add(Group.objects.get(name="telemetry-publishers"))
+    return user
+
+
+@pytest.fixture
+def reader(db):
+    """Every view permission of the pipelines' tables, nothing else."""
+    user = get_user_model().objects.create_user(username="reader-test")
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label__in=["streams", "ingest", "quarantine"], codename__startswith="view_"))
+    return user
+
+
+@pytest.fixture
+def client_reader(reader) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(reader)
+    return client
+
+
+@pytest.fixture
+def operator_user(db):
+    user = get_user_model().objects.create_user(username="operator-test", is_staff=True)
+    user.groups.add(Group.objects.get(name="operators"))
+    return user
+
+
+@pytest.fixture
+def client_operator(operator_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(operator_user)
+    return client
 
 
 @pytest.fixture

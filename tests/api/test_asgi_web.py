@@ -94,10 +94,28 @@ def test_hot_path_answers_like_the_drf_view(kafka, processes, client_token, toke
 
     assert end_offsets(kafka, "metrics") == 1  # only the first, valid event was published
 
-    # Everything else is Django: the browsable API, the admin, health.
-    assert request(port, "GET", "/api/metrics/")[0] == 200
+    # A token whose account may not publish: the DRF view's 403, from the same rule.
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    reader = get_user_model().objects.create_user("reader-asgi")
+    reader_key = Token.objects.create(user=reader).key
+    status, _, body = post_json(port, "/api/metrics/", METRIC, reader_key)
+    from rest_framework.test import APIClient
+
+    reader_client = APIClient()
+    reader_client.credentials(HTTP_AUTHORIZATION=f"Token {reader_key}")
+    expected = reader_client.post("/api/metrics/", METRIC, format="json")
+    assert (status, json.loads(body)) == (403, expected.json()) and expected.status_code == 403
+
+    assert end_offsets(kafka, "metrics") == 1  # still only the first event
+
+    # Everything else is Django: the API (reads need a login now), the admin, health.
+    assert request(port, "GET", "/api/metrics/")[0] == 401
     assert request(port, "GET", "/admin/login/")[0] == 200
-    assert request(port, "GET", "/api/docs/")[0] == 200
+    assert request(port, "GET", "/api/docs/")[0] == 401
+    status, _, body = request(port, "GET", "/healthz")
+    assert list(json.loads(body)) == ["status"]  # anonymous: no hosts, checks or consumers
 
 
 def test_hot_path_events_reach_postgres(kafka, processes, token):

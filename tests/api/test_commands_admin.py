@@ -18,7 +18,7 @@ from streams.models import CorrelationReport, Product
 def test_create_service_token_prints_a_working_token(kafka, capsys):
     call_command("create_service_token", "gateway-1")
     out = capsys.readouterr().out
-    assert "service account 'gateway-1' (created); created token:" in out
+    assert "service account 'gateway-1' (created, group 'telemetry-publishers'); created token:" in out
     key = out.split("Authorization: Token ")[1].strip()
     user = get_user_model().objects.get(username="gateway-1")
     assert not user.has_usable_password() and not user.is_staff
@@ -30,6 +30,27 @@ def test_create_service_token_prints_a_working_token(kafka, capsys):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {rotated}")
     assert client.post("/api/metrics/", {"id": 1, "val": 2.0, "time": 1624378100}, format="json").status_code == 202
+    # Its whole scope is its group: publish telemetry and registrations, nothing else.
+    assert list(user.groups.values_list("name", flat=True)) == ["telemetry-publishers"]
+    assert client.get("/api/metrics/").status_code == 403
+    assert client.post("/api/reports/", {}, format="json").status_code == 403
+
+    call_command("create_service_token", "gateway-1", "--revoke")
+    assert "token revoked" in capsys.readouterr().out
+    assert client.post("/api/metrics/", {"id": 1, "val": 2.0, "time": 1624378100}, format="json").status_code == 401
+
+
+@pytest.mark.django_db
+def test_create_service_token_with_another_group(capsys):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="readers")
+    call_command("create_service_token", "reporting", "--group", "readers", "--quiet")
+    user = get_user_model().objects.get(username="reporting")
+    assert list(user.groups.values_list("name", flat=True)) == ["readers"]
+    with pytest.raises(CommandError, match="no group 'nope'"):
+        call_command("create_service_token", "other", "--group", "nope")
+    assert not get_user_model().objects.filter(username="other").exists()
 
 
 @pytest.mark.django_db

@@ -145,25 +145,36 @@ def catalog(db):
             for pid, cat in (("p-1", "tools"), ("p-2", "toys"), ("p/3", "toys"))]
 
 
-def test_read_update_delete_endpoints(catalog, client_token, anonymous):
-    listing = anonymous.get("/api/products/?category=toys").json()
+def test_read_update_delete_endpoints(catalog, client_reader, client_operator, anonymous):
+    assert anonymous.get("/api/products/").status_code == 401
+    listing = client_reader.get("/api/products/?category=toys").json()
     assert [p["product_id"] for p in listing["results"]] == ["p-2", "p/3"]
-    one = anonymous.get("/api/products/p-1/").json()
+    one = client_reader.get("/api/products/p-1/").json()
     assert one["document"]["pricing"] == {"amount": 10.0, "currency": "BRL"}
 
     assert anonymous.patch("/api/products/p-1/", {"price": "12.50"}, format="json").status_code == 401
     assert anonymous.delete("/api/products/p-1/").status_code == 401
-    patched = client_token.patch("/api/products/p-1/", {"price": "12.50", "currency": "usd"}, format="json")
+    assert client_reader.patch("/api/products/p-1/", {"price": "12.50"}, format="json").status_code == 403
+    patched = client_operator.patch("/api/products/p-1/", {"price": "12.50", "currency": "usd"}, format="json")
     assert patched.status_code == 200, patched.content
     assert patched.json()["price"] == "12.50" and patched.json()["currency"] == "USD"
-    bad = client_token.patch("/api/products/p-1/", {"currency": "dollars", "stock_quantity": -1}, format="json")
+    bad = client_operator.patch("/api/products/p-1/", {"currency": "dollars", "stock_quantity": -1}, format="json")
     assert bad.status_code == 400 and set(bad.json()) == {"currency", "stock_quantity"}
-    assert client_token.patch("/api/products/p-1/", {"product_id": "zzz"}, format="json").json()["product_id"] == "p-1"
+    assert client_operator.patch("/api/products/p-1/", {"product_id": "zzz"}, format="json").json()["product_id"] == "p-1"
 
-    assert client_token.delete("/api/products/p-2/").status_code == 204
+    assert client_operator.delete("/api/products/p-2/").status_code == 204
     assert Product.objects.get(product_id="p-2").deleted_at is not None  # soft delete: the row stays
-    assert anonymous.get("/api/products/p-2/").status_code == 404
-    assert anonymous.get("/api/products/p-2/?include_deleted=true").json()["deleted_at"]
-    assert [p["product_id"] for p in anonymous.get("/api/products/").json()["results"]] == ["p-1", "p/3"]
+    assert client_reader.get("/api/products/p-2/").status_code == 404
+    assert client_reader.get("/api/products/p-2/?include_deleted=true").json()["deleted_at"]
+    assert [p["product_id"] for p in client_reader.get("/api/products/").json()["results"]] == ["p-1", "p/3"]
     assert anonymous.post("/api/products/", {"product_id": "new"}, format="json").status_code in (401, 405)
-    assert client_token.post("/api/products/", {"product_id": "new"}, format="json").status_code == 405
+    assert client_operator.post("/api/products/", {"product_id": "new"}, format="json").status_code == 405
+
+
+def test_a_service_token_may_not_edit_or_delete_products(catalog, client_token):
+    """The token of `create_service_token` publishes telemetry and registrations, nothing more."""
+    assert client_token.patch("/api/products/p-1/", {"price": "1.00"}, format="json").status_code == 403
+    assert client_token.delete("/api/products/p-1/").status_code == 403
+    assert client_token.get("/api/products/").status_code == 403
+    product = Product.objects.get(product_id="p-1")
+    assert float(product.price) == 10.0 and product.deleted_at is None

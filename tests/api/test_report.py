@@ -157,19 +157,20 @@ def test_csv_cells_that_look_like_formulas_are_neutralized():
 
 
 @pytest.mark.django_db
-def test_build_report_command_and_csv_download(anonymous, capsys):
+def test_build_report_command_and_csv_download(anonymous, client_reader, capsys):
     call_command("build_report", "--load-factory-data", str(FACTORY), "--top", "3")
     out = capsys.readouterr().out
     assert "loaded 6895 metrics and 576 work-order readings" in out
     assert "product 0:" in out and "product 1:" in out
     report = CorrelationReport.objects.get()
-    response = anonymous.get(f"/api/reports/{report.pk}/csv/")
+    assert anonymous.get(f"/api/reports/{report.pk}/csv/").status_code == 401
+    response = client_reader.get(f"/api/reports/{report.pk}/csv/")
     assert response.status_code == 200 and response["Content-Type"] == "text/csv"
     lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert lines[0] == CSV_HEADER
     assert len(lines) == 1 + 2 * 20
     assert lines[1][:3] == ["0", "1", str(report.rows.get(product=0, rank=1).parameter_id)]
-    detail = anonymous.get(f"/api/reports/{report.pk}/").json()
+    detail = client_reader.get(f"/api/reports/{report.pk}/").json()
     assert detail["parameters"]["tolerance_seconds"] == settings.REPORT_ASOF_TOLERANCE_SECONDS
     assert len(detail["rows"]) == 40
     call_command("build_report", "--like", str(report.pk), "--tolerance", "3600")
@@ -177,9 +178,13 @@ def test_build_report_command_and_csv_download(anonymous, capsys):
 
 
 @pytest.mark.django_db
-def test_report_request_validation_and_auth(client_token, anonymous):
+def test_report_request_validation_and_auth(client_token, client_reader, client_operator, anonymous):
     assert anonymous.post("/api/reports/", {}, format="json").status_code == 401
-    bad = client_token.post("/api/reports/", {"direction": "sideways", "time_from": 5, "time_to": 1}, format="json")
+    # Queueing work needs streams.add_correlationreport: not a service token's, nor a reader's.
+    assert client_token.post("/api/reports/", {}, format="json").status_code == 403
+    assert client_reader.post("/api/reports/", {}, format="json").status_code == 403
+    assert not CorrelationReport.objects.exists()
+    bad = client_operator.post("/api/reports/", {"direction": "sideways", "time_from": 5, "time_to": 1}, format="json")
     assert bad.status_code == 400 and "direction" in bad.json()
 
 
@@ -193,17 +198,17 @@ def test_beat_schedule_is_created_once():
     assert task.crontab is not None and task.enabled
 
 
-def test_api_request_is_built_by_the_celery_worker(processes, client_token):
+def test_api_request_is_built_by_the_celery_worker(processes, client_operator):
     factory_data_load(metrics=json.loads((FACTORY / "metrics.json").read_text()),
                       workorders=json.loads((FACTORY / "workorder.json").read_text()))
     processes.celery_worker()
-    response = client_token.post("/api/reports/", {"tolerance_seconds": 3600}, format="json")
+    response = client_operator.post("/api/reports/", {"tolerance_seconds": 3600}, format="json")
     assert response.status_code == 202, response.content
     report_id = response.json()["id"]
     assert response.json()["status"] == "pending"
     report = wait_until(lambda: CorrelationReport.objects.filter(pk=report_id, status="done").first(),
                         message="the report built by the worker")
-    assert report.trigger == "api" and report.requested_by.username == "svc-test"
+    assert report.trigger == "api" and report.requested_by.username == "operator-test"
     assert report.parameters["tolerance_seconds"] == 3600 and report.rows.count() == 40
 
 

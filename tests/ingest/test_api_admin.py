@@ -31,6 +31,27 @@ def test_upload_requires_authentication(api, inbox):
     assert not any(inbox.root.rglob("*.csv"))
 
 
+def test_upload_needs_the_upload_permission(api, inbox):
+    """A service token (telemetry-publishers) or a reader may not write into the inbox."""
+    from django.contrib.auth.models import Group, Permission
+
+    service = User.objects.create_user("svc-upload")
+    service.groups.add(Group.objects.get(name="telemetry-publishers"))
+    reader = User.objects.create_user("reader-upload")
+    reader.user_permissions.add(*Permission.objects.filter(content_type__app_label="ingest",
+                                                           codename__startswith="view_"))
+    for user in (service, reader):
+        api.force_authenticate(user)
+        response = api.post("/api/files/", {"file": SimpleUploadedFile("a.csv", b"x")}, format="multipart")
+        assert response.status_code == 403, user
+    uploader = User.objects.create_user("uploader")  # as `create_service_token NAME --group file-uploaders`
+    uploader.groups.add(Group.objects.get(name="file-uploaders"))
+    api.force_authenticate(uploader)
+    response = api.post("/api/files/", {"file": SimpleUploadedFile("notes.txt", b"x")}, format="multipart")
+    assert response.status_code == 400  # past the permission: the file's own checks
+    assert not any(inbox.root.rglob("*.csv"))
+
+
 def test_upload_rejects_non_csv_with_field_error(api, inbox, admin_user):
     api.force_authenticate(admin_user)
     response = api.post("/api/files/", {"file": SimpleUploadedFile("notes.txt", b"hello")}, format="multipart")
@@ -59,9 +80,11 @@ def test_upload_stores_in_inbox_and_announces(api, inbox, admin_user, kafka):
     assert detail["checksum"] == body["checksum"] and detail["errors"] == []
 
 
-def test_readings_and_aggregates_endpoints(api, inbox):
+def test_readings_and_aggregates_endpoints(api, inbox, admin_user):
     a = inbox.process(inbox.drop("a.csv", HEADER + rows(30, device="dev-a")))
     inbox.process(inbox.drop("b.csv", HEADER + rows(10, device="dev-b", start=1600000000.0)))
+    assert api.get("/api/sensor-aggregates/").status_code == 401
+    api.force_authenticate(admin_user)
     page = api.get("/api/raw-sensor-data/?device=dev-a&page_size=25").json()
     assert len(page["results"]) == 25 and page["next"] and "count" not in page
     assert {r["device"] for r in page["results"]} == {"dev-a"}
@@ -131,6 +154,8 @@ def test_raw_rows_page_newest_first_through_id_windows(api, inbox, client, admin
     expected = list(SensorReading.objects.filter(device="dev-a").order_by("-id").values_list("id", flat=True))
     assert len(expected) == 39
 
+    assert api.get("/api/raw-sensor-data/").status_code == 401  # reads need the view permission
+    api.force_authenticate(admin_user)
     seen, pages, url = [], [], "/api/raw-sensor-data/?device=dev-a&page_size=4"
     while url:
         page = api.get(url).json()
@@ -182,9 +207,10 @@ def test_overall_refreshes_coalesce(inbox, django_capture_on_commit_callbacks):
     assert overall["dev-a"].max == max(temps) and overall["dev-a"].min == min(temps)
 
 
-def test_openapi_schema_documents_raw_rows_and_their_pages(api):
+def test_openapi_schema_documents_raw_rows_and_their_pages(api, admin_user):
     import yaml
 
+    api.force_authenticate(admin_user)
     schema = yaml.safe_load(api.get("/api/schema/").content)
     components = schema["components"]["schemas"]
     assert "RawSensorReading" in components and "SensorReading" in components  # two models, two components

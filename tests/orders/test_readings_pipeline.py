@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from quarantine.models import QuarantineRecord
 from streams.kafka.producer import Outbound, produce_and_wait
@@ -64,6 +64,12 @@ def test_standardize_and_sink_with_statuses_at_the_thresholds_and_csv_export(kaf
     rejected = QuarantineRecord.objects.get(consumer="processed_sink")  # once, though seen twice
     assert {e["field"] for e in rejected.errors} >= {"timestamp", "sensor_id"}
 
+    # Exports hold user and session ids: the view permission, not just anyone.
+    assert client.get("/api/sensor-readings/export/").status_code == 401
+    reader = User.objects.create_user("export-reader")
+    reader.user_permissions.add(*Permission.objects.filter(codename__in=["view_sensorreading", "view_activityevent"],
+                                                           content_type__app_label="streams"))
+    client.force_login(reader)
     response = client.get("/api/sensor-readings/export/")
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="processed_data_sensor.csv"'

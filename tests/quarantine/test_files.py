@@ -22,7 +22,6 @@ from quarantine import services  # noqa: E402
 from quarantine.models import QuarantineRecord  # noqa: E402
 from tests.ingest.conftest import HEADER, inbox, rows  # noqa: E402,F401
 
-from .conftest import PASSWORD  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 Status = QuarantineRecord.Status
@@ -63,7 +62,7 @@ def test_release_as_is_needs_a_reason(inbox, operator):
 
 def test_admin_shows_the_offending_rows_and_serves_the_downloads(client, inbox, operator):
     record = quarantined(inbox)
-    assert client.login(username="olivia", password=PASSWORD)
+    client.force_login(operator)  # django-axes wants a request for a password login: tests/test_security.py
     html = client.get(reverse("admin:quarantine_quarantinerecord_change", args=[record.pk])).content.decode()
     assert 'id="q-rows-table"' in html
     assert "<td>52</td>" in html and 'class="q-bad"' in html and "-100.0" in html
@@ -81,7 +80,7 @@ def test_admin_shows_the_offending_rows_and_serves_the_downloads(client, inbox, 
 
 def test_reprocess_with_a_corrected_upload_through_the_admin(client, inbox, operator):
     record = quarantined(inbox)
-    assert client.login(username="olivia", password=PASSWORD)
+    client.force_login(operator)  # django-axes wants a request for a password login: tests/test_security.py
     corrected = (HEADER + rows(101)).encode()
     url = reverse("admin:quarantine_quarantinerecord_reprocess", args=[record.pk])
     client.post(url, {"content": SimpleUploadedFile("mixed.csv", corrected), "reason": "fixed upstream"})

@@ -160,7 +160,7 @@ class Command(BaseCommand):
             payload = options["payload"].encode()
         elif options.get("payload_file"):
             payload = options["payload_file"].read_bytes()
-        content = options["content_file"].read_bytes() if options.get("content_file") else None
+        content = _file_chunks(options["content_file"]) if options.get("content_file") else None
         if payload is None and content is None:
             return services.quarantine_reprocess_many(records=records, by=user, reason=options["reason"],
                                                       dry_run=options["dry_run"])
@@ -190,3 +190,10 @@ class Command(BaseCommand):
         verb = "would purge" if dry_run else "purged"
         self.stdout.write(self.style.SUCCESS(
             f"{verb} {len(ids)} record(s)' originals" + (f": {', '.join(f'#{i}' for i in ids)}" if ids else "")))
+
+
+def _file_chunks(path, size: int = 1024 * 1024):
+    """A corrected file as chunks, so the service streams it instead of reading it whole."""
+    with open(path, "rb") as source:
+        while chunk := source.read(size):
+            yield chunk

@@ -1,4 +1,9 @@
-"""Settings for the pipeline operations console.
+"""Settings shared by every profile of the pipeline operations console.
+
+The profiles are modules of this package, chosen by DJANGO_SETTINGS_MODULE:
+`console.settings` (development, the default of manage.py, Celery and the web
+process), `console.settings.production` (what docker-compose.yml runs; passes
+`manage.py check --deploy`) and `console.settings.test` (pytest).
 
 Everything that differs between machines comes from the environment (or a
 `.env` file at the repository root, which `make services` writes for the
@@ -15,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from console import logs
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 _env_file = env.str("CONSOLE_ENV_FILE", default=str(BASE_DIR / ".env"))
@@ -52,6 +57,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "console",
     "streams",
     "quarantine",
@@ -60,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A body over INGEST_MAX_UPLOAD_BYTES: 413 before anything reads it (console/uploads.py).
+    "console.uploads.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -89,12 +99,21 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db_url_config(_required("DATABASE_URL"))}
+# Consumers, Celery workers and the WSGI server keep connections for a minute;
+# the ASGI web process sets DB_CONN_MAX_AGE=0 before loading settings
+# (console/asgi.py), as Django advises against persistent connections under ASGI.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
     "DB_CONNECT_TIMEOUT", default=5
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -116,6 +135,35 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
 
+# Throttle counters and other shared short-lived state live in Redis, so every
+# web process sees the same counts (console/throttles.py fails open when Redis
+# is away: a rate limit is not worth refusing the API over).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("CACHE_URL", default="") or env.str("REDIS_URL", default=""),
+        "KEY_PREFIX": "console-cache",
+        "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+
+# ------------------------------------------------------------- Login lockout
+# django-axes: after AXES_FAILURE_LIMIT failed logins for one username from one
+# address (admin and /api/auth/login/ alike), that pair is refused with 429
+# for AXES_COOLOFF_HOURS. `manage.py axes_reset_username NAME` lifts it early.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Behind a reverse proxy, the number of proxies in front of the web process
+# (0: the address is the peer's, X-Forwarded-For is ignored).
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -129,12 +177,22 @@ LOGGING = {
 
 # --------------------------------------------------------------------------- API
 REST_FRAMEWORK = {
+    # The token first: an anonymous caller gets 401 with WWW-Authenticate: Token.
+    # Every API view shares the token cache, so a revoked token stops working
+    # everywhere within API_TOKEN_CACHE_SECONDS (streams/api/auth.py).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "streams.api.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    # Every view needs a specific Django permission, reads included (view_*):
+    # console/permissions.py. Views add or replace it per action.
     "DEFAULT_PERMISSION_CLASSES": [
-        "rest_framework.permissions.IsAuthenticatedOrReadOnly",
+        "console.permissions.ModelPermissions",
+    ],
+    # Per-scope rates from API_THROTTLE_RATES (console/throttles.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "console.throttles.AnonThrottle",
+        "console.throttles.UserThrottle",
     ],
     # Strict JSON everywhere (no NaN, NUL, huge numbers or deep nesting): console/parsers.py.
     "DEFAULT_PARSER_CLASSES": [
@@ -143,11 +201,26 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # At most API_MAX_PAGE_SIZE rows a page; the large tables use cursor pages
+    # instead, which never count the table (console/pagination.py).
+    "DEFAULT_PAGINATION_CLASS": "console.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=500)
+# Requests per period ("120/min", "5000/hour"; empty: no limit), by scope:
+# anonymous callers (per address), authenticated users (per user), and the
+# telemetry POSTs of service accounts, unlimited by default so machines are
+# never slowed by a counter (with a rate set, the fast paths hand those POSTs
+# to DRF, which counts them).
+API_THROTTLE_RATES = {
+    "anon": env.str("THROTTLE_ANON_RATE", default="120/min") or None,
+    "user": env.str("THROTTLE_USER_RATE", default="3000/min") or None,
+    "telemetry": env.str("THROTTLE_TELEMETRY_RATE", default="") or None,
+}
+# The schema and Swagger UI describe the API to anyone who may use it.
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "TITLE": "Pipeline operations console API",
     "DESCRIPTION": "Events, files, products, analytics and quarantine of the console.",
     "VERSION": "1.0.0",
@@ -254,6 +327,14 @@ INGEST_INBOX_DIR = Path(env.str("INGEST_INBOX_DIR", default=str(BASE_DIR / ".run
 INGEST_QUARANTINE_DIR = Path(env.str("INGEST_QUARANTINE_DIR", default=str(BASE_DIR / ".run" / "quarantine")))
 INGEST_FILE_SUFFIXES = env.list("INGEST_FILE_SUFFIXES", default=[".csv"])
 INGEST_MAX_FILE_BYTES = env.int("INGEST_MAX_FILE_BYTES", default=1024**3)
+# The largest request body (uploads included) the web process reads: past it
+# the request is answered 413 while the body streams in (console/uploads.py).
+INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=INGEST_MAX_FILE_BYTES + 1024**2)
+FILE_UPLOAD_HANDLERS = [
+    "console.uploads.MaxSizeUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 INGEST_MAX_LINE_BYTES = env.int("INGEST_MAX_LINE_BYTES", default=64 * 1024)
 # A file is complete once its size and mtime have not changed for this long.
 INGEST_SETTLE_SECONDS = env.float("INGEST_SETTLE_SECONDS", default=2.0)

@@ -1,0 +1,68 @@
+"""The groups the console's roles are made of, and the permissions of each.
+
+* `telemetry-publishers`: a service account's whole scope (`create_service_token`
+  puts its accounts here): publish telemetry and product registrations.
+* `file-uploaders`: upload sensor files (`POST /api/files/`) and follow them.
+* `operators`: the quarantine actions (quarantine/services.py) plus every read
+  of the pipelines' tables, product edits and deletes, report requests and
+  builds, file uploads and requeues, and the operations pages including raw
+  topic messages.
+
+Migration console/0002 creates both on a real database; `roles_ensure` (after
+every migrate, and so after a test database is flushed) recreates a group
+that is missing, leaving existing ones as the admins set them.
+"""
+
+from __future__ import annotations
+
+PUBLISHERS_GROUP = "telemetry-publishers"
+PUBLISHER_PERMISSIONS = ["streams.publish_telemetry", "streams.register_product"]
+
+UPLOADERS_GROUP = "file-uploaders"
+UPLOADER_PERMISSIONS = ["ingest.upload_file", "ingest.view_ingestedfile"]
+
+OPERATORS_GROUP = "operators"
+OPERATOR_VIEW_APPS = ["streams", "ingest", "quarantine"]
+OPERATOR_PERMISSIONS = [
+    "streams.change_product", "streams.delete_product",
+    "streams.add_correlationreport", "streams.build_correlationreport",
+    "streams.change_productwindow",
+    "ingest.upload_file", "ingest.change_ingestedfile",
+    "console.view_operations", "console.view_topic_messages",
+    "quarantine.release_quarantinerecord", "quarantine.reprocess_quarantinerecord",
+    "quarantine.discard_quarantinerecord",
+]
+
+
+def permissions_named(names: list[str]):
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    query = Q(pk__in=[])
+    for name in names:
+        app_label, codename = name.split(".", 1)
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.filter(query)
+
+
+def roles_ensure() -> None:
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    # Other apps' permissions may not be created yet when this runs (post_migrate
+    # goes app by app); creating them is idempotent.
+    for label in ("console", "streams", "ingest", "quarantine"):
+        create_permissions(apps.get_app_config(label), verbosity=0)
+    publishers, created = Group.objects.get_or_create(name=PUBLISHERS_GROUP)
+    if created:
+        publishers.permissions.add(*permissions_named(PUBLISHER_PERMISSIONS))
+    uploaders, created = Group.objects.get_or_create(name=UPLOADERS_GROUP)
+    if created:
+        uploaders.permissions.add(*permissions_named(UPLOADER_PERMISSIONS))
+    operators, created = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    if created:
+        operators.permissions.add(
+            *Permission.objects.filter(content_type__app_label__in=OPERATOR_VIEW_APPS, codename__startswith="view_"),
+            *permissions_named(OPERATOR_PERMISSIONS),
+        )
