@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from streams.decoding import EPOCH_MAX, INT32_MAX
 from streams.models import CorrelationReport, CorrelationRow, MachineMetric, Product, WorkOrderReading
 from streams.products import CURRENCY_RE, MAX_STOCK, product_document
 
@@ -108,11 +109,13 @@ class CorrelationReportDetailSerializer(CorrelationReportSerializer):
 
 
 class ReportRequestSerializer(serializers.Serializer):
-    time_from = serializers.IntegerField(required=False, allow_null=True)
-    time_to = serializers.IntegerField(required=False, allow_null=True)
-    tolerance_seconds = serializers.IntegerField(required=False, min_value=0)
+    time_from = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=EPOCH_MAX,
+                                         help_text="Epoch seconds.")
+    time_to = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=EPOCH_MAX,
+                                       help_text="Epoch seconds.")
+    tolerance_seconds = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
     direction = serializers.ChoiceField(choices=["backward", "nearest"], required=False)
-    min_samples = serializers.IntegerField(required=False, min_value=3)
+    min_samples = serializers.IntegerField(required=False, min_value=3, max_value=INT32_MAX)
     rank_by = serializers.ChoiceField(choices=["interval", "raw"], required=False)
 
     def validate(self, attrs):

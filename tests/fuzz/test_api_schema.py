@@ -21,7 +21,7 @@ EXAMPLES = int(os.environ.get("FUZZ_API_EXAMPLES", "10"))
 
 
 @pytest.fixture
-def api_schema(db, kafka):
+def api_schema(db, kafka, superuser_token):
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
@@ -30,7 +30,8 @@ def api_schema(db, kafka):
     # As Django's test client does: a request must not close the test's own connection.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    yield schemathesis.openapi.from_wsgi("/api/schema/", application)
+    yield schemathesis.openapi.from_wsgi("/api/schema/", application,
+                                         headers={"Authorization": f"Token {superuser_token}"})
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
 
