@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -97,17 +97,49 @@ class KafkaNamespace:
             consumer.close()
         return messages
 
-    def end_offsets(self, logical: str) -> int:
+    def end_offsets(self, logical: str, *, attempts: int = 40) -> int:
+        """The sum of the topic's end offsets. A topic just created may not have its
+        partition leaders yet (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): ask again."""
         consumer = Consumer(client_config(**{"group.id": "offsets-probe"}))
         try:
-            meta = consumer.list_topics(self.name(logical), timeout=10).topics[self.name(logical)]
-            total = 0
-            for p in meta.partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self.name(logical), p), timeout=10)
-                total += high
-            return total
+            for attempt in range(attempts):
+                try:
+                    meta = consumer.list_topics(self.name(logical), timeout=10).topics[self.name(logical)]
+                    total = 0
+                    for p in meta.partitions:
+                        _low, high = consumer.get_watermark_offsets(TopicPartition(self.name(logical), p),
+                                                                    timeout=10)
+                        total += high
+                    return total
+                except KafkaException:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(0.5)
+            raise AssertionError("unreachable")
         finally:
             consumer.close()
+
+
+def committed(kafka: KafkaNamespace, group: str, logicals: list[str]) -> tuple[int, int]:
+    """(committed offsets, end offsets) of `group`, summed over the topics' partitions.
+    (-1, 0) while the broker cannot say yet (a topic's leaders not elected), so a
+    `wait_until` on `done == end` keeps waiting instead of failing."""
+    probe = Consumer(client_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        done = end = 0
+        for logical in logicals:
+            name = kafka.name(logical)
+            meta = probe.list_topics(name, timeout=10).topics[name]
+            parts = [TopicPartition(name, p) for p in meta.partitions]
+            for tp in probe.committed(parts, timeout=10):
+                done += max(tp.offset, 0)
+            for tp in parts:
+                end += probe.get_watermark_offsets(tp, timeout=10)[1]
+        return done, end
+    except KafkaException:
+        return -1, 0
+    finally:
+        probe.close()
 
 
 def pytest_configure(config) -> None:

@@ -9,34 +9,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-from streams.kafka.client import client_config
-
-
-def committed(kafka, group: str, logicals: list[str]) -> tuple[int, int]:
-    """(committed offsets, end offsets) of `group`, summed over the topics' partitions."""
-    probe = Consumer(client_config(**{"group.id": group, "enable.auto.commit": False}))
-    try:
-        done = end = 0
-        for logical in logicals:
-            name = kafka.name(logical)
-            meta = probe.list_topics(name, timeout=10).topics[name]
-            parts = [TopicPartition(name, p) for p in meta.partitions]
-            for tp in probe.committed(parts, timeout=10):
-                done += max(tp.offset, 0)
-            for tp in parts:
-                end += probe.get_watermark_offsets(tp, timeout=10)[1]
-        return done, end
-    finally:
-        probe.close()
+from tests.conftest import committed
 
 
 def caught_up(kafka, group: str, logicals: list[str]) -> bool:
-    try:
-        done, end = committed(kafka, group, logicals)
-    except KafkaException:
-        return False
+    done, end = committed(kafka, group, logicals)
     return done == end
 
 

@@ -18,9 +18,8 @@ from streams import readings, telemetry
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.registry import Envelope, MessageRejected
 from streams.models import ActivityEvent, MachineMetric, SensorReading
-from tests.conftest import wait_until
+from tests.conftest import committed, wait_until
 from tests.fuzz.strategies import EXAMPLES, generate, messages
-from tests.streams.test_bad_input import committed
 
 T = 1700000001
 ORDER = {"order_id": "o-1", "user_id": "u-1", "product_id": "prod-1", "amount": 10.5,

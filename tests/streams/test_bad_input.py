@@ -13,17 +13,15 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from django.db import connection
 
 from quarantine.models import QuarantineRecord
-from streams.kafka.client import client_config
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.models import (
     ActivityEvent, ConsumerHeartbeat, MachineMetric, ProcessedOrder, Product, SensorReading, TelemetryOverwrite,
     WorkOrderReading,
 )
-from tests.conftest import wait_until
+from tests.conftest import committed, wait_until
 
 T = 1700000001
 BIG = "9" * 400
@@ -40,24 +38,6 @@ GENERIC_BAD = [
     (b'{"a\\u0000b": 1}', "NUL"),
     (b'{"x": 1e400}', "too large"),
 ]
-
-
-def committed(kafka, group: str, logicals: list[str]) -> tuple[int, int]:
-    """(committed offsets, end offsets) summed over the topics' partitions."""
-    probe = Consumer(client_config(**{"group.id": group, "enable.auto.commit": False}))
-    try:
-        done = end = 0
-        for logical in logicals:
-            name = kafka.name(logical)
-            meta = probe.list_topics(name, timeout=10).topics[name]
-            parts = [TopicPartition(name, p) for p in meta.partitions]
-            for tp in probe.committed(parts, timeout=10):
-                done += max(tp.offset, 0)
-            for tp in parts:
-                end += probe.get_watermark_offsets(tp, timeout=10)[1]
-        return done, end
-    finally:
-        probe.close()
 
 
 def assert_accounted(kafka, processes, proc, name: str, logicals: list[str], bad: list[tuple[bytes, str]],
