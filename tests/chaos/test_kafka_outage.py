@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
 from console.health import consumer_states
@@ -27,6 +28,7 @@ AFTER_SECONDS = 15
 
 def test_kafka_broker_restart_under_rest_load(kafka, processes, services, figures):
     user = get_user_model().objects.create_user(username="svc-chaos")
+    user.groups.add(Group.objects.get(name="telemetry-publishers"))  # as create_service_token does
     token = Token.objects.create(user=user)
     consumer = processes.consumer("telemetry", "--batch-time", "200")
     _web, port = processes.web(KAFKA_PRODUCE_TIMEOUT_SECONDS=str(PRODUCE_TIMEOUT))
