@@ -37,7 +37,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.OperationalError,  # raw cursors (COPY, execute_values) raise psycopg2's own classes
     psycopg2.InterfaceError,
     DeliveryError,
-    KafkaException,  # a commit while the broker is away
+    KafkaException,  # a produce or a metadata call while the broker is away
     BrokerError,  # Celery's broker (Redis) away while a handler queues a task
     ConnectionError,
     TimeoutError,

@@ -45,6 +45,8 @@ from arroyo.types import BrokerValue, Commit, Message, Partition, Topic
 from django.conf import settings
 import psycopg2
 from arroyo.processing.strategies import MessageRejected as BackPressure
+from arroyo.utils.retries import RetryException
+from confluent_kafka import KafkaException
 from django.db import close_old_connections, transaction
 
 from .client import client_config
@@ -192,7 +194,6 @@ class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
     def __init__(self, owner: "_Strategy", next_step: ProcessingStrategy[Any]) -> None:
         self.owner = owner
         self.next_step = next_step
-        self._applied: Mapping[Partition, int] | None = None  # applied, commit still to do
 
     def submit(self, message: Message[ValuesBatch[Envelope]]) -> None:
         owner = self.owner
@@ -203,19 +204,14 @@ class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
             time.sleep(min(wait, 0.05))
             raise BackPressure()
         try:
-            if self._applied != message.committable:
-                owner.apply([v.payload for v in message.payload])
-                self._applied = message.committable
-            # The offsets: a broker that is away fails the commit; the batch, already
-            # applied, is not applied again, only committed once the broker is back.
-            self.next_step.submit(message)
-            self._applied = None
+            owner.apply([v.payload for v in message.payload])
         except Exception as exc:
             owner.failed(exc)
             if owner.stopping:
                 return self._leave(message)
             raise BackPressure() from exc
         owner.recovered()
+        self.next_step.submit(message)
 
     def _leave(self, message: Message[ValuesBatch[Envelope]]) -> None:
         logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
@@ -233,6 +229,43 @@ class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
 
     def terminate(self) -> None:
         self.next_step.terminate()
+
+
+class _SafeCommit(ProcessingStrategy[Any]):
+    """CommitOffsets that outlives a broker restart.
+
+    A commit refused because the broker is away, or because this member was dropped
+    from the group meanwhile (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, NOT_COORDINATOR),
+    is logged and let go: the batch is already applied, so its offsets go with the next
+    commit that succeeds, or the batch is replayed (idempotently) by whoever owns the
+    partition next. Raising instead would crash the consumer in arroyo's revocation
+    callback, which is where a dropped member ends up."""
+
+    def __init__(self, commit: Commit, consumer: str) -> None:
+        self.inner = CommitOffsets(commit)
+        self.consumer = consumer
+
+    def _guard(self, call: Any, *args: Any) -> None:
+        try:
+            call(*args)
+        except (KafkaException, RetryException) as exc:  # arroyo wraps a failed commit in RetryException
+            logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
+                           self.consumer, describe(exc))
+
+    def submit(self, message: Message[Any]) -> None:
+        self._guard(self.inner.submit, message)
+
+    def poll(self) -> None:
+        self._guard(self.inner.poll)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._guard(self.inner.join, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def terminate(self) -> None:
+        self.inner.terminate()
 
 
 class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
@@ -298,7 +331,7 @@ class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        apply: ProcessingStrategy[Any] = _ApplyStep(self, CommitOffsets(commit))
+        apply: ProcessingStrategy[Any] = _ApplyStep(self, _SafeCommit(commit, self.spec.name))
         batch = BatchStep(
             max_batch_size=self.options.batch_size,
             max_batch_time=self.options.batch_time_ms / 1000.0,
