@@ -12,7 +12,7 @@
    on (threshold 1%), so the valid rows load and the bad ones are quarantined.
 3. Baseline in the same run: the same valid rows through `psql \\copy` into an
    equivalent table without indexes, constraints or validation.
-4. Also runs the shared sample files through the same pipeline.
+4. Also runs sample files through the same pipeline (make_samples', or SENSOR_SAMPLES=DIR).
 
 Prints rows/s end to end (event -> rows loaded -> per-file aggregates), the
 overall-aggregate refresh, the worker's peak RSS and the ratio to \\copy.
@@ -35,9 +35,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SAMPLES = Path(os.environ.get("SENSOR_SAMPLES", "/work/shared/data/sensors"))
-if not SAMPLES.is_dir():
-    SAMPLES = ROOT.parent / "shared" / "data" / "sensors"
+# Sample files to run after the big one: SENSOR_SAMPLES=DIR, or the console's own
+# (`manage.py make_samples`, written into the benchmark's work folder).
+SAMPLES_ENV = os.environ.get("SENSOR_SAMPLES")
 
 HEADER = '"ts","device","co","humidity","light","lpg","motion","smoke","temp"\n'
 DEVICES = ["b8:27:eb:bf:9d:51", "00:0f:00:70:91:0a", "1c:bf:ce:15:ec:4d"]
@@ -244,8 +244,16 @@ def main() -> int:
             }
             return f, loaded_at - started, time.perf_counter() - loaded_at
 
-        print("\nshared sample files (same pipeline):")
-        for sample in sorted(SAMPLES.glob("*.csv")):
+        if SAMPLES_ENV:
+            samples = sorted(Path(SAMPLES_ENV).glob("*.csv"))
+        else:
+            import random
+
+            from console.samples import sensor_samples
+
+            samples = sensor_samples(work / "samples", random.Random(2026))
+        print("\nsample files (same pipeline):")
+        for sample in samples:
             shutil.copyfile(sample, work / "inbox" / sample.name)
             f, seconds, _ = run_file(sample.name)
             first = f.errors[0] if f.errors else {}
