@@ -56,9 +56,11 @@ def _persist(*, kind: str, table: str, key: str, value: str, rows: Sequence[dict
     writes nothing (same values)."""
     now = timezone.now()
     latest: dict[tuple[int, int], float] = {}
+    first: dict[tuple[int, int], float] = {}  # the batch's first value of each key: what a stored row gives way to
     replaced: list[tuple[int, int, float, float]] = []
     for r in rows:
         k = (r[key], r["time"])
+        first.setdefault(k, r[value])
         if k in latest and latest[k] != r[value]:
             replaced.append((k[0], k[1], latest[k], r[value]))
         latest[k] = r[value]
@@ -70,9 +72,8 @@ def _persist(*, kind: str, table: str, key: str, value: str, rows: Sequence[dict
             [[k[0] for k in keys], [k[1] for k in keys]],
         )
         for k0, k1, stored in cursor.fetchall():
-            first_new = next((old for a, b, old, _new in replaced if (a, b) == (k0, k1)), latest[(k0, k1)])
-            if stored != first_new:
-                replaced.append((k0, k1, stored, first_new))
+            if stored != first[(k0, k1)]:
+                replaced.append((k0, k1, stored, first[(k0, k1)]))
     upsert_rows(
         table=table,
         columns=[key, value, "time", "received_at"],
