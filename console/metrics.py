@@ -82,12 +82,12 @@ class ConsoleCollector:
 
     @staticmethod
     def _lag() -> Iterator[Metric]:
-        from streams.kafka import inspect
+        from streams.kafka import cluster
 
         lag = GaugeMetricFamily("console_consumer_lag", "Messages behind the end of the partition.",
                                 labels=["consumer", "topic", "partition"])
         try:
-            groups = inspect.consumer_lag()
+            groups = cluster.consumer_lag()
         except Exception as exc:  # the broker is away: no lag figures this scrape
             logger.warning("metrics_lag_unavailable error=%s", exc)
             groups = []

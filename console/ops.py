@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from quarantine.models import QuarantineRecord
-from streams.kafka import inspect
+from streams.kafka import cluster
 
 from .health import consumer_states, run_checks
 
@@ -32,7 +32,7 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
 def dashboard(request: HttpRequest) -> HttpResponse:
     checks = run_checks()
     kafka_up = checks["kafka"]["status"] == "up"
-    lags = inspect.consumer_lag() if kafka_up else []
+    lags = cluster.consumer_lag() if kafka_up else []
     max_lag = max([g.lag for g in lags] + [1])
     quarantine = {
         row["status"]: row["n"]
@@ -53,7 +53,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def topics(request: HttpRequest) -> HttpResponse:
-    infos = inspect.topics_overview(include_internal=request.GET.get("internal") == "1")
+    infos = cluster.topics_overview(include_internal=request.GET.get("internal") == "1")
     max_messages = max([t.messages for t in infos] + [1])
     return TemplateResponse(request, "ops/topics.html", _context(
         request, "Kafka topics", topics=infos, max_messages=max_messages,
@@ -67,7 +67,7 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
     except ValueError:
         limit, partition = 50, None
     try:
-        messages = inspect.recent_messages(name, limit=limit, partition=partition)
+        messages = cluster.recent_messages(name, limit=limit, partition=partition)
     except LookupError as exc:
         raise Http404(str(exc)) from exc
     return TemplateResponse(request, "ops/messages.html", _context(

@@ -1,4 +1,4 @@
-"""The API's JSON parser: the consumers' strict rules (streams.decoding.parse_json) for every body.
+"""The API's JSON parser: the consumers' strict rules (streams.kafka.decoding.parse_json) for every body.
 
 DRF's stock parser takes NaN and Infinity, numbers beyond a double, any nesting
 (a deep enough array is a RecursionError, so an HTTP 500) and NUL characters,
@@ -11,7 +11,7 @@ from __future__ import annotations
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from streams.decoding import JSONRejected, parse_json
+from streams.kafka.decoding import JSONRejected, parse_json
 
 
 class StrictJSONParser(JSONParser):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.decoding import decode_json_object
+from streams.kafka.decoding import decode_json_object
 from streams.kafka.registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, register
 
 from .inbox import PathRejected, check_relative_path

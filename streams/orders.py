@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .decoding import FieldChecker, decode_json_object, iso, parse_timestamp
+from .kafka.decoding import FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected, Rejection
 from .kafka.topics import topic_name

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .decoding import FieldChecker, decode_json_object
+from .kafka.decoding import FieldChecker, decode_json_object
 from .kafka.acks import publish_and_wait
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from console.spreadsheet import neutralize_cell
-from .decoding import INT32_MAX, INT64_MAX, FieldChecker, decode_json_object, iso, parse_timestamp
+from .kafka.decoding import INT32_MAX, INT64_MAX, FieldChecker, decode_json_object, iso, parse_timestamp
 from .kafka.producer import Outbound
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name

@@ -8,8 +8,8 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .db import upsert_rows
-from .decoding import EPOCH_MAX, EPOCH_MIN, INT32_MAX, FieldChecker, decode_json_object
+from .kafka.batchsql import upsert_rows
+from .kafka.decoding import EPOCH_MAX, EPOCH_MIN, INT32_MAX, FieldChecker, decode_json_object
 from .kafka.registry import BatchOutcome, Envelope, MessageRejected
 from .kafka.topics import topic_name
 from .models import MachineMetric, TelemetryOverwrite, WorkOrderReading

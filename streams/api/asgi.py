@@ -34,7 +34,7 @@ from django.urls import reverse
 from rest_framework import exceptions
 
 from console.throttles import telemetry_rate_limited
-from streams.decoding import JSONRejected, parse_json
+from streams.kafka.decoding import JSONRejected, parse_json
 from streams.kafka import acks
 
 from .auth import CachedTokenAuthentication, may_publish_telemetry

@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
 from console.throttles import telemetry_rate_limited
-from streams.decoding import JSONRejected, parse_json
+from streams.kafka.decoding import JSONRejected, parse_json
 
 from .auth import CachedTokenAuthentication, may_publish_telemetry
 from .ingest import TelemetryKind, telemetry_ingest

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from streams.decoding import EPOCH_MAX, INT32_MAX
+from streams.kafka.decoding import EPOCH_MAX, INT32_MAX
 from streams.models import CorrelationReport, CorrelationRow, MachineMetric, Product, WorkOrderReading
 from streams.products import CURRENCY_RE, MAX_STOCK, product_document
 

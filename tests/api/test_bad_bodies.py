@@ -2,7 +2,7 @@
 
 The same bodies that stopped consumers before (integers beyond their column,
 NUL characters, numbers beyond a double, NaN, deep nesting) are refused at
-the edge, by the rules the consumers share (streams.decoding).
+the edge, by the rules the consumers share (streams.kafka.decoding).
 """
 
 from __future__ import annotations

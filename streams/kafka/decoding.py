@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from .kafka.registry import MessageRejected
+from .registry import MessageRejected
 
 # Sane bounds for epoch seconds: 2000-01-01 .. 2100-01-01.
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
