@@ -43,7 +43,7 @@ from streams.kafka.client import client_config  # noqa: E402
 from streams.kafka.producer import Outbound, produce, producer_config  # noqa: E402
 from streams.kafka.topics import admin_client  # noqa: E402
 from streams.models import ProcessedOrder, Product, ProductWindow  # noqa: E402
-from streams.orders import order_events  # noqa: E402
+from streams.orders.demo import order_events  # noqa: E402
 
 LOGICAL = ("orders", "processed_orders", "product_metrics", "orders_dlq")
 

@@ -6,7 +6,7 @@ Inside one transaction that is rolled back at the end (the database is left as
 it was), loads the factory sample data (settings.FACTORY_DATA_DIR) once and
 --scale times (time-shifted copies), and times the whole report build on each:
 reading the tables, the numpy computation and storing the rows. The baseline
-is the plain-Python version of the same method (tests/api/test_report.py) on
+is the plain-Python version of the same method (tests/streams/report/test_report.py) on
 the sample data.
 """
 
@@ -40,8 +40,11 @@ def main() -> None:
     from django.db import transaction
 
     from streams.models import MachineMetric, WorkOrderReading
-    from streams.report import ReportParameters, correlate, factory_data_load, report_create, report_inputs_load
-    from tests.api.test_report import independent_report
+    from streams.report.inputs import report_inputs_load
+    from streams.report.loader import factory_data_load
+    from streams.report.method import ReportParameters, correlate
+    from streams.report.services import report_create
+    from tests.streams.report.test_report import independent_report
 
     folder = Path(settings.FACTORY_DATA_DIR)
     metrics = json.loads((folder / "metrics.json").read_text())

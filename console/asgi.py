@@ -1,7 +1,7 @@
 """ASGI entry point: the web process under gunicorn with uvicorn workers (gunicorn.conf.py).
 
 Django serves every request, except the telemetry POSTs of machines, which the
-streams API answers first on the event loop (streams/api/asgi.py). Outermost,
+telemetry pipeline answers first on the event loop (streams/telemetry/asgi.py). Outermost,
 BodyLimit refuses a body over INGEST_MAX_UPLOAD_BYTES while it streams in
 (console/uploads.py).
 
@@ -26,6 +26,6 @@ os.environ["DB_CONN_MAX_AGE"] = "0"
 django_application = get_asgi_application()
 
 from console.uploads import BodyLimit  # noqa: E402  (needs the apps loaded)
-from streams.api.asgi import TelemetryHotPath  # noqa: E402
+from streams.telemetry.asgi import TelemetryHotPath  # noqa: E402
 
 application = BodyLimit(TelemetryHotPath(django_application))

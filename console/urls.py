@@ -1,3 +1,6 @@
+"""The console's URLs: the admin, the operations pages, health, metrics, the API docs and
+every app's API routes (each app's `register_routes(router)`)."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -5,16 +8,15 @@ from rest_framework.routers import DefaultRouter
 
 from ingest.api import register_routes as register_ingest_routes
 from quarantine.api import QuarantineRecordViewSet
-from streams import api_streams
-from streams.api import urls as streams_api_urls
+from streams.urls import register_routes as register_stream_routes
 
 from . import ops
 from .health import healthz
 from .metrics import metrics
+from .tokens import connect_signals
 
 router = DefaultRouter()
-streams_api_urls.register(router)  # telemetry, products, reports (streams/api)
-api_streams.register(router)  # order windows, processed orders, sensor/activity
+register_stream_routes(router)  # telemetry, products, reports, order windows, sensor/activity
 register_ingest_routes(router)  # files, upload, raw readings, aggregates
 router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
 
@@ -26,9 +28,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),
-    path("api/", include(streams_api_urls.urlpatterns)),  # token fast path of the telemetry POSTs
     path("api/", include(router.urls)),
 ]
+
+connect_signals()  # a deleted service token is forgotten at once
 
 admin.site.site_header = "Pipeline operations console"
 admin.site.site_title = "Pipeline console"

@@ -1,3 +1,8 @@
+"""The streams app: the Kafka platform (streams/kafka/) and one package per stream pipeline.
+
+ready() keeps the correlation report's beat entry in step with its setting.
+"""
+
 from django.apps import AppConfig
 
 
@@ -7,8 +12,6 @@ class StreamsConfig(AppConfig):
     verbose_name = "Streams"
 
     def ready(self) -> None:
-        # Admin screens of the orders and sensor/activity pipelines (beside streams/admin.py).
-        from . import admin_streams  # noqa: F401
         from django.db.models.signals import post_migrate
 
         post_migrate.connect(_ensure_report_schedule, sender=self, dispatch_uid="streams_report_schedule")
@@ -18,6 +21,6 @@ def _ensure_report_schedule(*, using: str = "default", **kwargs) -> None:
     """Keep the beat entry of the correlation report in step with its setting after `migrate`."""
     if using != "default":
         return
-    from .report import report_schedule_ensure
+    from .report.services import report_schedule_ensure
 
     report_schedule_ensure()

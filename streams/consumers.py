@@ -1,7 +1,15 @@
-"""Consumers owned by the streams app (discovered by the registry)."""
+"""The stream pipelines' consumers, registered by name for `run_consumer NAME`.
 
+A map of the consumers this app runs: each line names the pipeline module that
+decodes and handles the batch. The runtime (streams/kafka/runtime.py) knows
+only the ConsumerSpec. Discovered by the registry (streams.kafka.registry).
+"""
+
+from .activity import consumers as activity
 from .kafka.registry import ConsumerSpec, register
-from . import telemetry
+from .orders import consumers as orders
+from .products import consumer as products
+from .telemetry import consumer as telemetry
 
 register(ConsumerSpec(
     name="telemetry",
@@ -10,10 +18,6 @@ register(ConsumerSpec(
     handle_batch=telemetry.handle_batch,
     description="Machine metrics and work orders -> PostgreSQL (idempotent upserts).",
 ))
-
-# Order analytics (seed 002) and sensor/activity streams (seed 003).
-from . import orders, readings  # noqa: E402
-
 register(ConsumerSpec(
     name="orders",
     topics=("orders",),
@@ -33,21 +37,17 @@ register(ConsumerSpec(
 register(ConsumerSpec(
     name="standardize",
     topics=("sensor_data", "user_activity"),
-    decode=readings.decode_raw,
-    handle_batch=readings.handle_standardize,
+    decode=activity.decode_raw,
+    handle_batch=activity.handle_standardize,
     description="Sensor readings and user activity -> one standard shape with status -> processed_data.",
 ))
 register(ConsumerSpec(
     name="processed_sink",
     topics=("processed_data",),
-    decode=readings.decode_processed,
-    handle_batch=readings.handle_sink,
+    decode=activity.decode_processed,
+    handle_batch=activity.handle_sink,
     description="processed_data -> sensor/activity tables (idempotent), exported as CSV.",
 ))
-
-# Product registration (seed 004).
-from . import products  # noqa: E402
-
 register(ConsumerSpec(
     name="products",
     topics=("product_registrations",),

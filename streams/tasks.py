@@ -1,29 +1,8 @@
-"""Celery tasks of the streams app: thin wrappers around services."""
+"""Celery tasks of the streams app, imported for Celery's autodiscovery (`streams.tasks`).
 
-from __future__ import annotations
+Each pipeline keeps its tasks in its own package; only the report has any.
+"""
 
-from celery import shared_task
+from .report.tasks import report_build_task, report_scheduled_task
 
-from .models import CorrelationReport
-
-
-@shared_task(name="streams.report_build")
-def report_build_task(report_id: int) -> dict:
-    """Build one report. No retries: the service records any failure on the report
-    itself (status "failed" with the error), where operators see it."""
-    from .report import report_build
-
-    try:
-        report = report_build(report_id=report_id)
-    except CorrelationReport.DoesNotExist:
-        return {"report": report_id, "status": "missing"}
-    return {"report": report.pk, "status": report.status, "duration_ms": report.duration_ms}
-
-
-@shared_task(name="streams.report_scheduled")
-def report_scheduled_task() -> dict:
-    """The django-celery-beat entry: request a report with the current settings."""
-    from .report import report_request
-
-    report = report_request(trigger=CorrelationReport.Trigger.SCHEDULE)
-    return {"report": report.pk}
+__all__ = ["report_build_task", "report_scheduled_task"]

@@ -29,6 +29,8 @@ from streams.kafka.topics import admin_client, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.api_fixtures"]  # users by role and API clients, for every test that calls the API
+
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25,
                message: str = "condition") -> Any:

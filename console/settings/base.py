@@ -9,6 +9,9 @@ Everything that differs between machines comes from the environment (or a
 `.env` file at the repository root, which `make services` writes for the
 private development services). Required variables fail fast with a message
 naming what is missing; see `.env.example` for the full list.
+
+Long: every setting of every app, each with the comment that explains it, in
+one file an operator reads top to bottom.
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ REST_FRAMEWORK = {
     # Every API view shares the token cache, so a revoked token stops working
     # everywhere within API_TOKEN_CACHE_SECONDS (streams/api/auth.py).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "streams.api.auth.CachedTokenAuthentication",
+        "console.tokens.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every view needs a specific Django permission, reads included (view_*):
@@ -229,8 +232,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "IngestedFileStatusEnum": "ingest.models.IngestedFile.Status",
         "QuarantineStatusEnum": "quarantine.models.QuarantineRecord.Status",
-        "ReportStatusEnum": "streams.models.report.CorrelationReport.Status",
-        "SensorReadingStatusEnum": "streams.models.readings.SensorReading.Status",
+        "ReportStatusEnum": "streams.report.models.CorrelationReport.Status",
+        "SensorReadingStatusEnum": "streams.activity.models.SensorReading.Status",
     },
 }
 

@@ -78,7 +78,7 @@ class Pulse:
                 pass
 
     def _write(self) -> None:
-        from streams.models import ConsumerHeartbeat
+        from .models import ConsumerHeartbeat
 
         if connection.in_atomic_block:  # never inside a batch's transaction
             return
@@ -103,7 +103,7 @@ def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]
     A consumer is failing when a live member is waiting or paused, when its
     newest process crashed, or when a process that said it was running
     stopped beating. Rows older than a day are not looked at."""
-    from streams.models import ConsumerHeartbeat
+    from .models import ConsumerHeartbeat
 
     stale = timedelta(seconds=settings.CONSUMER_HEARTBEAT_STALE_SECONDS)
     now = timezone.now()

@@ -17,6 +17,9 @@ backs off and tries again, and the heartbeat (heartbeat.py) says why.
 Arroyo drives rebalances: on revocation it flushes the batch in flight through
 the same steps before giving the partitions up, and on SIGTERM/SIGINT it stops
 after that batch.
+
+Long: the arroyo strategies and the steps between them are one loop, read in
+order; the fault rules and the heartbeat live in their own modules.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from ingest.models import IngestedFile, SensorReading as RawReading
 from ingest.services import file_event, files_requeue_stale
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.models import ActivityEvent, MachineMetric, ProcessedOrder, Product, SensorReading
-from streams.orders import catalog_seed_demo, order_events
-from streams.readings import activity_events, sensor_events
+from streams.orders.demo import catalog_seed_demo, order_events
+from streams.activity.demo import activity_events, sensor_events
 from tests.conftest import wait_until
 from tests.ingest.conftest import HEADER, rows
-from tests.orders.test_order_pipeline import expected_windows, stored_windows
+from tests.streams.orders.test_pipeline import expected_windows, stored_windows
 
 from .conftest import secs
 from .helpers import caught_up

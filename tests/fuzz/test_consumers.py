@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 
 from quarantine.models import QuarantineRecord
-from streams import readings, telemetry
+from streams.activity import consumers as readings
+from streams.telemetry import consumer as telemetry
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.registry import Envelope, MessageRejected
 from streams.models import ActivityEvent, MachineMetric, SensorReading
@@ -111,6 +112,6 @@ def test_generated_messages_are_all_accounted_for(name, kafka, processes, tmp_pa
 
 @pytest.fixture
 def catalog(db):
-    from streams.orders import catalog_seed_demo
+    from streams.orders.demo import catalog_seed_demo
 
     catalog_seed_demo(count=5)

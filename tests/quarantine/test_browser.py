@@ -199,14 +199,12 @@ def test_operator_releases_a_quarantined_file_and_sees_the_rows_loaded(page, liv
 
 def test_an_order_for_an_unknown_product_is_edited_and_reaches_the_window_totals(page, live_server, kafka,
                                                                                  processes, operator):
-    orders = pytest.importorskip("streams.orders")
-    if not hasattr(orders, "catalog_seed_demo"):
-        pytest.skip("the orders pipeline is not merged")
     from decimal import Decimal
 
     from streams.models import ProductWindow
+    from streams.orders.demo import catalog_seed_demo
 
-    orders.catalog_seed_demo(count=5)
+    catalog_seed_demo(count=5)
     order = {"order_id": "order-redriven-1", "user_id": "user-7", "product_id": "prod-404", "amount": 42.5,
              "timestamp": "2026-01-05T12:00:30+00:00"}
     produce_and_wait([Outbound(kafka.name("orders"), order, key="prod-404")])

@@ -25,7 +25,7 @@ def api(user: User | None) -> APIClient:
 
 
 def admin_client(client, user: User):
-    client.force_login(user)  # django-axes wants a request for a password login: tests/test_security.py
+    client.force_login(user)  # django-axes wants a request for a password login: tests/console/test_security.py
     return client
 
 

@@ -62,7 +62,7 @@ def test_release_as_is_needs_a_reason(inbox, operator):
 
 def test_admin_shows_the_offending_rows_and_serves_the_downloads(client, inbox, operator):
     record = quarantined(inbox)
-    client.force_login(operator)  # django-axes wants a request for a password login: tests/test_security.py
+    client.force_login(operator)  # django-axes wants a request for a password login: tests/console/test_security.py
     html = client.get(reverse("admin:quarantine_quarantinerecord_change", args=[record.pk])).content.decode()
     assert 'id="q-rows-table"' in html
     assert "<td>52</td>" in html and 'class="q-bad"' in html and "-100.0" in html
@@ -80,7 +80,7 @@ def test_admin_shows_the_offending_rows_and_serves_the_downloads(client, inbox, 
 
 def test_reprocess_with_a_corrected_upload_through_the_admin(client, inbox, operator):
     record = quarantined(inbox)
-    client.force_login(operator)  # django-axes wants a request for a password login: tests/test_security.py
+    client.force_login(operator)  # django-axes wants a request for a password login: tests/console/test_security.py
     corrected = (HEADER + rows(101)).encode()
     url = reverse("admin:quarantine_quarantinerecord_reprocess", args=[record.pk])
     client.post(url, {"content": SimpleUploadedFile("mixed.csv", corrected), "reason": "fixed upstream"})

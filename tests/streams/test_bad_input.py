@@ -260,6 +260,6 @@ def test_two_readings_in_the_same_second_never_collapse_silently(kafka, processe
 
 @pytest.fixture
 def catalog(db):
-    from streams.orders import catalog_seed_demo
+    from streams.orders.demo import catalog_seed_demo
 
     catalog_seed_demo(count=5)

@@ -31,8 +31,8 @@ def telemetry_events(now: int, rng: random.Random) -> list[Outbound]:
 
 def order_and_reading_events(now: int, rng: random.Random) -> list[Outbound]:
     """Orders (a few invalid, to show the dead-letter path), sensor readings, user activity."""
-    from streams.orders import order_events
-    from streams.readings import activity_events, sensor_events
+    from streams.orders.demo import order_events
+    from streams.activity.demo import activity_events, sensor_events
 
     events = [
         Outbound(topic_name("orders"), order, key=str(order.get("product_id") or ""))
@@ -108,7 +108,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        from streams.orders import catalog_seed_demo
+        from streams.orders.demo import catalog_seed_demo
 
         catalog_seed_demo()  # orders for unknown products would all be dead-lettered
         generators = [telemetry_events, order_and_reading_events, product_registration_events]

@@ -4,7 +4,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from streams.models import CorrelationReport
-from streams.report import report_create
+from streams.report.services import report_create
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from streams.kafka.producer import DeliveryError, Outbound
 from streams.kafka.topics import topic_name
-from streams.orders import order_events
+from streams.orders.demo import order_events
 
 from ._loadgen import paced_produce
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from streams.kafka.producer import DeliveryError, Outbound
 from streams.kafka.topics import topic_name
-from streams.readings import activity_events, sensor_events
+from streams.activity.demo import activity_events, sensor_events
 
 from ._loadgen import paced_produce
 

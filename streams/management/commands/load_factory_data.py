@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams.report import factory_data_load
+from streams.report.loader import factory_data_load
 
 
 class Command(BaseCommand):

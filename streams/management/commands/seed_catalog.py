@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from streams.orders import DEMO_PRODUCTS, catalog_seed_demo
+from streams.orders.demo import DEMO_PRODUCTS, catalog_seed_demo
 
 
 class Command(BaseCommand):

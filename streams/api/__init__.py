@@ -1,1 +1,0 @@
-"""REST endpoints of the streams app: telemetry, products, the correlation report."""

@@ -1,0 +1,45 @@
+"""What each running consumer process says about itself: the platform's one model (the runtime writes it)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ConsumerHeartbeat(models.Model):
+    """One `run_consumer` process: its state, last error and counters, refreshed every few seconds.
+
+    Written by streams.kafka.heartbeat; read by /healthz and the operations
+    dashboard. A row whose `beat_at` is older than CONSUMER_HEARTBEAT_STALE_SECONDS
+    belongs to a process that is gone (or cannot reach PostgreSQL).
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        WAITING = "waiting", "waiting (a dependency is down)"
+        PAUSED = "paused", "paused (systemic failure)"
+        STOPPED = "stopped"
+        CRASHED = "crashed"
+
+    consumer = models.CharField(max_length=100)
+    member = models.CharField(max_length=200, help_text="host:pid of the process.")
+    group_id = models.CharField(max_length=255)
+    topics = models.JSONField(default=list)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    reason = models.TextField(blank=True, help_text="Why the consumer is waiting, paused or crashed.")
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(help_text="Last heartbeat.")
+    last_batch_at = models.DateTimeField(null=True, blank=True)
+    batches = models.BigIntegerField(default=0)
+    messages = models.BigIntegerField(default=0)
+    applied = models.BigIntegerField(default=0)
+    dead_lettered = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0, help_text="Messages the database refused (dead-lettered).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["consumer", "member"], name="consumerheartbeat_member")]
+        ordering = ["consumer", "-beat_at"]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} {self.member} {self.state}"

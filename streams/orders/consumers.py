@@ -1,0 +1,103 @@
+"""The consumers of seed 002, registered in streams/consumers.py:
+
+* `orders`: `orders` -> validated, enriched with the catalog (one lookup per
+  batch: the declared catalog lookup orders makes of products) ->
+  `processed-orders`; rejected orders go to `orders-dlq` and quarantine;
+* `order_windows`: `processed-orders` -> the tumbling windows (services.py)
+  -> `product-metrics`.
+
+Imports the platform, the products catalog model and this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.utils import timezone
+
+from streams.kafka.decoding import decode_json_object, iso, parse_timestamp
+from streams.kafka.producer import Outbound
+from streams.kafka.registry import BatchOutcome, Envelope, MessageRejected, Rejection
+from streams.kafka.topics import topic_name
+from streams.products.models import Product
+
+from .services import Order, ProcessedOrderIn, _Checker, enrich_order, order_windows_apply, validate_order
+
+
+def decode_order(envelope: Envelope) -> Order:
+    return validate_order(decode_json_object(envelope.raw))
+
+
+def _product_rejection(envelope: Envelope, product_id: str, reason: str, rule: str) -> Rejection:
+    return Rejection(
+        envelope=envelope,
+        reason=reason,
+        errors=[{"field": "product_id", "rule": rule, "message": reason, "value": repr(product_id)[:200]}],
+    )
+
+
+def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
+    """Validate against the catalog (one query per batch) and enrich."""
+    product_ids = {e.value.product_id for e in envelopes}
+    catalog = {
+        row[0]: row
+        for row in Product.objects.filter(product_id__in=product_ids).values_list(
+            "product_id", "name", "category", "deleted_at"
+        )
+    }
+    now = timezone.now()
+    target = topic_name("processed_orders")
+    outcome = BatchOutcome()
+    for envelope in envelopes:
+        order: Order = envelope.value
+        entry = catalog.get(order.product_id)
+        if entry is None:
+            outcome.rejected.append(_product_rejection(
+                envelope, order.product_id, f"unknown product {order.product_id!r}: not in the catalog",
+                "known_product",
+            ))
+            continue
+        _pid, name, category, deleted_at = entry
+        if deleted_at is not None:
+            outcome.rejected.append(_product_rejection(
+                envelope, order.product_id,
+                f"product {order.product_id!r} was deleted from the catalog at {iso(deleted_at)}",
+                "active_product",
+            ))
+            continue
+        outcome.outbound.append(Outbound(
+            topic=target,
+            value=enrich_order(order, product_name=name, category=category, processed_at=now),
+            key=order.product_id,
+        ))
+    outcome.applied = len(outcome.outbound)
+    return outcome
+
+
+def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
+    data = decode_json_object(envelope.raw)
+    check = _Checker(data)
+    name = check.identifier("product_name", max_length=255)
+    category = check.string("category", max_length=120, required=False) or ""
+    processed_at = data.get("processed_at")
+    try:
+        order = validate_order(data)
+    except MessageRejected as exc:
+        check.errors.extend(exc.errors)
+    check.done()
+    when = timezone.now()
+    if processed_at is not None:
+        try:
+            when = parse_timestamp(processed_at)
+        except ValueError:
+            pass  # informational only; the window does not depend on it
+    return ProcessedOrderIn(order=order, product_name=name or "", category=category, processed_at=when)
+
+
+def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
+    stored, windows = order_windows_apply(orders=[e.value for e in envelopes])
+    target = topic_name("product_metrics")
+    return BatchOutcome(
+        outbound=[Outbound(topic=target, value=w, key=w["product_id"]) for w in windows],
+        applied=stored,
+    )

@@ -1,0 +1,127 @@
+"""Publishing telemetry events from the API: the one POST path.
+
+The DRF view (api.py) and the ASGI hot path (asgi.py) both answer through
+`telemetry_messages` (validation by the consumer's rules, the 400 answers) and
+`may_publish_telemetry` (who may publish), then publish and wait for Kafka's
+acknowledgement: `telemetry_ingest` in a thread, `telemetry_ingest_async` on
+the event loop. So both answer alike, and tightening a rule here tightens both.
+Imports the platform (producer, acks, topics), console.publishing (shared
+answers) and this package's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from rest_framework import permissions
+
+from console.publishing import Answer, field_errors, unavailable_answer
+from streams.kafka.acks import publish_and_wait, publish_and_wait_async
+from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.registry import MessageRejected
+from streams.kafka.topics import topic_name
+
+from .rules import validate_metric, validate_workorder
+
+PUBLISH_TELEMETRY = "streams.publish_telemetry"
+
+
+def may_publish_telemetry(user) -> bool:
+    """Whether `user` may POST telemetry events: the DRF view (CanPublishTelemetry)
+    and the ASGI hot path ask this, and only this."""
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(PUBLISH_TELEMETRY))
+
+
+class CanPublishTelemetry(permissions.BasePermission):
+    """DRF's face of `may_publish_telemetry`."""
+
+    def has_permission(self, request, view) -> bool:
+        return may_publish_telemetry(request.user)
+
+
+@dataclass(frozen=True)
+class TelemetryKind:
+    """One telemetry endpoint: its topic, the shared validation rule, and the event it publishes."""
+
+    topic: str
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    event: Callable[[dict[str, Any]], tuple[str, bytes]]  # (key, JSON value) of the published event
+
+
+# The events are encoded by hand: after validation the values are ints and
+# finite floats, whose repr is their JSON form (as json.dumps writes them), and
+# this is several times cheaper than json.dumps per event.
+METRICS = TelemetryKind(
+    topic="metrics", validate=validate_metric,
+    event=lambda p: (str(p["parameter_id"]),
+                     f'{{"id":{p["parameter_id"]},"val":{p["value"]!r},"time":{p["time"]}}}'.encode()),
+)
+WORKORDERS = TelemetryKind(
+    topic="workorders", validate=validate_workorder,
+    event=lambda p: (str(p["product"]),
+                     f'{{"time":{p["time"]},"product":{p["product"]},"production":{p["production"]!r}}}'.encode()),
+)
+
+
+def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound] | Answer:
+    """Validate one event or an array of them: the messages to publish, or the 400 answer."""
+    single = isinstance(data, dict)
+    items = [data] if single else data
+    if not isinstance(items, list):
+        return 400, {"non_field_errors": ["expected a JSON object or an array of objects"]}, {}
+    limit = settings.TELEMETRY_BATCH_MAX_EVENTS
+    if not items:
+        return 400, {"non_field_errors": ["the array is empty"]}, {}
+    if len(items) > limit:
+        return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
+    validate, event = kind.validate, kind.event
+    events: list[tuple[str, bytes]] = []
+    errors: dict[str, dict[str, list[str]]] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[str(index)] = {"non_field_errors": ["expected a JSON object"]}
+            continue
+        try:
+            events.append(event(validate(item)))
+        except MessageRejected as exc:
+            errors[str(index)] = field_errors(exc.errors)
+    if errors:
+        if single:
+            return 400, errors["0"], {}
+        return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
+                     "errors": errors}, {}
+    name = topic_name(kind.topic)
+    return [Outbound(name, value, key=key) for key, value in events]
+
+
+def _accepted(messages: list[Outbound]) -> Answer:
+    return 202, {"accepted": len(messages), "topic": messages[0].topic}, {}
+
+
+def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
+    """Validate and publish, answering only once Kafka acknowledged: (status, body, headers).
+
+    The DRF view's path."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
+    try:
+        publish_and_wait(messages)
+    except DeliveryError as exc:
+        return unavailable_answer(exc)
+    return _accepted(messages)
+
+
+async def telemetry_ingest_async(*, kind: TelemetryKind, data: Any) -> Answer:
+    """`telemetry_ingest` for the ASGI hot path: the same rules and answers, awaiting the acks."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
+    try:
+        await publish_and_wait_async(messages)
+    except DeliveryError as exc:
+        return unavailable_answer(exc)
+    return _accepted(messages)
