@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps test test-chaos check-compose bench-ingest clean
+        supervisord-conf run ps test test-fast test-chaos check-compose bench-ingest clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,10 @@ browser-deps:  ## Install Debian's Chromium for the browser tests when it is mis
 
 test: services check-compose browser-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv env  ## The fast tier: pure logic and PostgreSQL-only tests (no Kafka, Redis, worker or browser)
+	@scripts/services.sh start postgres
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9 REDIS_URL=redis://127.0.0.1:9/0 $(PY) -m pytest -m "not services" -p no:randomly $(PYTEST_ARGS)
 
 # Stops and starts the shared services: runs under /tmp/chaos.lock once no other pytest runs
 # (tests/chaos/with_lock.sh); then the hypothesis fuzz tests, if tests/fuzz exists.

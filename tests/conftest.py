@@ -150,6 +150,20 @@ def pytest_configure(config) -> None:
     )
 
 
+# The fixtures that start or reach Kafka, Redis, a Celery worker, consumers or a browser. A test that
+# uses none of them is in the fast tier (pure logic, or PostgreSQL only): `make test-fast`.
+SERVICE_FIXTURES = {"kafka", "processes", "live_server", "page", "services", "transactional_db"}
+SERVICE_FOLDERS = {"chaos", "fuzz"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in SERVICE_FOLDERS \
+                or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.fixture
 def kafka(settings, request) -> Iterator[KafkaNamespace]:
     # One partition per topic unless a test asks for more: every partition

@@ -1,6 +1,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+pytestmark = pytest.mark.services  # /healthz reaches every service
+
 
 @pytest.fixture
 def staff_client(client, db):

@@ -21,6 +21,7 @@ def test_ops_pages_require_staff(client, db):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
+@pytest.mark.services  # the pages read the cluster
 def test_ops_pages_require_their_permissions(client, db):
     """Staff is not enough: the dashboard needs console.view_operations, raw messages
     console.view_topic_messages too; the operators group has both."""

@@ -15,6 +15,7 @@ from tests.ingest.conftest import inbox  # noqa: F401  (the private inbox fixtur
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.services  # the file is published to Kafka on the way
 def test_sensor_samples_load_and_the_broken_one_is_quarantined_with_line_and_column(tmp_path, inbox):
     call_command("make_samples", str(tmp_path))
     results = {}
