@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from django.conf import settings
 
-from . import copybinary
+from .. import copybinary
 
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 2 * 1024 * 1024  # 2 MB: 20k-row blocks keep the transient objects of a block near 20 MB
