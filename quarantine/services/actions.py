@@ -38,8 +38,8 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .models import QuarantineAuditEntry, QuarantineRecord
-from .sources import FileSource, file_original, file_source
+from ..models import QuarantineAuditEntry, QuarantineRecord
+from ..sources import FileSource, file_original, file_source
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

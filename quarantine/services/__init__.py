@@ -1,0 +1,1 @@
+from .actions import *  # noqa: F401,F403  (the split into modules follows)
