@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from quarantine.models import QuarantineRecord
-from quarantine.services import FILE_RELEASE_MODES, quarantine_file
+from quarantine.services import quarantine_file
+from quarantine.sources import FILE_RELEASE_MODES
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
 
@@ -40,7 +41,6 @@ from .statistics import StatisticsCollector
 
 logger = logging.getLogger(__name__)
 Status = IngestedFile.Status
-RELEASE_MODES = FILE_RELEASE_MODES  # quarantine's, one definition
 
 
 # --------------------------------------------------------------------- events
@@ -606,8 +606,8 @@ def quarantined_file_release(*, record: QuarantineRecord, by: Any, reason: str, 
     every row whose values parse, overriding range/format rules. Synchronous;
     the load is one transaction and a rerun with the same mode is a no-op.
     Does not change record.status (the caller does, and writes the audit)."""
-    if mode not in RELEASE_MODES:
-        raise ValueError(f"mode must be one of {', '.join(RELEASE_MODES)}, not {mode!r}")
+    if mode not in FILE_RELEASE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FILE_RELEASE_MODES)}, not {mode!r}")
     ingested = _file_of(record)
     source = quarantined_file_original(record=record)
     if ingested.status == Status.LOADED and ingested.release_mode == mode:

@@ -25,6 +25,7 @@ from console.parsers import StrictJSONParser as JSONParser
 from . import selectors, services
 from .forms import MAX_UPLOAD_BYTES
 from .models import QuarantineAuditEntry, QuarantineRecord
+from .sources import FILE_RELEASE_MODES
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -74,7 +75,7 @@ class RecordDetailSerializer(RecordSerializer):
 
 class ReleaseSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    mode = serializers.ChoiceField(choices=services.FILE_RELEASE_MODES, default="valid_rows",
+    mode = serializers.ChoiceField(choices=FILE_RELEASE_MODES, default="valid_rows",
                                    help_text="Files: load the valid rows, or every row as-is (reason required).")
     dry_run = serializers.BooleanField(default=False)
 
@@ -117,7 +118,7 @@ class BulkSerializer(serializers.Serializer):
     all_matching = serializers.BooleanField(default=False,
                                             help_text="Must be true to act on the filtered selection without ids.")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    mode = serializers.ChoiceField(choices=services.FILE_RELEASE_MODES, default="valid_rows")
+    mode = serializers.ChoiceField(choices=FILE_RELEASE_MODES, default="valid_rows")
     dry_run = serializers.BooleanField(default=False)
 
     def validate(self, data):
@@ -230,15 +231,8 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
             records = records.filter(pk__in=data["ids"])
         if verb == "discard" and not data["reason"].strip():
             return Response({"reason": ["Required to discard."]}, status=status.HTTP_400_BAD_REQUEST)
-        if verb == "release":
-            result = services.quarantine_release_many(records=records, by=request.user, reason=data["reason"],
-                                                      mode=data["mode"], dry_run=data["dry_run"])
-        elif verb == "reprocess":
-            result = services.quarantine_reprocess_many(records=records, by=request.user, reason=data["reason"],
-                                                        dry_run=data["dry_run"])
-        else:
-            result = services.quarantine_discard_many(records=records, by=request.user, reason=data["reason"],
-                                                      dry_run=data["dry_run"])
+        result = services.quarantine_bulk_action(action=verb, records=records, by=request.user,
+                                                 reason=data["reason"], mode=data["mode"], dry_run=data["dry_run"])
         return Response({
             "action": verb, "counts": result.counts(), "summary": result.summary(),
             "results": [{"record": r.record_id, "outcome": r.outcome, "detail": r.message} for r in result.results],

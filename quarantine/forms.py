@@ -7,12 +7,14 @@ import json
 from django import forms
 
 from .models import QuarantineRecord
+from .sources import FILE_RELEASE_MODES
 
 REASON_HELP = "Recorded in the audit trail."
-MODE_CHOICES = [
-    ("valid_rows", "Load the valid rows, drop the rejected ones"),
-    ("as_is", "Load every row as-is (override the rules; a reason is required)"),
-]
+MODE_LABELS = {
+    "valid_rows": "Load the valid rows, drop the rejected ones",
+    "as_is": "Load every row as-is (override the rules; a reason is required)",
+}
+MODE_CHOICES = [(mode, MODE_LABELS[mode]) for mode in FILE_RELEASE_MODES]
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 

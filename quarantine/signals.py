@@ -34,6 +34,7 @@ def record_failed_task(sender=None, task_id: str | None = None, exception: BaseE
     if name in settings.QUARANTINE_IGNORED_TASKS or exception is None:
         return
     from .services import quarantine_task_failure
+    from .services.redrive import TASK_REPLAY_COUNT_HEADER
 
     request = getattr(sender, "request", None)
     delivery = getattr(request, "delivery_info", None) or {}
@@ -46,7 +47,7 @@ def record_failed_task(sender=None, task_id: str | None = None, exception: BaseE
             exception=exception,
             traceback_text=str(einfo.traceback) if einfo is not None else "",
             queue=delivery.get("routing_key") or None,
-            replay_count=_request_value(request, "x_replay_count") or 0,
+            replay_count=_request_value(request, TASK_REPLAY_COUNT_HEADER) or 0,
         )
     except Exception:  # never let bookkeeping hide the original failure
         logger.exception("quarantine_task_failure_not_recorded task=%s id=%s", name, task_id)
