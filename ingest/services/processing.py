@@ -25,8 +25,8 @@ from quarantine.sources import FILE_RELEASE_MODES
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
 
-from .contract import Contract, FileRejected, RowStream, read_header
-from .inbox import (
+from ..contract import Contract, FileRejected, RowStream, read_header
+from ..inbox import (
     PathRejected,
     inbox_dir,
     is_candidate,
@@ -35,9 +35,9 @@ from .inbox import (
     safe_file_name,
     sha256_of,
 )
-from .loading import ProgressReporter, aggregates_refresh_overall, aggregates_write_file, copy_rows
-from .models import InboxEntry, IngestedFile, OverallRefreshPending, SensorReading
-from .statistics import StatisticsCollector
+from ..loading import ProgressReporter, aggregates_refresh_overall, aggregates_write_file, copy_rows
+from ..models import InboxEntry, IngestedFile, OverallRefreshPending, SensorReading
+from ..statistics import StatisticsCollector
 
 logger = logging.getLogger(__name__)
 Status = IngestedFile.Status
@@ -197,7 +197,7 @@ def file_upload(*, content: Iterable[bytes], file_name: str, by: Any = None) -> 
 
 # ------------------------------------------------------------------ consumer
 def _queue(file_id: int) -> None:
-    from .tasks import process_file
+    from ..tasks import process_file
 
     transaction.on_commit(lambda: process_file.delay(file_id))
 
@@ -474,7 +474,7 @@ def _load(
 def _refresh_overall_on_commit(devices: list[str]) -> None:
     """Mark the devices for the overall refresh (in the load's transaction) and
     queue a refresh once it commits; refreshes coalesce (aggregates_refresh)."""
-    from .tasks import refresh_overall_aggregates
+    from ..tasks import refresh_overall_aggregates
 
     OverallRefreshPending.objects.bulk_create([OverallRefreshPending(device=d) for d in devices],
                                               ignore_conflicts=True)
