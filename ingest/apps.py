@@ -1,3 +1,11 @@
+"""The ingest app's start-up: it registers its files with quarantine as a
+FileSource (quarantine/sources.py), so quarantine can ask about a quarantined
+file without importing ingest.
+
+Called by: Django, when the app registry is ready.
+Imports: quarantine.sources, ingest.services.quarantine_source.
+"""
+
 from django.apps import AppConfig
 
 

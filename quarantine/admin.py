@@ -3,6 +3,11 @@
 Records are read-only here (nobody edits what failed); operators act on them
 through the release / reprocess / discard pages and bulk actions, which call
 the same services as the API and `manage.py quarantine`.
+
+Called by: Django's admin site (autodiscovery). Single-record pages call
+services.quarantine_release/reprocess/discard; bulk actions call
+services.quarantine_bulk_action.
+Imports: quarantine's forms, models, selectors and services; console.admin_base.
 """
 
 from __future__ import annotations

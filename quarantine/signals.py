@@ -3,6 +3,9 @@
 `task_failure` fires once a task raised and will not be retried any more
 (a task that retries raises `Retry`, which does not count as a failure), so
 this catches exactly the tasks that failed after their retries.
+
+Called by: Celery's task_failure signal, connected in quarantine/apps.py.
+Imports: quarantine's services (recording, and the task replay header).
 """
 
 from __future__ import annotations
