@@ -1,5 +1,10 @@
 """Admin screens of file ingestion: files with progress and errors, raw data
-(read-only, no unbounded COUNT(*)), statistics."""
+(read-only, no unbounded COUNT(*)), statistics.
+
+Called by: Django's admin site (autodiscovery). The requeue action calls
+services.files_requeue_failed; reads go through selectors.
+Imports: ingest's models, selectors and services; console.admin_base.
+"""
 
 from __future__ import annotations
 

@@ -1,3 +1,11 @@
+"""The ingest app's start-up: it registers its files with quarantine as a
+FileSource (quarantine/sources.py), so quarantine can ask about a quarantined
+file without importing ingest.
+
+Called by: Django, when the app registry is ready.
+Imports: quarantine.sources, ingest.services.quarantine_source.
+"""
+
 from django.apps import AppConfig
 
 
@@ -10,12 +18,12 @@ class IngestConfig(AppConfig):
         # Quarantine asks the owner of a quarantined file what only the owner knows.
         from quarantine.sources import FileSource, register_file_source
 
-        from . import services
+        from .services import quarantine_source
 
         register_file_source(FileSource(
-            original=services.quarantined_file_original,
-            rejected_rows=services.quarantined_file_rejected_rows,
-            release=services.quarantined_file_release,
-            reprocess=services.quarantined_file_reprocess,
-            describe=services.quarantined_file_describe,
+            original=quarantine_source.quarantined_file_original,
+            rejected_rows=quarantine_source.quarantined_file_rejected_rows,
+            release=quarantine_source.quarantined_file_release,
+            reprocess=quarantine_source.quarantined_file_reprocess,
+            describe=quarantine_source.quarantined_file_describe,
         ))

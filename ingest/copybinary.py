@@ -13,6 +13,9 @@ Format: an 11-byte signature, flags and header-extension length (int32 each),
 then per tuple an int16 field count and per field an int32 byte length and the
 value (float8: IEEE 754 big-endian; bool: one byte; text: UTF-8; int8:
 big-endian), and an int16 -1 at the end. All integers are big-endian.
+
+Called by: ingest.contract (the validation paths encode the rows they accept).
+Imports: numpy only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The inbox and quarantine directories, and safe path resolution."""
+"""The inbox and quarantine directories, and safe path resolution.
+
+Called by: ingest's services (scan, registration, quarantine), the `files`
+consumer (pure path checks), the API (upload names), `manage.py watch_inbox`.
+Imports: Django settings only.
+"""
 
 from __future__ import annotations
 

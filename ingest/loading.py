@@ -1,5 +1,10 @@
 """PostgreSQL side of a load: COPY of a validated stream, the per-file statistics
-computed in that pass, and the set-based overall statistics."""
+computed in that pass, and the set-based overall statistics.
+
+Called by: ingest.services (processing: COPY and per-file statistics;
+aggregation: the overall statistics).
+Imports: ingest's contract, models and statistics; psycopg2.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Reads of the file-ingestion pipeline (API and admin)."""
+"""Reads of the file-ingestion pipeline (API and admin).
+
+Called by: ingest's API and admin.
+Imports: ingest's models only.
+"""
 
 from __future__ import annotations
 

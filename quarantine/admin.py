@@ -3,6 +3,11 @@
 Records are read-only here (nobody edits what failed); operators act on them
 through the release / reprocess / discard pages and bulk actions, which call
 the same services as the API and `manage.py quarantine`.
+
+Called by: Django's admin site (autodiscovery). Single-record pages call
+services.quarantine_release/reprocess/discard; bulk actions call
+services.quarantine_bulk_action.
+Imports: quarantine's forms, models, selectors and services; console.admin_base.
 """
 
 from __future__ import annotations
@@ -299,14 +304,9 @@ class QuarantineRecordAdmin(ReadOnlyAdmin):
         form = BulkActionForm(request.POST if "apply" in request.POST else None, action=action)
         if "apply" in request.POST and form.is_valid():
             reason = form.cleaned_data["reason"]
-            if action == "release":
-                result = services.quarantine_release_many(
-                    records=queryset, by=request.user, reason=reason,
-                    mode=form.cleaned_data.get("mode") or "valid_rows")
-            elif action == "reprocess":
-                result = services.quarantine_reprocess_many(records=queryset, by=request.user, reason=reason)
-            else:
-                result = services.quarantine_discard_many(records=queryset, by=request.user, reason=reason)
+            result = services.quarantine_bulk_action(
+                action=action, records=queryset, by=request.user, reason=reason,
+                mode=form.cleaned_data.get("mode") or "valid_rows")
             done_ids = [r.record_id for r in result.results if r.outcome == services.Outcome.SUCCEEDED]
             if done_ids:
                 LogEntry.objects.log_actions(

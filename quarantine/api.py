@@ -3,6 +3,12 @@
 Reading needs `quarantine.view_quarantinerecord`; each action needs its own
 permission (release / reprocess / discard). Actions call the same services as
 the admin and `manage.py quarantine`.
+
+Called by: console/urls.py (the router). Single-record actions call
+services.quarantine_release/reprocess/discard; the bulk endpoints call
+services.quarantine_bulk_action.
+Imports: quarantine's forms (the upload limit), models, selectors, services and
+sources; console's filters and parsers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from console.parsers import StrictJSONParser as JSONParser
 from . import selectors, services
 from .forms import MAX_UPLOAD_BYTES
 from .models import QuarantineAuditEntry, QuarantineRecord
+from .sources import FILE_RELEASE_MODES
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -74,7 +81,7 @@ class RecordDetailSerializer(RecordSerializer):
 
 class ReleaseSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    mode = serializers.ChoiceField(choices=services.FILE_RELEASE_MODES, default="valid_rows",
+    mode = serializers.ChoiceField(choices=FILE_RELEASE_MODES, default="valid_rows",
                                    help_text="Files: load the valid rows, or every row as-is (reason required).")
     dry_run = serializers.BooleanField(default=False)
 
@@ -117,7 +124,7 @@ class BulkSerializer(serializers.Serializer):
     all_matching = serializers.BooleanField(default=False,
                                             help_text="Must be true to act on the filtered selection without ids.")
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    mode = serializers.ChoiceField(choices=services.FILE_RELEASE_MODES, default="valid_rows")
+    mode = serializers.ChoiceField(choices=FILE_RELEASE_MODES, default="valid_rows")
     dry_run = serializers.BooleanField(default=False)
 
     def validate(self, data):
@@ -230,15 +237,8 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
             records = records.filter(pk__in=data["ids"])
         if verb == "discard" and not data["reason"].strip():
             return Response({"reason": ["Required to discard."]}, status=status.HTTP_400_BAD_REQUEST)
-        if verb == "release":
-            result = services.quarantine_release_many(records=records, by=request.user, reason=data["reason"],
-                                                      mode=data["mode"], dry_run=data["dry_run"])
-        elif verb == "reprocess":
-            result = services.quarantine_reprocess_many(records=records, by=request.user, reason=data["reason"],
-                                                        dry_run=data["dry_run"])
-        else:
-            result = services.quarantine_discard_many(records=records, by=request.user, reason=data["reason"],
-                                                      dry_run=data["dry_run"])
+        result = services.quarantine_bulk_action(action=verb, records=records, by=request.user,
+                                                 reason=data["reason"], mode=data["mode"], dry_run=data["dry_run"])
         return Response({
             "action": verb, "counts": result.counts(), "summary": result.summary(),
             "results": [{"record": r.record_id, "outcome": r.outcome, "detail": r.message} for r in result.results],

@@ -1,3 +1,11 @@
+"""The quarantine app's start-up: the Celery task_failure handler, the
+dead-letter sink the Kafka platform calls (streams.kafka.registry), and the
+defaults recreated after every migrate.
+
+Called by: Django, when the app registry is ready.
+Imports: quarantine's signals and services; streams.kafka.registry.
+"""
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 

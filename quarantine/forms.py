@@ -1,4 +1,8 @@
-"""Forms for the admin's action pages (the API has its own serializers)."""
+"""Forms for the admin's action pages (the API has its own serializers).
+
+Called by: quarantine/admin.py.
+Imports: quarantine's models and sources (the release modes).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import json
 from django import forms
 
 from .models import QuarantineRecord
+from .sources import FILE_RELEASE_MODES
 
 REASON_HELP = "Recorded in the audit trail."
-MODE_CHOICES = [
-    ("valid_rows", "Load the valid rows, drop the rejected ones"),
-    ("as_is", "Load every row as-is (override the rules; a reason is required)"),
-]
+MODE_LABELS = {
+    "valid_rows": "Load the valid rows, drop the rejected ones",
+    "as_is": "Load every row as-is (override the rules; a reason is required)",
+}
+MODE_CHOICES = [(mode, MODE_LABELS[mode]) for mode in FILE_RELEASE_MODES]
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 

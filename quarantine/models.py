@@ -1,4 +1,9 @@
-"""One place for everything that failed: files, stream messages and tasks."""
+"""One place for everything that failed: files, stream messages and tasks.
+
+Called by: every module of quarantine; ingest.models links a file to its record;
+console's metrics, ops dashboard and the pipelines' tests read them.
+Imports: Django only.
+"""
 
 from __future__ import annotations
 

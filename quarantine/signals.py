@@ -3,6 +3,9 @@
 `task_failure` fires once a task raised and will not be retried any more
 (a task that retries raises `Retry`, which does not count as a failure), so
 this catches exactly the tasks that failed after their retries.
+
+Called by: Celery's task_failure signal, connected in quarantine/apps.py.
+Imports: quarantine's services (recording, and the task replay header).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def record_failed_task(sender=None, task_id: str | None = None, exception: BaseE
     if name in settings.QUARANTINE_IGNORED_TASKS or exception is None:
         return
     from .services import quarantine_task_failure
+    from .services.redrive import TASK_REPLAY_COUNT_HEADER
 
     request = getattr(sender, "request", None)
     delivery = getattr(request, "delivery_info", None) or {}
@@ -46,7 +50,7 @@ def record_failed_task(sender=None, task_id: str | None = None, exception: BaseE
             exception=exception,
             traceback_text=str(einfo.traceback) if einfo is not None else "",
             queue=delivery.get("routing_key") or None,
-            replay_count=_request_value(request, "x_replay_count") or 0,
+            replay_count=_request_value(request, TASK_REPLAY_COUNT_HEADER) or 0,
         )
     except Exception:  # never let bookkeeping hide the original failure
         logger.exception("quarantine_task_failure_not_recorded task=%s id=%s", name, task_id)

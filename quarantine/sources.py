@@ -6,6 +6,10 @@ starts (ingest/apps.py), and quarantine calls it for what only the owner knows:
 where the original lies, which rows were rejected, how to release or reprocess
 it. So quarantine imports no app that registers a source.
 
+The release modes of a file are defined here, once: the admin's forms, the
+API, the `quarantine` command and the file's owner all read FILE_RELEASE_MODES.
+
+Called by: quarantine's services and selectors; ingest/apps.py registers its files.
 Imports: the quarantine models only.
 """
 
@@ -18,6 +22,11 @@ from typing import Any
 
 from .models import QuarantineRecord
 
+# How a quarantined file may be released: "valid_rows" loads the rows that pass
+# the contract and drops the rest; "as_is" loads every row whose values parse,
+# overriding the range and format rules (an operator's reason is required).
+FILE_RELEASE_MODES = ("valid_rows", "as_is")
+
 
 @dataclass(frozen=True)
 class FileSource:
@@ -25,7 +34,7 @@ class FileSource:
 
     original: Callable[..., Path]  # (*, record) -> path of the original
     rejected_rows: Callable[..., Iterator[str]]  # (*, record) -> header + rejected lines
-    release: Callable[..., Any]  # (*, record, by, reason, mode) -> what was loaded
+    release: Callable[..., Any]  # (*, record, by, reason, mode: one of FILE_RELEASE_MODES) -> what was loaded
     reprocess: Callable[..., Any]  # (*, record, by, content) -> what was queued
     describe: Callable[[Any], dict[str, Any]]  # a release/reprocess result, for the audit entry
 

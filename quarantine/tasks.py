@@ -1,4 +1,9 @@
-"""Quarantine's Celery tasks: thin wrappers around the services."""
+"""Quarantine's Celery tasks: thin wrappers around the services.
+
+Called by: Celery beat (`quarantine.purge_expired`, hourly; the schedule row
+is created by migration 0003 and services.quarantine_defaults_ensure).
+Imports: quarantine's services.
+"""
 
 from __future__ import annotations
 

@@ -174,7 +174,8 @@ def test_concurrent_runs_of_the_task_load_or_quarantine_once(inbox, content):
 
     text = HEADER + rows(20000) if content == "good" else mixed_file()
     inbox.drop("twice.csv", text)
-    with mock.patch("ingest.services._queue"), mock.patch("ingest.services._refresh_overall_on_commit"):
+    with (mock.patch("ingest.services.registration.queue_processing"),
+          mock.patch("ingest.services.processing.refresh_overall_on_commit")):
         ingested = file_register(file_path="twice.csv", file_name="twice.csv")
         results, errors = [], []
 

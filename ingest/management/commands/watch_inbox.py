@@ -1,4 +1,9 @@
-"""Watch the inbox and announce each complete file on `file_events`."""
+"""Watch the inbox and announce each complete file on `file_events`.
+
+Called by: the Procfile's watcher process. Announcing is services.inbox_publish;
+this command only decides when a changed file has settled.
+Imports: ingest's inbox and services; watchdog.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """`manage.py quarantine list|show|release|reprocess|discard|purge`: the
-console's quarantine actions from the shell (same services as the admin)."""
+console's quarantine actions from the shell (same services as the admin).
+
+Called by: operators, from the shell. Bulk verbs call services.quarantine_bulk_action;
+a reprocess with an edited payload or file calls services.quarantine_reprocess.
+Imports: quarantine's models, selectors, services and sources.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from django.db.models import QuerySet
 
 from quarantine import selectors, services
 from quarantine.models import QuarantineRecord
+from quarantine.sources import FILE_RELEASE_MODES
 
 
 class Command(BaseCommand):
@@ -40,7 +46,7 @@ class Command(BaseCommand):
             action.add_argument("--reason", default="", help="Why (required for discard and --mode as_is).")
             action.add_argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
             if name == "release":
-                action.add_argument("--mode", choices=services.FILE_RELEASE_MODES, default="valid_rows",
+                action.add_argument("--mode", choices=FILE_RELEASE_MODES, default="valid_rows",
                                     help="Files: load the valid rows (default) or every row as-is.")
             if name == "reprocess":
                 action.add_argument("--payload", help="Messages/tasks: the edited payload (one record only).")
@@ -138,14 +144,12 @@ class Command(BaseCommand):
         reason = options["reason"]
         if action == "discard" and not reason.strip():
             raise CommandError("--reason is required to discard")
-        if action == "release":
-            result = services.quarantine_release_many(records=records, by=user, reason=reason,
-                                                      mode=options["mode"], dry_run=options["dry_run"])
-        elif action == "reprocess":
-            result = self._reprocess(records, user, options)
+        if action == "reprocess" and self._edits(options):
+            result = self._reprocess_edited(records, user, options)
         else:
-            result = services.quarantine_discard_many(records=records, by=user, reason=reason,
-                                                      dry_run=options["dry_run"])
+            result = services.quarantine_bulk_action(action=action, records=records, by=user, reason=reason,
+                                                     mode=options.get("mode") or "valid_rows",
+                                                     dry_run=options["dry_run"])
         for r in result.results:
             style = self.style.ERROR if r.outcome in ("refused", "failed") else (lambda s: s)
             self.stdout.write(style(f"#{r.record_id}: {r.outcome}: {r.message}"))
@@ -154,16 +158,19 @@ class Command(BaseCommand):
             raise CommandError(result.summary())
         self.stdout.write(self.style.SUCCESS(result.summary()))
 
-    def _reprocess(self, records, user, options: dict[str, Any]) -> services.BulkResult:
+    @staticmethod
+    def _edits(options: dict[str, Any]) -> bool:
+        return (options.get("payload") is not None or bool(options.get("payload_file"))
+                or bool(options.get("content_file")))
+
+    def _reprocess_edited(self, records, user, options: dict[str, Any]) -> services.BulkResult:
+        """An edited payload or a corrected file: a one-record action, reported like a bulk one."""
         payload: bytes | None = None
         if options.get("payload") is not None:
             payload = options["payload"].encode()
         elif options.get("payload_file"):
             payload = options["payload_file"].read_bytes()
         content = _file_chunks(options["content_file"]) if options.get("content_file") else None
-        if payload is None and content is None:
-            return services.quarantine_reprocess_many(records=records, by=user, reason=options["reason"],
-                                                      dry_run=options["dry_run"])
         selected = list(records[:2])
         if len(selected) != 1:
             raise CommandError("--payload/--payload-file/--file apply to exactly one record")

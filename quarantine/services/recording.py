@@ -1,0 +1,141 @@
+"""Recording: what the pipelines hand to quarantine becomes a record.
+
+A rejected stream message (the dead-letter sink the Kafka platform calls), a
+quarantined file (ingest calls it, and keeps the file itself), a Celery task
+that failed for good (quarantine/signals.py). Whatever the failure carried is
+stored safely, so recording never fails.
+
+Called by: the dead-letter sink (registered in quarantine/apps.py), ingest's
+services, quarantine/signals.py.
+Imports: the quarantine models, redrive (the replay header's name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback as traceback_module
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..models import QuarantineRecord
+from .redrive import REPLAY_COUNT_HEADER
+
+if TYPE_CHECKING:
+    from streams.kafka.registry import Rejection
+
+MAX_ERRORS_KEPT = 1000
+Source = QuarantineRecord.Source
+
+
+def safe_text(value: str) -> str:
+    """Text PostgreSQL stores as it is: NUL and lone surrogates written as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def safe_json(value: Any) -> Any:
+    """A JSON value whose strings and keys are all `safe_text` (jsonb refuses \\u0000)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(k)): safe_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [safe_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def quarantine_dead_letters(*, consumer: str, rejections: Sequence["Rejection"]) -> int:
+    """Record rejected stream messages; a replayed message is recorded once.
+
+    Whatever a message carried (NUL, invalid UTF-8 in headers) is stored safely:
+    the payload as bytes, every text escaped, so recording never fails."""
+    records = [
+        QuarantineRecord(
+            source=QuarantineRecord.Source.MESSAGE,
+            reason=safe_text(r.reason)[:500],
+            errors=safe_json(r.errors[:MAX_ERRORS_KEPT]),
+            error_count=max(len(r.errors), 1),
+            consumer=consumer,
+            topic=safe_text(r.envelope.topic),
+            partition=r.envelope.partition,
+            offset=r.envelope.offset,
+            message_key=r.envelope.key,
+            headers=[[safe_text(k), safe_text((v or b"").decode("utf-8", "replace"))]
+                     for k, v in r.envelope.headers],
+            payload=r.envelope.raw,
+            replay_count=replay_count_of(r.envelope.header(REPLAY_COUNT_HEADER)),
+        )
+        for r in rejections
+    ]
+    created = QuarantineRecord.objects.bulk_create(records, ignore_conflicts=True)
+    return len(created)
+
+
+def replay_count_of(raw: bytes | str | int | None) -> int:
+    try:
+        return max(int(raw or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def quarantine_file(
+    *,
+    file_path: str,
+    file_name: str,
+    checksum: str,
+    reason: str,
+    errors: Sequence[dict],
+    error_count: int,
+) -> QuarantineRecord:
+    """Record a quarantined file. `file_path` is where the file now lies
+    (inside the quarantine directory); `errors` are structured (line, column,
+    value, rule, message) and capped by the caller; `error_count` is the total."""
+    return QuarantineRecord.objects.create(
+        source=QuarantineRecord.Source.FILE,
+        reason=reason[:500],
+        errors=list(errors)[:MAX_ERRORS_KEPT],
+        error_count=error_count,
+        file_path=file_path,
+        file_name=file_name,
+        checksum=checksum,
+    )
+
+
+def quarantine_task_failure(
+    *,
+    task_name: str,
+    task_id: str,
+    args: Sequence[Any] | None,
+    kwargs: dict[str, Any] | None,
+    exception: BaseException,
+    traceback_text: str = "",
+    queue: str | None = None,
+    replay_count: int = 0,
+) -> QuarantineRecord | None:
+    """Record a Celery task that failed for good (after its retries).
+    A failure reported twice for the same task id is recorded once; returns
+    None in that case."""
+    payload = {"args": list(args or []), "kwargs": dict(kwargs or {}), "queue": queue}
+    if not traceback_text and exception.__traceback__ is not None:
+        traceback_text = "".join(traceback_module.format_exception(exception))
+    reason = f"{type(exception).__name__}: {exception}"
+    record, created = QuarantineRecord.objects.get_or_create(
+        source=Source.TASK,
+        task_id=task_id[:64],
+        defaults={
+            "reason": reason[:500],
+            "errors": [{
+                "rule": "exception",
+                "type": type(exception).__name__,
+                "message": str(exception)[:2000],
+                "traceback": traceback_text[-8000:],
+            }],
+            "error_count": 1,
+            "task_name": task_name[:200],
+            "payload": json.dumps(payload, default=repr).encode(),
+            "replay_count": replay_count_of(replay_count),
+        },
+    )
+    return record if created else None

@@ -1,0 +1,97 @@
+"""Re-drive and re-queue: a quarantined message published again to its
+original topic, a failed task queued again, each carrying its replay count
+so that replays are bounded (QUARANTINE_MAX_REPLAYS).
+
+The replay headers are defined here, once: `x-replay-count` on a re-driven
+message (recording.py reads it back when the message is dead-lettered again),
+`x_replay_count` on a re-queued task (quarantine/signals.py reads it back when
+the task fails again).
+
+Called by: actions and bulk.
+Imports: the quarantine models; the Kafka producer and the Celery app, at call time.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+
+from ..models import QuarantineRecord
+from .audit import QuarantineActionError, QuarantineActionRefused
+
+REPLAY_COUNT_HEADER = "x-replay-count"
+RECORD_HEADER = "x-quarantine-record"
+# Celery message headers (attributes of the task's request, so no dashes).
+TASK_REPLAY_COUNT_HEADER = "x_replay_count"
+TASK_RECORD_HEADER = "x_quarantine_record"
+
+
+def redrive_headers(record: QuarantineRecord) -> list[tuple[str, bytes]]:
+    """The original headers without dead-letter and replay bookkeeping, plus
+    the incremented replay count (the runtime stores it if the message is
+    dead-lettered again) and the record it came from."""
+    skip = {REPLAY_COUNT_HEADER, RECORD_HEADER}
+    headers = [
+        (str(k), str(v).encode())
+        for k, v in (record.headers or [])
+        if str(k) not in skip and not str(k).startswith("x-dlq-")
+    ]
+    headers.append((REPLAY_COUNT_HEADER, str(record.replay_count + 1).encode()))
+    headers.append((RECORD_HEADER, str(record.pk).encode()))
+    return headers
+
+
+def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | None = None) -> dict[int, dict[str, Any]]:
+    """Publish the records' payloads to their original topics and wait for the
+    broker to acknowledge every one; raises QuarantineActionError otherwise."""
+    from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
+
+    payloads = payloads or {}
+    messages = []
+    details: dict[int, dict[str, Any]] = {}
+    for record in records:
+        value = payloads.get(record.pk, bytes(record.payload or b""))
+        key = bytes(record.message_key) if record.message_key is not None else None
+        messages.append(Outbound(topic=record.topic, value=value, key=key, headers=redrive_headers(record)))
+        details[record.pk] = {
+            "topic": record.topic,
+            "replay_count": record.replay_count + 1,
+            "payload_edited": record.pk in payloads,
+        }
+        if record.pk in payloads:
+            details[record.pk]["payload"] = value[:10000].decode("utf-8", "replace")
+    try:
+        produce_and_wait(messages, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0))
+    except DeliveryError as exc:
+        raise QuarantineActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
+    except Exception as exc:  # e.g. KafkaException for an invalid topic: nothing was acknowledged
+        raise QuarantineActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
+    return details
+
+
+def requeue_task(record: QuarantineRecord, *, payload: bytes | None) -> dict[str, Any]:
+    """Queue the task again. Sent inside the transaction (before the record is
+    marked): Redis accepting the message is the acknowledgement we wait for."""
+    from console.celery import app
+
+    try:
+        stored = json.loads(bytes(payload if payload is not None else (record.payload or b"{}")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QuarantineActionRefused(f"the task payload is not JSON: {exc}") from exc
+    if not isinstance(stored, dict) or not isinstance(stored.get("args", []), list) \
+            or not isinstance(stored.get("kwargs", {}), dict):
+        raise QuarantineActionRefused('the task payload must be {"args": [...], "kwargs": {...}}')
+    task_id = str(uuid.uuid4())
+    options: dict[str, Any] = {
+        "task_id": task_id,
+        "headers": {TASK_REPLAY_COUNT_HEADER: record.replay_count + 1, TASK_RECORD_HEADER: record.pk},
+    }
+    if stored.get("queue"):
+        options["queue"] = stored["queue"]
+    app.send_task(record.task_name, args=stored.get("args", []), kwargs=stored.get("kwargs", {}), **options)
+    return {"task_id": task_id, "task_name": record.task_name, "replay_count": record.replay_count + 1,
+            "payload_edited": payload is not None, "queue": stored.get("queue")}
