@@ -3,12 +3,12 @@
 * `telemetry-publishers`: a service account's whole scope (`create_service_token`
   puts its accounts here): publish telemetry and product registrations.
 * `file-uploaders`: upload sensor files (`POST /api/files/`) and follow them.
-* `operators`: the quarantine actions (quarantine/services.py) plus every read
+* `operators`: the quarantine actions (quarantine/services/actions.py) plus every read
   of the pipelines' tables, product edits and deletes, report requests and
   builds, file uploads and requeues, and the operations pages including raw
   topic messages.
 
-Migration console/0002 creates both on a real database; `roles_ensure` (after
+Migration console/0002 creates them on a real database; `roles_ensure` (after
 every migrate, and so after a test database is flushed) recreates a group
 that is missing, leaving existing ones as the admins set them.
 """

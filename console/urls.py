@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ingest.api import register_routes as register_ingest_routes
-from quarantine.api import QuarantineRecordViewSet
+from quarantine.api import register_routes as register_quarantine_routes
 from streams.urls import register_routes as register_stream_routes
 
 from . import ops
@@ -18,7 +18,7 @@ from .tokens import connect_signals
 router = DefaultRouter()
 register_stream_routes(router)  # telemetry, products, reports, order windows, sensor/activity
 register_ingest_routes(router)  # files, upload, raw readings, aggregates
-router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")
+register_quarantine_routes(router)  # quarantine records and their actions
 
 urlpatterns = [
     path("admin/ops/", include(ops.urls())),

@@ -279,3 +279,8 @@ class QuarantineRecordViewSet(viewsets.ReadOnlyModelViewSet):
         stem = (record.file_name or f"record-{record.pk}").rsplit(".", 1)[0]
         response["Content-Disposition"] = f'attachment; filename="{stem}-rejected-rows.csv"'
         return response
+
+
+def register_routes(router) -> None:
+    """Quarantine's routes on the console's router (console/urls.py)."""
+    router.register("quarantine/records", QuarantineRecordViewSet, basename="quarantine-record")

@@ -30,7 +30,7 @@ class QuarantineConfig(AppConfig):
 
 
 def _ensure_defaults(**kwargs) -> None:
-    # Migration 0003 creates the operators group and the cleanup schedule;
+    # Migration 0003 creates the cleanup schedule (and once created the operators group);
     # this recreates whichever is missing (deleted by hand, or a flushed test
     # database) without touching existing ones.
     from .services import quarantine_defaults_ensure

@@ -16,6 +16,7 @@ Imports: ingest.copybinary and Django settings; no model, no other app.
 """
 
 from .rules import Column, Contract, FileRejected, check_value, read_header
-from .stream import PassStats, RowStream
+from .stats import PassStats
+from .stream import RowStream
 
 __all__ = ["Column", "Contract", "FileRejected", "PassStats", "RowStream", "check_value", "read_header"]

@@ -23,7 +23,7 @@ from .. import copybinary
 from .rules import EPOCH_HARD_MAX, EPOCH_HARD_MIN, Column, Contract
 
 if TYPE_CHECKING:
-    from .stream import PassStats
+    from .stats import PassStats
 
 # For Arrow (RE2, ASCII digits): the row rule's number grammar, to find the values
 # of a column whose cast failed. Arrow's cast itself accepts only these forms

@@ -26,7 +26,7 @@ from .. import copybinary
 from .rules import EPOCH_HARD_MAX, EPOCH_HARD_MIN, Column
 
 if TYPE_CHECKING:
-    from .stream import PassStats
+    from .stats import PassStats
 
 _NUMBER_TYPES = frozenset({float, int})
 # JSON's number grammar: narrower than NUMBER_RE, so what orjson reads the row rules accept too.

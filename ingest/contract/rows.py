@@ -21,7 +21,7 @@ from .lines import Overlong
 from .rules import VALUE_PREVIEW, Column, Contract, check_value, preview
 
 if TYPE_CHECKING:
-    from .stream import PassStats
+    from .stats import PassStats
 
 
 class RowPath:

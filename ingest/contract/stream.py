@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -32,17 +31,7 @@ from .columns import ColumnPath
 from .lines import line_chunks
 from .rows import RowPath
 from .rules import Contract
-
-
-@dataclass
-class PassStats:
-    rows_total: int = 0
-    rows_valid: int = 0
-    rows_rejected: int = 0
-    blank_lines: int = 0
-    bytes_read: int = 0
-    error_count: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
+from .stats import PassStats
 
 
 _COPY_KINDS = {"number": copybinary.FLOAT8, "epoch": copybinary.FLOAT8, "boolean": copybinary.BOOL,

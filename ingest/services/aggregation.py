@@ -3,7 +3,7 @@ refreshed after loads (coalesced: loads mark devices, one refresh runs at a
 time). The per-file statistics are computed in the load itself (ingest/loading.py).
 
 Called by: processing.py (marks devices), the `ingest.refresh_overall_aggregates` task.
-Imports: ingest's contract, loading and models; ingest.tasks at call time.
+Imports: ingest's contract, loading and models; queues its task by name.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from ..contract import Contract
 from ..loading import aggregates_refresh_overall
 from ..models import OverallRefreshPending
 
+REFRESH_TASK = "ingest.refresh_overall_aggregates"  # ingest/tasks.py
+
 
 def refresh_overall_on_commit(devices: list[str]) -> None:
     """Mark the devices for the overall refresh (in the load's transaction) and
     queue a refresh once it commits; refreshes coalesce (aggregates_refresh)."""
-    from ..tasks import refresh_overall_aggregates
+    from celery import current_app  # by name: ingest.tasks imports the services, never the other way
 
     OverallRefreshPending.objects.bulk_create([OverallRefreshPending(device=d) for d in devices],
                                               ignore_conflicts=True)
-    transaction.on_commit(lambda: refresh_overall_aggregates.delay())
+    transaction.on_commit(lambda: current_app.send_task(REFRESH_TASK, ignore_result=True))
 
 
 def aggregates_refresh(*, devices: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ or failed, are queued again from here too.
 Called by: the `files` consumer (ingest/consumers.py), the `ingest.scan_inbox`
 task (stale files), the admin's requeue action; quarantine_source.py resets a
 file it sends back through the pipeline.
-Imports: ingest's inbox and models; ingest.tasks at call time (it imports these services).
+Imports: ingest's inbox and models; queues `ingest.process_file` by name (ingest.tasks imports these services).
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from ..inbox import PathRejected, resolve_in_inbox, safe_file_name, sha256_of
 from ..models import IngestedFile
 
 logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "ingest.process_file"  # ingest/tasks.py
 Status = IngestedFile.Status
 
 
 def queue_processing(file_id: int) -> None:
-    from ..tasks import process_file
+    from celery import current_app  # by name: ingest.tasks imports the services, never the other way
 
-    transaction.on_commit(lambda: process_file.delay(file_id))
+    transaction.on_commit(lambda: current_app.send_task(PROCESS_TASK, args=[file_id], ignore_result=True))
 
 
 def file_register(*, file_path: str, file_name: str | None) -> IngestedFile:
