@@ -3,11 +3,16 @@
     .venv/bin/python bench/consumer.py [--messages 200000] [--batch-size 5000]
 
 Produces N metric events to a fresh topic, then measures in the same run:
-  * baseline: a plain confluent-kafka consumer reading the topic (consume()
+  * bare: a plain confluent-kafka consumer reading the topic (consume()
     batches, no decoding, no database), messages/s;
+  * bare + decode: the same loop, each value parsed and validated by the
+    telemetry rules (what any consumer of this topic must do at least);
+  * arroyo: sentry-arroyo's StreamProcessor with the strategies the console
+    used before (RunTask decode -> BatchStep -> a no-op apply -> commit), no
+    database: the framework's own cost per message;
   * console: `manage.py run_consumer telemetry` (decode + validate + upsert
-    in PostgreSQL + commit), messages/s from the first row to the last;
-and prints the ratio. Not a test: it prints figures for docs/performance.md.
+    in PostgreSQL + offsets + commit), messages/s from the first row to the last;
+and prints the ratios. Not a test: it prints figures for docs/kafka.md.
 """
 
 from __future__ import annotations
@@ -30,11 +35,76 @@ django.setup()
 
 from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from streams.kafka.client import client_config  # noqa: E402
 from streams.kafka.producer import Outbound, produce_and_wait  # noqa: E402
 from streams.models import MachineMetric  # noqa: E402
+
+
+def bare_decode(topic: str, run: str, n: int, batch_size: int) -> float:
+    """consume() + orjson + the telemetry rules, per message: the floor of any consumer of the topic."""
+    from streams.kafka.decoding import decode_json_object
+    from streams.telemetry.rules import validate_metric
+
+    consumer = Consumer(client_config(**{"group.id": f"bench-{run}-decode", "auto.offset.reset": "earliest",
+                                          "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    seen, first = 0, None
+    deadline = time.monotonic() + 300
+    while seen < n and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=batch_size, timeout=1.0)
+        if batch and first is None:
+            first = time.perf_counter()
+        for m in batch:
+            if m.error() is None:
+                validate_metric(decode_json_object(m.value()))
+                seen += 1
+    secs = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    return seen / secs if secs else float("nan")
+
+
+def arroyo_noop(topic: str, run: str, n: int, batch_size: int) -> float:
+    """sentry-arroyo with decode -> batch -> no-op apply -> commit: the framework, no database."""
+    from arroyo.backends.kafka import KafkaConsumer
+    from arroyo.backends.kafka.configuration import build_kafka_consumer_configuration
+    from arroyo.commit import IMMEDIATE
+    from arroyo.processing import StreamProcessor
+    from arroyo.processing.strategies import BatchStep, CommitOffsets, ProcessingStrategyFactory, RunTask
+    from arroyo.types import Topic
+
+    from streams.kafka.decoding import decode_json_object
+    from streams.telemetry.rules import validate_metric
+
+    seen = {"n": 0, "first": None, "last": None}
+
+    def decode(message):
+        return validate_metric(decode_json_object(message.payload.value))
+
+    def apply(message):
+        if seen["first"] is None:
+            seen["first"] = time.perf_counter()
+        seen["n"] += len(message.payload)
+        if seen["n"] >= n:
+            seen["last"] = time.perf_counter()
+            processor.signal_shutdown()
+        return message.payload
+
+    class Factory(ProcessingStrategyFactory):
+        def create_with_partitions(self, commit, partitions):
+            return RunTask(decode, BatchStep(max_batch_size=batch_size, max_batch_time=0.2,
+                                             next_step=RunTask(apply, CommitOffsets(commit))))
+
+    base = client_config()
+    bootstrap = base.pop("bootstrap.servers")
+    configuration = build_kafka_consumer_configuration(default_config=base, group_id=f"bench-{run}-arroyo",
+                                                       auto_offset_reset="earliest",
+                                                       bootstrap_servers=bootstrap.split(","))
+    processor = StreamProcessor(consumer=KafkaConsumer(configuration), topic=Topic(topic),
+                                processor_factory=Factory(), commit_policy=IMMEDIATE)
+    processor.run()
+    secs = (seen["last"] or time.perf_counter()) - (seen["first"] or time.perf_counter())
+    return seen["n"] / secs if secs else float("nan")
 
 
 def main() -> None:
@@ -75,6 +145,10 @@ def main() -> None:
     consumer.close()
     raw_rate = seen / raw_secs if raw_secs else float("nan")
     print(f"baseline: bare confluent-kafka consume()  {seen:,} msgs in {raw_secs:.2f}s = {raw_rate:,.0f} msgs/s")
+    decode_rate = bare_decode(topic, run, n, args.batch_size)
+    print(f"baseline: bare consume() + decode         {n:,} msgs = {decode_rate:,.0f} msgs/s")
+    arroyo_rate = arroyo_noop(topic, run, n, args.batch_size)
+    print(f"option:   arroyo strategies, no database  {n:,} msgs = {arroyo_rate:,.0f} msgs/s")
 
     env = dict(os.environ, KAFKA_TOPIC_METRICS=topic, KAFKA_TOPIC_WORKORDERS=other,
                KAFKA_TOPIC_DEAD_LETTERS=dlq, CONSUMER_GROUP_PREFIX=f"bench-{run}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
@@ -103,7 +177,8 @@ def main() -> None:
         rate = n / secs
         print(f"console: run_consumer telemetry             {n:,} rows in {secs:.2f}s = {rate:,.0f} msgs/s "
               f"(batch {args.batch_size}, {args.partitions} partitions, one process)")
-        print(f"ratio console / bare consume: {rate / raw_rate:.2f}")
+        print(f"ratio console / bare consume: {rate / raw_rate:.2f}; console / bare consume + decode: "
+              f"{rate / decode_rate:.2f}; arroyo alone / bare consume + decode: {arroyo_rate / decode_rate:.2f}")
     rows.delete()
     for f in admin.delete_topics([topic, other, dlq]).values():
         f.result()

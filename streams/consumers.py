@@ -16,6 +16,7 @@ register(ConsumerSpec(
     topics=("metrics", "workorders"),
     decode=telemetry.decode,
     handle_batch=telemetry.handle_batch,
+    offsets_in_db=True,
     description="Machine metrics and work orders -> PostgreSQL (idempotent upserts).",
 ))
 register(ConsumerSpec(
@@ -32,6 +33,7 @@ register(ConsumerSpec(
     decode=orders.decode_processed_order,
     handle_batch=orders.handle_order_windows,
     dead_letter_topic="orders_dlq",
+    offsets_in_db=True,
     description="Processed orders -> per-product tumbling windows (exactly once) -> product-metrics.",
 ))
 register(ConsumerSpec(
@@ -46,6 +48,7 @@ register(ConsumerSpec(
     topics=("processed_data",),
     decode=activity.decode_processed,
     handle_batch=activity.handle_sink,
+    offsets_in_db=True,
     description="processed_data -> sensor/activity tables (idempotent), exported as CSV.",
 ))
 register(ConsumerSpec(

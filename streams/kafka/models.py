@@ -43,3 +43,26 @@ class ConsumerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer} {self.member} {self.state}"
+
+
+class ConsumerOffset(models.Model):
+    """The next offset to apply, per consumer group and partition, for the consumers that keep
+    their positions in PostgreSQL (ConsumerSpec.offsets_in_db).
+
+    Written in the same transaction as each batch's effects (streams.kafka.offsets), so a
+    replay after a crash between the database commit and the Kafka commit is skipped; the
+    offsets are still committed to Kafka afterwards, so lag and Kafka's tools see them.
+    """
+
+    group = models.CharField(max_length=255)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    next_offset = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "topic", "partition"],
+                                               name="consumeroffset_position")]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.topic}[{self.partition}] @ {self.next_offset}"

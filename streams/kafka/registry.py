@@ -84,6 +84,15 @@ class ConsumerSpec:
     dead_letter_topic: str = "dead_letters"  # logical topic name
     description: str = ""
     group: str | None = None  # defaults to "<CONSUMER_GROUP_PREFIX>-<name>"
+    # Keep the consumed positions in PostgreSQL, in each batch's transaction (offsets.py): a
+    # batch is applied once even if the process dies between the database commit and the
+    # Kafka commit. Only for consumers whose outbound, if any, is state republished later:
+    # a batch skipped on replay does not publish again.
+    offsets_in_db: bool = False
+    # Work due by the clock (closing windows on a quiet stream): called by the runtime inside
+    # a transaction at most every CONSUMER_TICK_SECONDS, also when no message arrives; its
+    # outbound is published like a batch's.
+    tick: Callable[[], BatchOutcome] | None = None
 
     def group_id(self) -> str:
         from django.conf import settings

@@ -1,65 +1,60 @@
-"""Runs a registered consumer on sentry-arroyo.
+"""Runs a registered consumer: a batch loop over confluent-kafka's `consume()`.
 
-The arroyo pipeline for every consumer is
-
-    decode (per message) -> batch (size/time) -> apply (one DB transaction)
-        -> publish outbound + dead letters, wait for acks -> commit offsets
+    consume(num_messages=N) until the batch is full or its time is up
+        -> decode each message (apply.decode_message)
+        -> apply the batch (apply.apply_batch: one DB transaction, then the
+           outbound and dead letters published and acknowledged)
+        -> commit the offsets after the batch
 
 so offsets reach the broker only after the batch's transaction committed and
 everything it produced was acknowledged. A crash anywhere before the commit
-replays the batch; handlers write idempotently, so a replay changes nothing.
+replays the batch; handlers write idempotently, and a consumer with
+`offsets_in_db` skips what its transaction already applied (offsets.py).
 
-Faults (the rules are in faults.py): a message the database refuses is found
-by bisecting the batch in savepoints and dead-lettered with the error, and the
-rest of the batch is applied (`apply_isolating`). A transient fault or a
-systemic one leaves the batch uncommitted; arroyo holds it while the runtime
-backs off and tries again, and the heartbeat (heartbeat.py) says why.
-Arroyo drives rebalances: on revocation it flushes the batch in flight through
-the same steps before giving the partitions up, and on SIGTERM/SIGINT it stops
-after that batch.
+The loop holds no per-message framework: librdkafka hands over whole arrays,
+and the work per message is the consumer's own decode. docs/kafka.md gives
+the figures that chose this over arroyo's strategies.
 
-Long: the arroyo strategies and the steps between them are one loop, read in
-order; the fault rules and the heartbeat live in their own modules.
+Faults: when a batch cannot be applied (PostgreSQL or Kafka away, a systemic
+failure, a bug), it is held, neither committed nor dropped. The assigned
+partitions are paused, so the loop keeps calling `consume()` (the member
+stays in its group and rebalances are served) without fetching, and the batch
+is tried again after a backoff (faults.py); the heartbeat (heartbeat.py) says
+why. A commit the broker refuses (it is away, or this member was dropped from
+the group meanwhile) is logged and let go: the batch is applied, so its
+offsets go with the next commit, or the next owner replays it idempotently.
+
+Rebalances: when partitions are revoked, the batch in flight is applied and
+committed first, in the callback; a batch that cannot be applied then is let
+go uncommitted, for the next owner to replay. On SIGTERM/SIGINT the loop stops
+after the batch in flight. Imports the platform only.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from arroyo.backends.kafka import KafkaConsumer, KafkaPayload
-from arroyo.backends.kafka.configuration import build_kafka_consumer_configuration
-from arroyo.commit import IMMEDIATE
-from arroyo.processing import StreamProcessor
-from arroyo.processing.strategies import (
-    BatchStep,
-    CommitOffsets,
-    ProcessingStrategy,
-    ProcessingStrategyFactory,
-    RunTask,
-)
-from arroyo.processing.strategies.batching import ValuesBatch
-from arroyo.processing.strategies.healthcheck import Healthcheck
-from arroyo.types import BrokerValue, Commit, Message, Partition, Topic
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
-import psycopg2
-from arroyo.processing.strategies import MessageRejected as BackPressure
-from arroyo.utils.retries import RetryException
-from confluent_kafka import KafkaException
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection
 
+from . import offsets
+from .apply import apply_batch, apply_tick, decode_message
 from .client import client_config
 from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
 from .heartbeat import Pulse
-from .producer import Outbound, produce_and_wait
-from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, record_dead_letters
+from .registry import ConsumerSpec, Envelope
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
+
+Key = tuple[str, int]  # (topic, partition)
 
 
 @dataclass(frozen=True)
@@ -70,243 +65,220 @@ class RunOptions:
     healthcheck_file: str | None = None
 
 
-def decode_envelope(spec: ConsumerSpec, payload: KafkaPayload, value: BrokerValue[Any]) -> Envelope:
-    envelope = Envelope(
-        topic=value.partition.topic.name,
-        partition=value.partition.index,
-        offset=value.offset,
-        key=payload.key,
-        headers=list(payload.headers),
-        raw=payload.value or b"",
-        timestamp=value.timestamp,
-    )
-    try:
-        envelope.value = spec.decode(envelope)
-    except MessageRejected as exc:
-        envelope.rejection = exc
-    except Exception as exc:  # a decoder bug must not block the partition either
-        logger.exception("consumer_decode_crashed consumer=%s", spec.name)
-        envelope.rejection = MessageRejected(f"decoder error: {type(exc).__name__}: {exc}")
-    return envelope
+def consumer_config(spec: ConsumerSpec, options: RunOptions) -> dict[str, Any]:
+    return client_config(**{
+        "group.id": spec.group_id(),
+        "client.id": f"console-{spec.name}",
+        "auto.offset.reset": options.auto_offset_reset,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+        # librdkafka prefetches whole batches in its own thread: a full batch is usually waiting.
+        "queued.min.messages": max(options.batch_size * 2, 10000),
+    })
 
 
-def dead_letter_message(spec: ConsumerSpec, rejection: Rejection) -> Outbound:
-    """The dead-letter record: the original bytes, with origin and reason in headers."""
-    env = rejection.envelope
-    headers = [(k, v) for k, v in env.headers if not k.startswith("x-dlq-")]
-    headers += [
-        ("x-dlq-reason", rejection.reason.encode()[:1000]),
-        ("x-dlq-consumer", spec.name.encode()),
-        ("x-dlq-original-topic", env.topic.encode()),
-        ("x-dlq-original-partition", str(env.partition).encode()),
-        ("x-dlq-original-offset", str(env.offset).encode()),
-    ]
-    return Outbound(topic=topic_name(spec.dead_letter_topic), value=env.raw, key=env.key, headers=headers)
+class BatchLoop:
+    """One consumer process: its Kafka consumer, the batch in flight and its fault state."""
 
-
-def _refusal(envelope: Envelope, exc: Exception) -> Rejection:
-    """A message that failed on its own while its batch was applied: the error is the reason."""
-    from django.db import DatabaseError
-
-    error = describe(exc)
-    origin = "refused by the database" if isinstance(exc, (DatabaseError, psycopg2.Error)) else "handler error"
-    return Rejection(
-        envelope=envelope,
-        reason=f"{origin}: {error}",
-        errors=[{"field": None, "rule": "database" if origin.startswith("refused") else "handler",
-                 "message": error}],
-    )
-
-
-def _merge(first: BatchOutcome, second: BatchOutcome) -> BatchOutcome:
-    return BatchOutcome(outbound=first.outbound + second.outbound, rejected=first.rejected + second.rejected,
-                        applied=first.applied + second.applied)
-
-
-def apply_isolating(spec: ConsumerSpec, envelopes: Sequence[Envelope]) -> tuple[BatchOutcome, list[Rejection]]:
-    """Run the handler on `envelopes` in a savepoint; if it fails for a reason that is not
-    transient, bisect: each half in its own savepoint, down to the single messages that
-    fail on their own. Returns the merged outcome and those messages as refusals.
-
-    A batch with one poison message costs about 2*log2(batch) extra handler calls; a
-    clean batch costs one savepoint."""
-    try:
-        with transaction.atomic():
-            return spec.handle_batch(envelopes), []
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        if len(envelopes) == 1:
-            envelope = envelopes[0]
-            logger.warning(
-                "consumer_message_refused consumer=%s topic=%s partition=%s offset=%s error=%s",
-                spec.name, envelope.topic, envelope.partition, envelope.offset, describe(exc),
-            )
-            return BatchOutcome(), [_refusal(envelope, exc)]
-    middle = len(envelopes) // 2
-    first, refused_first = apply_isolating(spec, envelopes[:middle])
-    second, refused_second = apply_isolating(spec, envelopes[middle:])
-    return _merge(first, second), refused_first + refused_second
-
-
-@dataclass
-class AppliedBatch:
-    outcome: BatchOutcome
-    refused: int  # messages the database (or the handler) refused, dead-lettered with the error
-
-
-def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: DlqLimit | None = None) -> AppliedBatch:
-    """Apply one batch: the handler and the dead-letter records in one transaction,
-    then publish and wait for the broker.
-
-    Messages that fail on their own are found by bisection and dead-lettered with
-    the error; the rest of the batch is applied. Transient errors (database or broker
-    away) and a systemic failure (`limit`) propagate, with nothing committed, for the
-    caller to retry the whole batch after a backoff."""
-    valid = [e for e in envelopes if e.rejection is None]
-    decode_rejections = [
-        Rejection(envelope=e, reason=e.rejection.reason, errors=e.rejection.errors)
-        for e in envelopes
-        if e.rejection is not None
-    ]
-    close_old_connections()
-    with transaction.atomic():
-        outcome, refused = apply_isolating(spec, valid) if valid else (BatchOutcome(), [])
-        if limit is not None:
-            limit.check(refused=len(refused), accepted=len(valid) - len(refused))
-        outcome.rejected = decode_rejections + outcome.rejected + refused
-        if outcome.rejected:
-            record_dead_letters(consumer=spec.name, rejections=outcome.rejected)
-    if limit is not None:
-        limit.record(refused=len(refused), accepted=len(valid) - len(refused))
-    outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
-    if outbound:
-        produce_and_wait(outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
-    return AppliedBatch(outcome=outcome, refused=len(refused))
-
-
-class _ApplyStep(ProcessingStrategy[ValuesBatch[Envelope]]):
-    """Applies each batch, then hands it to CommitOffsets.
-
-    When applying fails (PostgreSQL or Kafka away, a systemic failure, a bug), the
-    batch is neither committed nor dropped: the step raises arroyo's MessageRejected,
-    so arroyo holds the batch, pauses the partitions and keeps polling (the consumer
-    stays in its group), and the batch is tried again after a backoff. Nothing is
-    lost and the process never exits over it."""
-
-    def __init__(self, owner: "_Strategy", next_step: ProcessingStrategy[Any]) -> None:
-        self.owner = owner
-        self.next_step = next_step
-
-    def submit(self, message: Message[ValuesBatch[Envelope]]) -> None:
-        owner = self.owner
-        wait = owner.backoff.remaining()
-        if wait > 0:
-            if owner.stopping:
-                return self._leave(message)
-            time.sleep(min(wait, 0.05))
-            raise BackPressure()
-        try:
-            owner.apply([v.payload for v in message.payload])
-        except Exception as exc:
-            owner.failed(exc)
-            if owner.stopping:
-                return self._leave(message)
-            raise BackPressure() from exc
-        owner.recovered()
-        self.next_step.submit(message)
-
-    def _leave(self, message: Message[ValuesBatch[Envelope]]) -> None:
-        logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
-                       self.owner.spec.name, len(message.payload))
-
-    def poll(self) -> None:
-        self.owner.pulse.beat()
-        self.next_step.poll()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.next_step.join(timeout)
-
-    def close(self) -> None:
-        self.next_step.close()
-
-    def terminate(self) -> None:
-        self.next_step.terminate()
-
-
-class _SafeCommit(ProcessingStrategy[Any]):
-    """CommitOffsets that outlives a broker restart.
-
-    A commit refused because the broker is away, or because this member was dropped
-    from the group meanwhile (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, NOT_COORDINATOR),
-    is logged and let go: the batch is already applied, so its offsets go with the next
-    commit that succeeds, or the batch is replayed (idempotently) by whoever owns the
-    partition next. Raising instead would crash the consumer in arroyo's revocation
-    callback, which is where a dropped member ends up."""
-
-    def __init__(self, commit: Commit, consumer: str) -> None:
-        self.inner = CommitOffsets(commit)
-        self.consumer = consumer
-
-    def _guard(self, call: Any, *args: Any) -> None:
-        try:
-            call(*args)
-        except (KafkaException, RetryException) as exc:  # arroyo wraps a failed commit in RetryException
-            logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
-                           self.consumer, describe(exc))
-
-    def submit(self, message: Message[Any]) -> None:
-        self._guard(self.inner.submit, message)
-
-    def poll(self) -> None:
-        self._guard(self.inner.poll)
-
-    def join(self, timeout: float | None = None) -> None:
-        self._guard(self.inner.join, timeout)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def terminate(self) -> None:
-        self.inner.terminate()
-
-
-class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
     def __init__(self, spec: ConsumerSpec, options: RunOptions) -> None:
         self.spec = spec
         self.options = options
+        self.topics = [topic_name(t) for t in spec.topics]
+        self.consumer = Consumer(consumer_config(spec, options))
         self.totals = {"batches": 0, "messages": 0, "applied": 0, "rejected": 0}
         self.backoff = Backoff(cap=settings.CONSUMER_BACKOFF_MAX_SECONDS)
         self.limit = DlqLimit(max_consecutive=settings.CONSUMER_DLQ_MAX_CONSECUTIVE)
-        self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(),
-                           topics=[topic_name(t) for t in spec.topics])
+        self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(), topics=self.topics)
         self.stopping = False
+        self.pending: list[Envelope] = []  # consumed, not yet applied
+        self.held = False  # the pending batch failed and waits for a retry (partitions paused)
+        self.next_offset: dict[Key, int] = {}  # per assigned partition: the offset after what we took
+        self.skip_below: dict[Key, int] = {}  # offsets_in_db: what the database says is applied
+        self.stale: set[Key] = set()  # partitions that delivered while paused: seek back on resume
+        self.last_tick = time.monotonic()
+        self.last_health = 0.0
 
-    def _decode(self, message: Message[KafkaPayload]) -> Envelope:
-        value = message.value
-        assert isinstance(value, BrokerValue)
-        return decode_envelope(self.spec, message.payload, value)
+    # ---------------------------------------------------------------- rebalance callbacks
 
-    def apply(self, envelopes: list[Envelope]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        if self.spec.offsets_in_db:
+            stored = self._db_positions(keys)
+            committed = {(p.topic, p.partition): p.offset for p in consumer.committed(partitions, timeout=10)}
+            for p in partitions:
+                key = (p.topic, p.partition)
+                if key in stored and stored[key] > committed.get(key, OFFSET_INVALID):
+                    p.offset = stored[key]  # applied in PostgreSQL, not yet committed to Kafka
+                    self.skip_below[key] = stored[key]
+            consumer.assign(partitions)
+        logger.info("consumer_assigned consumer=%s partitions=%s", self.spec.name,
+                    ",".join(f"{t}[{p}]" for t, p in keys))
+
+    def _db_positions(self, keys: list[Key]) -> dict[Key, int]:
+        for attempt in range(30):
+            try:
+                close_old_connections()
+                return offsets.positions(self.spec.group_id(), keys)
+            except Exception as exc:
+                if not is_transient(exc) or attempt == 29:
+                    raise
+                logger.warning("consumer_positions_waiting consumer=%s error=%s", self.spec.name, describe(exc))
+                connection.close()
+                time.sleep(min(2.0, 0.1 * 2 ** attempt))
+        return {}
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The partitions are already someone else's (the member was dropped): let the batch go."""
+        self.held = True  # nothing of it may be committed now
+        self._on_revoke(consumer, partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.pending and not self.held:
+            self._apply_and_commit()  # the batch in flight goes first, as the partitions go
+        if self.pending:
+            logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (the next owner replays it)",
+                           self.spec.name, len(self.pending))
+        self.pending, self.held = [], False
+        for p in partitions:
+            key = (p.topic, p.partition)
+            self.next_offset.pop(key, None)
+            self.skip_below.pop(key, None)
+            self.stale.discard(key)
+        logger.info("consumer_revoked consumer=%s partitions=%d", self.spec.name, len(partitions))
+
+    # ---------------------------------------------------------------------------- loop
+
+    def run(self) -> dict[str, int]:
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
+        self.pulse.beat(force=True)
+        try:
+            while not self.stopping:
+                self._step()
+            if self.pending and not self.held:
+                self._apply_and_commit()
+            elif self.pending:
+                logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
+                               self.spec.name, len(self.pending))
+        finally:
+            self.consumer.close()
+        return self.totals
+
+    def _step(self) -> None:
+        self._touch_healthcheck()
+        self.pulse.beat()
+        if self.held:
+            return self._retry_held()
+        self._fill()
+        if self.pending:
+            self._apply_and_commit()
+        self._maybe_tick()
+
+    def _fill(self) -> None:
+        """Take messages until the batch is full or its time is up (the time runs from the first)."""
+        size, started = self.options.batch_size, None
+        window = self.options.batch_time_ms / 1000.0
+        while len(self.pending) < size and not self.stopping:
+            wait = window if started is None else window - (time.monotonic() - started)
+            if wait <= 0:
+                break
+            messages = self.consumer.consume(num_messages=size - len(self.pending), timeout=min(wait, 1.0))
+            if messages:
+                started = started or time.monotonic()
+                self._take(messages)
+            elif started is None:
+                break  # a quiet topic: let the loop beat, tick and look at the stop flag
+
+    def _take(self, messages: list[Any]) -> None:
+        decode, spec = decode_message, self.spec
+        skip = self.skip_below
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    logger.warning("consumer_fetch_error consumer=%s error=%s", spec.name, error)
+                continue
+            key = (message.topic(), message.partition())
+            offset = message.offset()
+            if skip and offset < skip.get(key, -1):
+                continue  # applied in PostgreSQL before a crash: never twice
+            self.next_offset[key] = offset + 1
+            self.pending.append(decode(spec, message))
+
+    def _apply_and_commit(self) -> None:
+        batch = self.pending
         started = time.monotonic()
-        applied = apply_batch(self.spec, envelopes, limit=self.limit)
+        try:
+            applied = apply_batch(self.spec, batch, limit=self.limit)
+        except Exception as exc:
+            self._failed(exc)
+            self._hold()
+            return
+        self._recovered()
+        self.pending = []
+        self._commit(batch)
         outcome = applied.outcome
         self.totals["batches"] += 1
-        self.totals["messages"] += len(envelopes)
+        self.totals["messages"] += len(batch)
         self.totals["applied"] += outcome.applied
         self.totals["rejected"] += len(outcome.rejected)
-        self.pulse.batch_done(messages=len(envelopes), applied=outcome.applied,
+        self.pulse.batch_done(messages=len(batch), applied=outcome.applied,
                               dead_lettered=len(outcome.rejected), refused=applied.refused)
         logger.info(
             "consumer_batch consumer=%s messages=%d applied=%d rejected=%d refused=%d published=%d ms=%.1f",
-            self.spec.name, len(envelopes), outcome.applied, len(outcome.rejected), applied.refused,
+            self.spec.name, len(batch), outcome.applied, len(outcome.rejected), applied.refused,
             len(outcome.outbound), (time.monotonic() - started) * 1000,
         )
 
-    def failed(self, exc: Exception) -> None:
-        """A batch could not be applied: back off, say why (logs, heartbeat)."""
-        from django.db import connection
+    def _commit(self, batch: list[Envelope]) -> None:
+        ends: dict[Key, int] = {}
+        for e in batch:
+            ends[(e.topic, e.partition)] = max(ends.get((e.topic, e.partition), 0), e.offset + 1)
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
+                           self.spec.name, describe(exc))
 
+    # --------------------------------------------------------------------- held batches
+
+    def _hold(self) -> None:
+        """Keep the failed batch; pause fetching so `consume()` only serves the group."""
+        if not self.held:
+            self.held = True
+            assignment = self.consumer.assignment()
+            if assignment:
+                self.consumer.pause(assignment)
+
+    def _retry_held(self) -> None:
+        wait = self.backoff.remaining()
+        if wait > 0:
+            for message in self.consumer.consume(num_messages=100, timeout=min(wait, 0.2)):
+                if message.error() is None:  # fetched before the pause took hold: taken again later
+                    key = (message.topic(), message.partition())
+                    self.next_offset.setdefault(key, message.offset())
+                    self.stale.add(key)
+            return
+        if self.stopping:
+            return
+        self.held = False
+        self._apply_and_commit()
+        if not self.held:
+            self._resume()
+
+    def _resume(self) -> None:
+        assignment = self.consumer.assignment()
+        for key in self.stale:
+            if key in self.next_offset:
+                self.consumer.seek(TopicPartition(key[0], key[1], self.next_offset[key]))
+        self.stale.clear()
+        if assignment:
+            self.consumer.resume(assignment)
+
+    def _failed(self, exc: Exception) -> None:
+        """A batch could not be applied: back off, say why (logs, heartbeat)."""
         delay = self.backoff.fail()
         if isinstance(exc, SystemicFailure):
             state, what = "paused", "consumer_paused"
@@ -326,71 +298,31 @@ class _Strategy(ProcessingStrategyFactory[KafkaPayload]):
         if state == "paused" or self.backoff.failures == 1:
             self.pulse.beat(force=True)
 
-    def recovered(self) -> None:
+    def _recovered(self) -> None:
         if self.backoff.failures:
             logger.info("consumer_resumed consumer=%s after=%d attempts", self.spec.name, self.backoff.failures)
         self.backoff.reset()
 
-    def create_with_partitions(
-        self, commit: Commit, partitions: Mapping[Partition, int]
-    ) -> ProcessingStrategy[KafkaPayload]:
-        apply: ProcessingStrategy[Any] = _ApplyStep(self, _SafeCommit(commit, self.spec.name))
-        batch = BatchStep(
-            max_batch_size=self.options.batch_size,
-            max_batch_time=self.options.batch_time_ms / 1000.0,
-            next_step=apply,
-        )
-        decode: ProcessingStrategy[KafkaPayload] = RunTask(self._decode, batch)
-        if self.options.healthcheck_file:
-            # Touched on every poll while partitions are assigned: a liveness probe.
-            return Healthcheck(self.options.healthcheck_file, decode)
-        return decode
+    # ----------------------------------------------------------------- clock and health
 
+    def _maybe_tick(self) -> None:
+        if self.spec.tick is None or time.monotonic() - self.last_tick < settings.CONSUMER_TICK_SECONDS:
+            return
+        self.last_tick = time.monotonic()
+        try:
+            apply_tick(self.spec)
+        except Exception as exc:  # the next tick tries again; a tick never stops the consumer
+            logger.warning("consumer_tick_failed consumer=%s error=%s", self.spec.name, describe(exc))
+            try:
+                connection.close()
+            except Exception:
+                pass
 
-class _MultiTopicConsumer(KafkaConsumer):
-    """Arroyo's StreamProcessor subscribes to one topic; some of our consumers
-    read several (telemetry reads metrics and workorders), so subscribe to all.
-
-    The processor also polls with a fixed 1 s timeout and only looks at the
-    open batch between polls, so on a quiet topic a lone message waited up to
-    1 s past --batch-time (a file event took 1.0 s to be registered). Polls
-    are capped at `max_wait` seconds, which bounds that wait by the batch time."""
-
-    def __init__(self, configuration: Mapping[str, Any], topics: Sequence[Topic], max_wait: float = 1.0) -> None:
-        super().__init__(dict(configuration))
-        self._all_topics = list(topics)
-        self._max_wait = max_wait
-
-    def poll(self, timeout: float | None = None):  # type: ignore[override]
-        return super().poll(self._max_wait if timeout is None else min(timeout, self._max_wait))
-
-    def subscribe(self, topics, on_assign=None, on_revoke=None) -> None:  # type: ignore[override]
-        super().subscribe(self._all_topics, on_assign=on_assign, on_revoke=on_revoke)
-
-
-def build_processor(spec: ConsumerSpec, options: RunOptions) -> tuple[StreamProcessor[KafkaPayload], _Strategy]:
-    base = client_config()
-    bootstrap = base.pop("bootstrap.servers")
-    configuration = build_kafka_consumer_configuration(
-        default_config=base,
-        group_id=spec.group_id(),
-        auto_offset_reset=options.auto_offset_reset,
-        bootstrap_servers=bootstrap.split(","),
-        enable_auto_commit=False,
-        override_params={"client.id": f"console-{spec.name}"},
-    )
-    topics = [Topic(topic_name(t)) for t in spec.topics]
-    consumer = _MultiTopicConsumer(configuration, topics,
-                                   max_wait=min(max(options.batch_time_ms / 1000.0, 0.01), 1.0))
-    factory = _Strategy(spec, options)
-    processor = StreamProcessor(
-        consumer=consumer,
-        topic=topics[0],
-        processor_factory=factory,
-        commit_policy=IMMEDIATE,
-        join_timeout=60.0,
-    )
-    return processor, factory
+    def _touch_healthcheck(self) -> None:
+        path = self.options.healthcheck_file
+        if path and time.monotonic() - self.last_health >= 1.0:
+            self.last_health = time.monotonic()
+            Path(path).touch()
 
 
 def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
@@ -399,27 +331,24 @@ def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
     The process exits only on a signal or on a fault of the runtime itself (never
     because of a message): then its heartbeat says `crashed` with the error, and the
     supervisor starts it again."""
-    processor, factory = build_processor(spec, options)
+    loop = BatchLoop(spec, options)
 
     def _stop(signum: int, _frame: Any) -> None:
         logger.info("consumer_stopping consumer=%s signal=%s", spec.name, signal.Signals(signum).name)
-        factory.stopping = True
-        processor.signal_shutdown()
+        loop.stopping = True
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     logger.info(
-        "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d",
-        spec.name, spec.group_id(), ",".join(topic_name(t) for t in spec.topics),
-        options.batch_size, options.batch_time_ms,
+        "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d pid=%d",
+        spec.name, spec.group_id(), ",".join(loop.topics), options.batch_size, options.batch_time_ms, os.getpid(),
     )
-    factory.pulse.beat(force=True)
     try:
-        processor.run()
+        totals = loop.run()
     except BaseException as exc:
-        factory.pulse.set_state("crashed", describe(exc, 1000))
-        factory.pulse.beat(force=True)
+        loop.pulse.set_state("crashed", describe(exc, 1000))
+        loop.pulse.beat(force=True)
         raise
-    factory.pulse.set_state("stopped", "")
-    factory.pulse.beat(force=True)
-    return factory.totals
+    loop.pulse.set_state("stopped", "")
+    loop.pulse.beat(force=True)
+    return totals

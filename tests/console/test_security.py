@@ -300,9 +300,9 @@ def test_kafka_client_config_reaches_every_client(settings, monkeypatch):
 
     assert sasl.items() <= producer.producer_config().items()
     assert sasl.items() <= acks._web_config().items()
-    monkeypatch.setattr(runtime, "build_kafka_consumer_configuration", capture("consumer"))
+    monkeypatch.setattr(runtime, "Consumer", capture("consumer"))
     with pytest.raises(_Stop):
-        runtime.build_processor(consumers()["telemetry"], runtime.RunOptions(batch_size=10, batch_time_ms=100))
+        runtime.BatchLoop(consumers()["telemetry"], runtime.RunOptions(batch_size=10, batch_time_ms=100))
     monkeypatch.setattr(topics, "AdminClient", capture("admin"))
     with pytest.raises(_Stop):
         topics.admin_client()
