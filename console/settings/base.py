@@ -274,6 +274,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# The workers & queues page (/admin/ops/celery/) asks the workers with this
+# timeout, so it answers quickly when none (or no broker) is there; it shows at
+# most CELERY_QUEUE_PEEK queued messages per queue, with a Revoke button each.
+CELERY_INSPECT_TIMEOUT_SECONDS = env.float("CELERY_INSPECT_TIMEOUT_SECONDS", default=1.0)
+CELERY_QUEUE_PEEK = env.int("CELERY_QUEUE_PEEK", default=20)
 
 # ------------------------------------------------------------------------- Kafka
 KAFKA_BOOTSTRAP_SERVERS = _required("KAFKA_BOOTSTRAP_SERVERS")
