@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees the final status of every request Django answers (console/metrics.py).
+    "console.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A body over INGEST_MAX_UPLOAD_BYTES: 413 before anything reads it (console/uploads.py).
     "console.uploads.UploadLimitMiddleware",
