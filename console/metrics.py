@@ -10,7 +10,15 @@ and any web worker can answer a scrape:
   timeout; left out when the broker does not answer);
 * files by status and rows loaded, from the ingest tables;
 * open quarantine by source;
-* this process's producer deliveries and failures.
+* this process's producer deliveries and failures;
+* Celery task results by task and state, from the results table
+  (django-celery-results; one aggregate query): a worker is another process,
+  so a counter kept there could not be read here;
+* requests Django answered, by route, method and status: every web process
+  counts in memory (RequestMetricsMiddleware) and adds its counts to one Redis
+  hash at most once a second, so a scrape of any process sees them all.
+  Requests answered before Django (the ASGI telemetry fast path, BodyLimit's
+  413) are not counted.
 
 Access: a scrape needs `Authorization: Bearer <METRICS_TOKEN>` when that is set,
 otherwise it must come from an address in METRICS_ALLOWED_ADDRESSES (loopback
@@ -21,6 +29,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -44,6 +55,8 @@ class ConsoleCollector:
         yield from self._files()
         yield from self._quarantine()
         yield from self._producer()
+        yield from self._celery()
+        yield from self._requests()
 
     @staticmethod
     def _consumers() -> Iterator[Metric]:
@@ -133,6 +146,119 @@ class ConsoleCollector:
         family.add_metric(["delivered"], stats.delivered)
         family.add_metric(["failed"], stats.failed)
         yield family
+
+
+    @staticmethod
+    def _celery() -> Iterator[Metric]:
+        from django_celery_results.models import TaskResult
+
+        family = GaugeMetricFamily(
+            "console_celery_task_results",
+            "Celery task results kept (CELERY_RESULT_RETENTION_DAYS) by task and state; tasks with "
+            "ignore_result appear only when they fail.", labels=["task", "state"])
+        for task, state, n in (TaskResult.objects.values_list("task_name", "status").order_by()
+                               .annotate(n=Count("id")).values_list("task_name", "status", "n")):
+            family.add_metric([task or "unknown", state], n)
+        yield family
+
+    @staticmethod
+    def _requests() -> Iterator[Metric]:
+        request_counts.flush(force=True)
+        try:
+            counts = request_counts.read()
+        except Exception as exc:  # Redis is away: no request counts this scrape
+            logger.warning("metrics_requests_unavailable error=%s", exc)
+            return
+        family = CounterMetricFamily("console_http_requests", "Requests Django answered, by route, method "
+                                     "and status (all web processes).", labels=["route", "method", "status"])
+        for (route, method, status), n in sorted(counts.items()):
+            family.add_metric([route, method, status], n)
+        yield family
+
+
+# ------------------------------------------------------- requests by route
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+class RequestCounts:
+    """Per-process counts, added to a Redis hash (HINCRBY, one pipeline) at most every
+    `interval` seconds from a request's thread; after a failed flush the counts are
+    kept and the next try waits `backoff` seconds, so a Redis outage costs requests
+    nothing but one short timeout now and then. The labels are bounded (route names,
+    seven methods, status codes), and so is the memory kept while Redis is away."""
+
+    def __init__(self, interval: float = 1.0, backoff: float = 10.0) -> None:
+        self.interval, self.backoff = interval, backoff
+        self._counts: Counter[tuple[str, str, int]] = Counter()
+        self._lock = threading.Lock()
+        self._next_flush = 0.0
+        self._client = None
+
+    def key(self) -> str:
+        from django.db import connection
+
+        # One hash per database: a deployment's web processes share it, test runs do not.
+        return f"console-metrics:{connection.settings_dict['NAME']}:http_requests"
+
+    def client(self):
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.2,
+                                                socket_connect_timeout=0.2)
+        return self._client
+
+    def add(self, route: str, method: str, status: int) -> None:
+        with self._lock:
+            self._counts[(route, method if method in _METHODS else "other", status)] += 1
+            due = time.monotonic() >= self._next_flush
+        if due:
+            self.flush()
+
+    def flush(self, *, force: bool = False) -> None:
+        with self._lock:
+            if not self._counts or (not force and time.monotonic() < self._next_flush):
+                return
+            pending, self._counts = self._counts, Counter()
+            self._next_flush = time.monotonic() + self.interval
+        try:
+            pipe = self.client().pipeline(transaction=False)
+            key = self.key()
+            for (route, method, status), n in pending.items():
+                pipe.hincrby(key, f"{route}|{method}|{status}", n)
+            pipe.execute()
+        except Exception as exc:  # keep the counts for the next try
+            with self._lock:
+                self._counts.update(pending)
+                self._next_flush = time.monotonic() + self.backoff
+            logger.warning("metrics_requests_flush_failed error=%s", exc)
+
+    def read(self) -> dict[tuple[str, str, str], int]:
+        out = {}
+        for field, n in self.client().hgetall(self.key()).items():
+            route, method, status = field.decode().rsplit("|", 2)
+            out[(route, method, status)] = int(n)
+        return out
+
+
+request_counts = RequestCounts()
+
+
+class RequestMetricsMiddleware:
+    """Counts each response Django sends by the view's route name (`metric-list`,
+    `admin:index`; the URL pattern for a route without a name; `unmatched` when no
+    route matched: a 404, or a middleware's answer before resolving)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = (match.view_name or match.route or "unnamed") if match else "unmatched"
+        request_counts.add(route[:200], request.method or "", response.status_code)
+        return response
 
 
 _registry = CollectorRegistry(auto_describe=False)

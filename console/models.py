@@ -1,4 +1,5 @@
-"""Permissions of the operations pages (console/ops.py), which have no model of their own.
+"""The console's own models: the permissions of the operations pages and the
+audit log of operator actions that belong to no app (Celery tasks).
 
 `Operations` has no table (managed = False): it only carries the permissions,
 so they can be granted to users and groups like any other.
@@ -6,6 +7,7 @@ so they can be granted to users and groups like any other.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -17,4 +19,34 @@ class Operations(models.Model):
             ("view_operations", "Can view the operations dashboard and the Kafka topics"),
             # Raw messages carry whatever producers put in them: a permission of their own.
             ("view_topic_messages", "Can read recent messages of Kafka topics"),
+            # Celery (console/celery_ops.py): re-running a task and dropping a queued one.
+            ("retry_task", "Can retry a failed Celery task with its original arguments"),
+            ("revoke_task", "Can revoke a queued Celery task"),
         ]
+
+
+class AuditEntry(models.Model):
+    """One operator action on something that is not a quarantine record (those
+    keep their own trail, quarantine.QuarantineAuditEntry), whatever its outcome."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        REFUSED = "refused", "Refused"
+        FAILED = "failed", "Failed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=150, help_text="Username at the time (kept if the user is deleted).")
+    action = models.CharField(max_length=64, db_index=True, help_text="e.g. task_retry, task_revoke")
+    target = models.CharField(max_length=255, db_index=True, help_text="What was acted on, e.g. task:<id>")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target} {self.outcome}"

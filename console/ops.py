@@ -2,9 +2,10 @@
 and recent messages (what operators otherwise open Kafdrop or kafka-ui for).
 
 Staff only (the admin's login), and each page needs its permission on top:
-`console.view_operations` for the dashboard and the topics, and
-`console.view_topic_messages` for raw messages, which carry whatever the
-producers put in them. The `operators` group has both.
+`console.view_operations` for the dashboard, the topics and Celery's workers
+and queues, `console.view_topic_messages` for raw messages, which carry
+whatever the producers put in them, and `console.revoke_task` to revoke a
+queued task. The `operators` group has them all.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from functools import wraps
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib import messages as admin_messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 
 from quarantine.models import QuarantineRecord
 from streams.kafka import cluster
 
+from . import celery_ops
 from .health import consumer_states, run_checks
 
 
@@ -75,8 +79,41 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
     ))
 
 
+def celery_page(request: HttpRequest) -> HttpResponse:
+    """Workers online and queue lengths; answers within about two inspect timeouts
+    when no worker runs, at once when the broker is down (celery_ops.celery_overview)."""
+    overview = celery_ops.celery_overview()
+    max_length = max([q.length for q in overview.queues] + [1])
+    return TemplateResponse(request, "ops/celery.html", _context(
+        request, "Celery workers and queues", overview=overview, max_length=max_length,
+        may_revoke=request.user.has_perm(REVOKE_TASK),
+    ))
+
+
+def celery_revoke(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    task_id = request.POST.get("task_id", "").strip()[:255]
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        next_url = ""
+    if task_id:
+        try:
+            detail = celery_ops.task_revoke(task_id=task_id, by=request.user,
+                                            queue=request.POST.get("queue", "").strip()[:255] or None,
+                                            task_name=request.POST.get("task_name", "")[:255])
+        except celery_ops.TaskActionError as exc:
+            admin_messages.error(request, f"Not revoked: {exc.message}")
+        else:
+            where = "taken off its queue" if detail["removed_from_queue"] else "workers told to drop it"
+            admin_messages.success(request, f"Task {task_id} revoked ({where}).")
+    return HttpResponseRedirect(next_url or reverse("ops-celery"))
+
+
 VIEW_OPERATIONS = "console.view_operations"
 VIEW_TOPIC_MESSAGES = "console.view_topic_messages"
+REVOKE_TASK = "console.revoke_task"
 
 
 def _requires(*perms: str) -> Callable:
@@ -101,4 +138,7 @@ def urls() -> list:
         path("topics/", wrap(_requires(VIEW_OPERATIONS)(topics)), name="ops-topics"),
         path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(topic_messages)),
              name="ops-topic-messages"),
+        path("celery/", wrap(_requires(VIEW_OPERATIONS)(celery_page)), name="ops-celery"),
+        path("celery/revoke/", wrap(_requires(VIEW_OPERATIONS, REVOKE_TASK)(celery_revoke)),
+             name="ops-celery-revoke"),
     ]

@@ -6,7 +6,7 @@
 * `operators`: the quarantine actions (quarantine/services/actions.py) plus every read
   of the pipelines' tables, product edits and deletes, report requests and
   builds, file uploads and requeues, and the operations pages including raw
-  topic messages.
+  topic messages, Celery task results with retry and revoke, and the audit log.
 
 Migration console/0002 creates them on a real database; `roles_ensure` (after
 every migrate, and so after a test database is flushed) recreates a group
@@ -31,6 +31,9 @@ OPERATOR_PERMISSIONS = [
     "console.view_operations", "console.view_topic_messages",
     "quarantine.release_quarantinerecord", "quarantine.reprocess_quarantinerecord",
     "quarantine.discard_quarantinerecord",
+    # Celery (console/celery_ops.py; migration console/0004).
+    "console.retry_task", "console.revoke_task", "console.view_auditentry",
+    "django_celery_results.view_taskresult",
 ]
 
 
@@ -52,7 +55,7 @@ def roles_ensure() -> None:
 
     # Other apps' permissions may not be created yet when this runs (post_migrate
     # goes app by app); creating them is idempotent.
-    for label in ("console", "streams", "ingest", "quarantine"):
+    for label in ("console", "streams", "ingest", "quarantine", "django_celery_results"):
         create_permissions(apps.get_app_config(label), verbosity=0)
     publishers, created = Group.objects.get_or_create(name=PUBLISHERS_GROUP)
     if created:

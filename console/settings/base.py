@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    # Before console: console/admin.py replaces its TaskResult admin.
+    "django_celery_results",
     "axes",
     "console",
     "streams",
@@ -68,6 +70,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees the final status of every request Django answers (console/metrics.py).
+    "console.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A body over INGEST_MAX_UPLOAD_BYTES: 413 before anything reads it (console/uploads.py).
     "console.uploads.UploadLimitMiddleware",
@@ -240,14 +244,30 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------ Celery
 REDIS_URL = _required("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# Task results live in PostgreSQL (django-celery-results), where the admin lists
+# and filters them (console/admin.py) and /metrics counts them. `extended`
+# records the task's name, arguments and worker; `track_started` its start, for
+# the runtime (one more write per task that keeps its result).
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TRACK_STARTED = True
+# Tasks with ignore_result (ingest's) still record their failures, so operators
+# see every failed task, whatever the task says about its result.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
+# Results older than this are deleted by the `celery.backend_cleanup` task,
+# which beat schedules by itself (daily at 04:00) whenever result_expires is set.
+CELERY_RESULT_RETENTION_DAYS = env.int("CELERY_RESULT_RETENTION_DAYS", default=14)
+CELERY_RESULT_EXPIRES = CELERY_RESULT_RETENTION_DAYS * 86400
+# A transient database error while storing a result is tried again (a new
+# connection) rather than losing the result.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 5
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     # How often a worker sweeps for tasks of a dead worker whose visibility
@@ -259,6 +279,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# The workers & queues page (/admin/ops/celery/) asks the workers with this
+# timeout, so it answers quickly when none (or no broker) is there; it shows at
+# most CELERY_QUEUE_PEEK queued messages per queue, with a Revoke button each.
+CELERY_INSPECT_TIMEOUT_SECONDS = env.float("CELERY_INSPECT_TIMEOUT_SECONDS", default=1.0)
+CELERY_QUEUE_PEEK = env.int("CELERY_QUEUE_PEEK", default=20)
 
 # ------------------------------------------------------------------------- Kafka
 KAFKA_BOOTSTRAP_SERVERS = _required("KAFKA_BOOTSTRAP_SERVERS")
