@@ -11,7 +11,7 @@ from django.core.management import call_command
 from quarantine.models import QuarantineRecord
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.models import MachineMetric, WorkOrderReading
-from tests.conftest import wait_until
+from tests.conftest import committed, wait_until
 
 BASE_TIME = 1624378100
 
@@ -36,6 +36,25 @@ def test_produce_consume_rows_in_postgres(kafka, processes):
     assert WorkOrderReading.objects.get().production == 5470.28
     assert processes.stop(consumer) == 0
     assert "stopped cleanly" in processes.log(consumer)
+
+
+def test_a_batch_applied_in_postgresql_but_not_committed_to_kafka_is_not_applied_again(kafka, processes):
+    """The crash between the database commit and the Kafka commit: the positions the batch's
+    transaction stored (streams_consumeroffset) win over Kafka's older committed offset, so
+    the replay applies nothing of it, and the Kafka offsets still reach the end."""
+    from streams.kafka.models import ConsumerOffset
+
+    produce_and_wait(metric_events(kafka, 10))
+    group = f"{kafka.group_prefix}-telemetry"
+    # As if a process applied offsets 0-5 (their transaction committed, positions included)
+    # and died before committing to Kafka. Their rows are left out on purpose: a replay of
+    # them would write them, so their absence shows the replay skipped them.
+    ConsumerOffset.objects.create(group=group, topic=kafka.name("metrics"), partition=0, next_offset=6)
+    consumer = processes.consumer("telemetry")
+    wait_until(lambda: committed(kafka, group, ["metrics"]) == (10, 10), message="offsets committed to the end")
+    assert sorted(MachineMetric.objects.values_list("time", flat=True)) == [BASE_TIME + i for i in range(6, 10)]
+    assert ConsumerOffset.objects.get(group=group, topic=kafka.name("metrics"), partition=0).next_offset == 10
+    assert processes.stop(consumer) == 0
 
 
 @pytest.mark.kafka_partitions(3)
