@@ -8,7 +8,6 @@ acknowledged (REST endpoints, consumers forwarding to another topic).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
 
@@ -60,7 +60,9 @@ class Outbound:
     def encoded_value(self) -> bytes:
         if isinstance(self.value, bytes):
             return self.value
-        return json.dumps(self.value, separators=(",", ":"), default=str).encode()
+        # orjson, several times cheaper than json.dumps per message; datetimes and Decimals
+        # are written by str(), as json.dumps(default=str) did.
+        return orjson.dumps(self.value, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 _producer: Producer | None = None
