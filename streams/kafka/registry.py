@@ -84,6 +84,9 @@ class ConsumerSpec:
     dead_letter_topic: str = "dead_letters"  # logical topic name
     description: str = ""
     group: str | None = None  # defaults to "<CONSUMER_GROUP_PREFIX>-<name>"
+    # Called by the runtime inside a transaction at most every CONSUMER_TICK_SECONDS,
+    # also when no message arrives; its outbound is published like a batch's.
+    tick: Callable[[], BatchOutcome] | None = None
 
     def group_id(self) -> str:
         from django.conf import settings
