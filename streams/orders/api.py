@@ -77,7 +77,7 @@ class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=ReleaseLateSerializer, responses={200: None})
     @action(detail=True, methods=["post"], url_path="release-late")
-    def release_late(self, request, pk=None):
+    def release_late(self, request, pk=None, format=None):
         """Release the window's late orders into its totals: an audited correction, exactly once
         (a second release finds nothing to release), then the window is republished as final."""
         window = self.get_object()

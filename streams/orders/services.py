@@ -26,6 +26,11 @@ windows touched by a batch are published to `product-metrics` after the
 commit with their absolute values and `"final": false`; a final window is
 published once more, `"final": true`, and marked after the broker's ack.
 
+Long: one SQL statement per step of a window's life (apply, close, publish
+the final state, release, rebuild), each beside the function that runs it and
+sharing the watermark's definition; split apart, the statements that must
+agree on what "late" and "final" mean would live in different files.
+
 This module holds what the two consumers (consumers.py) do to the data; the
 consumers hold only the Kafka side. Callers: consumers.py, the admin
 and the API (rebuild, release), tests. Imports the platform's field rules and this package's models.
