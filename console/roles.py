@@ -5,10 +5,12 @@
 * `file-uploaders`: upload sensor files (`POST /api/files/`) and follow them.
 * `operators`: the quarantine actions (quarantine/services/actions.py) plus every read
   of the pipelines' tables, product edits and deletes, report requests and
-  builds, file uploads and requeues, and the operations pages including raw
-  topic messages, Celery task results with retry and revoke, and the audit log.
+  builds, file uploads and requeues, order-window rebuilds and releases of
+  late orders, and the operations pages including raw topic messages, Celery
+  task results with retry and revoke, and the audit log.
 
-Migration console/0002 creates them on a real database; `roles_ensure` (after
+Migration console/0002 creates them on a real database (streams/0009 adds the
+release of late orders); `roles_ensure` (after
 every migrate, and so after a test database is flushed) recreates a group
 that is missing, leaving existing ones as the admins set them.
 """
@@ -26,7 +28,7 @@ OPERATOR_VIEW_APPS = ["streams", "ingest", "quarantine"]
 OPERATOR_PERMISSIONS = [
     "streams.change_product", "streams.delete_product",
     "streams.add_correlationreport", "streams.build_correlationreport",
-    "streams.change_productwindow",
+    "streams.change_productwindow", "streams.release_late_orders",
     "ingest.upload_file", "ingest.change_ingestedfile",
     "console.view_operations", "console.view_topic_messages",
     "quarantine.release_quarantinerecord", "quarantine.reprocess_quarantinerecord",

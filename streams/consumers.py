@@ -32,9 +32,10 @@ register(ConsumerSpec(
     topics=("processed_orders",),
     decode=orders.decode_processed_order,
     handle_batch=orders.handle_order_windows,
+    tick=orders.tick_order_windows,
     dead_letter_topic="orders_dlq",
     offsets_in_db=True,
-    description="Processed orders -> per-product tumbling windows (exactly once) -> product-metrics.",
+    description="Processed orders -> per-product tumbling windows (exactly once, event time) -> product-metrics.",
 ))
 register(ConsumerSpec(
     name="standardize",

@@ -9,12 +9,12 @@ Code should import a model from its pipeline, not from here.
 
 from .activity.models import ActivityEvent, SensorReading
 from .kafka.models import ConsumerHeartbeat
-from .orders.models import ProcessedOrder, ProductWindow
+from .orders.models import OrderWatermark, ProcessedOrder, ProductWindow
 from .products.models import Product
 from .report.models import CorrelationReport, CorrelationRow
 from .telemetry.models import MachineMetric, TelemetryOverwrite, WorkOrderReading
 
 __all__ = [
-    "ActivityEvent", "ConsumerHeartbeat", "CorrelationReport", "CorrelationRow", "MachineMetric", "ProcessedOrder",
+    "ActivityEvent", "ConsumerHeartbeat", "CorrelationReport", "CorrelationRow", "MachineMetric", "OrderWatermark", "ProcessedOrder",
     "Product", "ProductWindow", "SensorReading", "TelemetryOverwrite", "WorkOrderReading",
 ]

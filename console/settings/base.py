@@ -346,6 +346,14 @@ HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2
 # ------------------------------------------- Orders and sensor/activity streams
 # Order analytics (seed 002): tumbling window length for `order_windows`.
 ORDERS_WINDOW_SECONDS = env.int("ORDERS_WINDOW_SECONDS", default=60)
+# Event time (docs/streams.md): a window is final once the watermark (the lowest
+# of the active partitions' newest order time, minus this grace) passes its end;
+# an order for a final window is stored and counted as late, not added.
+ORDERS_WINDOW_GRACE_SECONDS = env.int("ORDERS_WINDOW_GRACE_SECONDS", default=10)
+# A partition with no message for this long (wall clock) no longer holds the
+# watermark back; once no partition is active, a window is final by wall clock
+# when now >= its end + grace + this (so a quiet stream still closes its windows).
+ORDERS_IDLE_CLOSE_SECONDS = env.int("ORDERS_IDLE_CLOSE_SECONDS", default=30)
 # Sensor status thresholds (seed 003): above WARNING -> "Warning", below LOW -> "Low".
 SENSOR_TEMP_WARNING_ABOVE = env.float("SENSOR_TEMP_WARNING_ABOVE", default=24.0)
 SENSOR_TEMP_LOW_BELOW = env.float("SENSOR_TEMP_LOW_BELOW", default=19.0)

@@ -1,9 +1,10 @@
-"""Read-only API of the order analytics (seed 002), registered by `register(router)`:
+"""API of the order analytics (seed 002), registered by `register(router)`:
 
-    /api/order-windows/            tumbling windows (?product_id=&since=&until=)
-    /api/processed-orders/         stored enriched orders (?product_id=&since=&until=)
+    /api/order-windows/                      tumbling windows (?product_id=&since=&until=&final=)
+    /api/order-windows/<id>/release-late/    POST: release its late orders (streams.release_late_orders)
+    /api/processed-orders/                   stored enriched orders (?product_id=&since=&until=&late=&released=)
 
-Each needs the view permission of its model. Processed orders grow with the
+Each read needs the view permission of its model; the release, its own. Processed orders grow with the
 traffic: they page with cursors, newest first, and are never counted.
 Imports console's API pieces and this package.
 """
@@ -11,19 +12,24 @@ Imports console's API pieces and this package.
 from __future__ import annotations
 
 import django_filters
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from console.filters import IsoDateTimeFilter
 from console.pagination import NewestFirstCursorPagination
 
 from .models import ProcessedOrder, ProductWindow
+from .services import order_windows_release_late
 
 
 class ProductWindowSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProductWindow
-        fields = ["product_id", "product_name", "window_start", "window_end", "order_count",
-                  "total_revenue", "avg_order_value", "updated_at"]
+        fields = ["id", "product_id", "product_name", "window_start", "window_end", "order_count",
+                  "total_revenue", "avg_order_value", "final", "finalized_at", "late_count", "late_revenue",
+                  "updated_at"]
 
 
 class ProcessedOrderSerializer(serializers.ModelSerializer):
@@ -32,7 +38,11 @@ class ProcessedOrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProcessedOrder
         fields = ["order_id", "user_id", "product_id", "product_name", "category", "amount", "timestamp",
-                  "window_start", "processed_at", "stored_at"]
+                  "window_start", "processed_at", "stored_at", "late", "released_at"]
+
+
+class ReleaseLateSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=False, help_text="Say what would be released, change nothing.")
 
 
 class ProductWindowFilter(django_filters.FilterSet):
@@ -43,16 +53,18 @@ class ProductWindowFilter(django_filters.FilterSet):
 
     class Meta:
         model = ProductWindow
-        fields = ["product_id", "since", "until"]
+        fields = ["product_id", "final", "since", "until"]
 
 
 class ProcessedOrderFilter(django_filters.FilterSet):
     since = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
     until = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
+    released = django_filters.BooleanFilter(field_name="released_at", lookup_expr="isnull", exclude=True,
+                                            help_text="Late orders an operator released into their window.")
 
     class Meta:
         model = ProcessedOrder
-        fields = ["product_id", "user_id", "order_id", "since", "until"]
+        fields = ["product_id", "user_id", "order_id", "late", "released", "since", "until"]
 
 
 class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
@@ -61,6 +73,25 @@ class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = ProductWindow.objects.order_by("-window_start", "product_id")
     serializer_class = ProductWindowSerializer
     filterset_class = ProductWindowFilter
+    action_permissions = {"release_late": ["streams.release_late_orders"]}
+
+    @extend_schema(request=ReleaseLateSerializer, responses={200: None})
+    @action(detail=True, methods=["post"], url_path="release-late")
+    def release_late(self, request, pk=None, format=None):
+        """Release the window's late orders into its totals: an audited correction, exactly once
+        (a second release finds nothing to release), then the window is republished as final."""
+        window = self.get_object()
+        body = ReleaseLateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if body.validated_data["dry_run"]:
+            return Response({"window": window.pk, "dry_run": True, "orders": window.late_count,
+                             "revenue": str(window.late_revenue)})
+        result = order_windows_release_late(windows=[window], by=request.user)
+        window.refresh_from_db()
+        return Response({"window": window.pk, "dry_run": False, "orders": result.orders,
+                         "revenue": str(result.revenue), "published": result.published,
+                         "order_count": window.order_count, "total_revenue": str(window.total_revenue)},
+                        status=status.HTTP_200_OK)
 
 
 class ProcessedOrderViewSet(viewsets.ReadOnlyModelViewSet):

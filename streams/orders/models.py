@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -23,10 +24,21 @@ class ProcessedOrder(models.Model):
     window_start = models.DateTimeField(help_text="Start of the tumbling window the order falls in.")
     processed_at = models.DateTimeField(help_text="When the `orders` consumer enriched it.")
     stored_at = models.DateTimeField(auto_now_add=True)
+    late = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Arrived when its window was already final: stored and counted on the window as late, "
+                  "not added to its totals until an operator releases it.",
+    )
+    released_at = models.DateTimeField(null=True, blank=True,
+                                       help_text="When an operator released this late order into its window.")
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
 
     class Meta:
         indexes = [
             models.Index(fields=["product_id", "window_start"], name="processedorder_window"),
+            models.Index(fields=["product_id", "window_start"], condition=models.Q(late=True, released_at=None),
+                         name="processedorder_held_late"),
             models.Index(fields=["ordered_at"], name="processedorder_ordered_at"),
         ]
         ordering = ["-ordered_at", "order_id"]
@@ -45,14 +57,60 @@ class ProductWindow(models.Model):
     order_count = models.PositiveIntegerField()
     total_revenue = models.DecimalField(max_digits=18, decimal_places=2)
     avg_order_value = models.DecimalField(max_digits=14, decimal_places=2)
+    final = models.BooleanField(
+        default=False, db_default=False,
+        help_text="The watermark (or, on a quiet stream, the wall clock) passed the window's end: "
+                  "its totals change only by an operator's release of late orders.",
+    )
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    final_published_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the broker acknowledged the window's final state on product-metrics "
+                  "(cleared by a release, which republishes it).",
+    )
+    late_count = models.PositiveIntegerField(default=0, db_default=0,
+                                             help_text="Late orders held out of the totals (not released).")
+    late_revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["product_id", "window_start"], name="productwindow_natural_key"),
         ]
-        indexes = [models.Index(fields=["window_start"], name="productwindow_start")]
+        indexes = [
+            models.Index(fields=["window_start"], name="productwindow_start"),
+            # What the close step looks for: open windows by end, final ones not yet published.
+            models.Index(fields=["window_end"], condition=models.Q(final=False), name="productwindow_open"),
+            models.Index(fields=["window_start"], condition=models.Q(final=True, final_published_at=None),
+                         name="productwindow_unpublished"),
+        ]
         ordering = ["-window_start", "product_id"]
+        permissions = [("release_late_orders", "Can release late orders into their final window")]
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.window_start:%Y-%m-%d %H:%M}: {self.order_count} orders"
+
+
+class OrderWatermark(models.Model):
+    """How far event time has got in one partition, for one consumer group.
+
+    Written in each batch's transaction (set-based), so it survives a crash or
+    a rebalance together with the windows. The group's watermark is the lowest
+    `max_event_at` of its partitions heard from within ORDERS_IDLE_CLOSE_SECONDS,
+    minus ORDERS_WINDOW_GRACE_SECONDS (services.py).
+    """
+
+    group_id = models.CharField(max_length=255)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    max_event_at = models.DateTimeField(help_text="The newest order time seen in this partition.")
+    seen_at = models.DateTimeField(help_text="Wall clock of the last batch with a message from this partition.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group_id", "topic", "partition"], name="orderwatermark_partition"),
+        ]
+        ordering = ["group_id", "topic", "partition"]
+
+    def __str__(self) -> str:
+        return f"{self.group_id} {self.topic}[{self.partition}] {self.max_event_at:%Y-%m-%d %H:%M:%S}"

@@ -5,19 +5,35 @@ Two consumers:
 * `orders` reads `orders`, validates each order (ids, amount, timestamp;
   product known and not deleted, looked up once per batch), enriches it with
   the product's name and category and publishes it to `processed-orders`
-  keyed by product. Rejected orders go to `orders-dlq` and quarantine.
+  keyed by order id (spread evenly over the partitions). Rejected orders go to
+  `orders-dlq` and quarantine.
 * `order_windows` reads `processed-orders` and keeps 1-minute tumbling
-  windows per product. Exactly-once effects come from one SQL statement per
-  batch: the orders are inserted idempotently (unique `order_id`, ON CONFLICT
-  DO NOTHING RETURNING) and only the rows that statement really inserted are
-  added to their windows. A replayed batch or a re-driven duplicate inserts
-  nothing, so it adds nothing. Each window touched by the batch is then
-  published to `product-metrics` with its absolute (not incremental) values,
-  so a republished window is harmless.
+  windows per product, in event time. Exactly-once effects come from one SQL
+  statement per batch: the orders are inserted idempotently (unique
+  `order_id`, ON CONFLICT DO NOTHING RETURNING) and only the rows that
+  statement really inserted are added to their windows. A replayed batch or a
+  re-driven duplicate inserts nothing, so it adds nothing.
+
+Event time (docs/streams.md): the same statement moves a watermark per
+(consumer group, partition) in `OrderWatermark`. A window is final once the
+group's watermark (the lowest newest-order-time of the partitions active
+within ORDERS_IDLE_CLOSE_SECONDS, minus ORDERS_WINDOW_GRACE_SECONDS) passes
+its end, or, when no partition is active, once the wall clock passes its end
++ grace + idle close. An order for a final window is late: stored, counted on
+the window (`late_count`, `late_revenue`), not added, until an operator
+releases it (`order_windows_release_late`, audited, exactly once). Open
+windows touched by a batch are published to `product-metrics` after the
+commit with their absolute values and `"final": false`; a final window is
+published once more, `"final": true`, and marked after the broker's ack.
+
+Long: one SQL statement per step of a window's life (apply, close, publish
+the final state, release, rebuild), each beside the function that runs it and
+sharing the watermark's definition; split apart, the statements that must
+agree on what "late" and "final" mean would live in different files.
 
 This module holds what the two consumers (consumers.py) do to the data; the
 consumers hold only the Kafka side. Callers: consumers.py, the admin
-(rebuild), tests. Imports the platform's field rules and this package's models.
+and the API (rebuild, release), tests. Imports the platform's field rules and this package's models.
 """
 
 from __future__ import annotations
@@ -29,12 +45,16 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from confluent_kafka import KafkaException
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection, transaction
 
 from streams.kafka.decoding import FieldChecker, iso
+from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
+from streams.kafka.topics import topic_name
 
-from .models import ProcessedOrder, ProductWindow
+from .models import OrderWatermark, ProcessedOrder, ProductWindow
 
 MAX_AMOUNT = Decimal("999999999999.99")
 
@@ -121,61 +141,141 @@ def window_start_of(moment: datetime, *, window_seconds: int) -> datetime:
 
 _ORDERS = ProcessedOrder._meta.db_table
 _WINDOWS = ProductWindow._meta.db_table
+_WATERMARKS = OrderWatermark._meta.db_table
 
-# Insert the batch's orders idempotently and add exactly the inserted ones to
-# their windows, in one statement (so in one snapshot and one transaction).
+# The group's watermark: the lowest newest-order-time of the partitions heard
+# from within the idle time, minus the grace. NULL when no partition is active.
+_WATERMARK_SQL = f"""
+SELECT min(max_event_at) - make_interval(secs => %(grace)s) AS at,
+       count(*) = 0 AS quiet
+FROM {_WATERMARKS}
+WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
+"""
+
+# Insert the batch's orders idempotently and add exactly the inserted, on-time
+# ones to their windows, in one statement (so in one snapshot and one
+# transaction). An order is late when its window is final, or when the
+# watermark before this batch has passed the window's end (a window that has no
+# row yet); a late order is stored with `late` and counted on its window's
+# late_count/late_revenue, never in its totals. The touched windows are locked
+# first (FOR UPDATE returns their newest committed state), so a concurrent close
+# cannot finalize a window between this classification and the update. The
+# batch's partitions move their watermark rows forward in the same statement.
 _APPLY_SQL = f"""
 WITH incoming AS (
-    SELECT * FROM json_to_recordset(%s::json) AS t(
+    SELECT * FROM json_to_recordset(%(orders)s::json) AS t(
         order_id text, user_id text, product_id text, product_name text, category text,
         amount numeric, ordered_at timestamptz, window_start timestamptz, processed_at timestamptz)
+), mark AS ({_WATERMARK_SQL}
+), existing AS (
+    SELECT w.product_id, w.window_start, w.final
+    FROM {_WINDOWS} w
+    WHERE (w.product_id, w.window_start) IN (SELECT product_id, window_start FROM incoming)
+    ORDER BY w.product_id, w.window_start
+    FOR UPDATE OF w
 ), inserted AS (
     INSERT INTO {_ORDERS} AS o
         (order_id, user_id, product_id, product_name, category,
-         amount, ordered_at, window_start, processed_at, stored_at)
-    SELECT order_id, user_id, product_id, product_name, category,
-           amount, ordered_at, window_start, processed_at, now()
-    FROM incoming
+         amount, ordered_at, window_start, processed_at, stored_at, late)
+    SELECT i.order_id, i.user_id, i.product_id, i.product_name, i.category,
+           i.amount, i.ordered_at, i.window_start, i.processed_at, now(),
+           coalesce(e.final, false)
+           OR coalesce(i.window_start + make_interval(secs => %(window)s) <= mark.at, false)
+    FROM incoming i CROSS JOIN mark
+    LEFT JOIN existing e ON e.product_id = i.product_id AND e.window_start = i.window_start
     ON CONFLICT (order_id) DO NOTHING
-    RETURNING o.product_id, o.product_name, o.window_start, o.amount
+    RETURNING o.product_id, o.product_name, o.window_start, o.amount, o.late
 ), deltas AS (
     SELECT product_id, max(product_name) AS product_name, window_start,
-           count(*) AS n, sum(amount) AS revenue
+           count(*) FILTER (WHERE NOT late) AS n,
+           coalesce(sum(amount) FILTER (WHERE NOT late), 0) AS revenue,
+           count(*) FILTER (WHERE late) AS late_n,
+           coalesce(sum(amount) FILTER (WHERE late), 0) AS late_revenue
     FROM inserted GROUP BY product_id, window_start
+), seen AS (
+    INSERT INTO {_WATERMARKS} AS m (group_id, topic, partition, max_event_at, seen_at)
+    SELECT %(group)s, topic, partition, max_event_at, now()
+    FROM json_to_recordset(%(seen)s::json) AS s(topic text, partition int, max_event_at timestamptz)
+    ORDER BY topic, partition
+    ON CONFLICT (group_id, topic, partition) DO UPDATE SET
+        max_event_at = greatest(m.max_event_at, EXCLUDED.max_event_at),
+        seen_at = EXCLUDED.seen_at
 )
 INSERT INTO {_WINDOWS} AS w
     (product_id, product_name, window_start, window_end,
-     order_count, total_revenue, avg_order_value, updated_at)
-SELECT product_id, product_name, window_start, window_start + make_interval(secs => %s),
-       n, revenue, round(revenue / n, 2), now()
+     order_count, total_revenue, avg_order_value, late_count, late_revenue, final, finalized_at, updated_at)
+SELECT product_id, product_name, window_start, window_start + make_interval(secs => %(window)s),
+       n, revenue, CASE WHEN n > 0 THEN round(revenue / n, 2) ELSE 0 END, late_n, late_revenue,
+       late_n > 0, CASE WHEN late_n > 0 THEN now() END, now()
 FROM deltas
 ORDER BY product_id, window_start
 ON CONFLICT (product_id, window_start) DO UPDATE SET
-    product_name = EXCLUDED.product_name,
+    product_name = CASE WHEN w.final THEN w.product_name ELSE EXCLUDED.product_name END,
     order_count = w.order_count + EXCLUDED.order_count,
     total_revenue = w.total_revenue + EXCLUDED.total_revenue,
-    avg_order_value = round((w.total_revenue + EXCLUDED.total_revenue)
-                            / (w.order_count + EXCLUDED.order_count), 2),
+    avg_order_value = CASE WHEN w.order_count + EXCLUDED.order_count > 0
+                           THEN round((w.total_revenue + EXCLUDED.total_revenue)
+                                      / (w.order_count + EXCLUDED.order_count), 2)
+                           ELSE 0 END,
+    late_count = w.late_count + EXCLUDED.late_count,
+    late_revenue = w.late_revenue + EXCLUDED.late_revenue,
+    final = w.final OR EXCLUDED.final,
+    finalized_at = coalesce(w.finalized_at, EXCLUDED.finalized_at),
     updated_at = now()
 """
 
-_TOUCHED_SQL = f"""
-SELECT w.product_id, w.product_name, w.window_start, w.window_end,
-       w.order_count, w.total_revenue, w.avg_order_value
+# Finalize the windows that are due: the watermark passed their end, or no
+# partition of the group is active and the wall clock passed end + grace + idle.
+_CLOSE_SQL = f"""
+WITH mark AS ({_WATERMARK_SQL}
+), due AS (
+    SELECT w.id FROM {_WINDOWS} w CROSS JOIN mark
+    WHERE NOT w.final
+      AND (w.window_end <= mark.at
+           OR (mark.quiet AND w.window_end + make_interval(secs => %(grace)s + %(idle)s) <= now()))
+    ORDER BY w.product_id, w.window_start
+    FOR UPDATE OF w SKIP LOCKED
+)
+UPDATE {_WINDOWS} w SET final = true, finalized_at = now(), updated_at = now()
+FROM due WHERE w.id = due.id
+"""
+
+_COLUMNS = "w.product_id, w.product_name, w.window_start, w.window_end, " \
+           "w.order_count, w.total_revenue, w.avg_order_value, w.final"
+
+_OPEN_TOUCHED_SQL = f"""
+SELECT {_COLUMNS}
 FROM {_WINDOWS} w
 JOIN unnest(%s::text[], %s::timestamptz[]) AS t(product_id, window_start)
   USING (product_id, window_start)
+WHERE NOT w.final
 ORDER BY w.window_start, w.product_id
 """
 
-# Rebuild windows from the stored orders (repairs, a changed window size).
+# Final windows whose final state the broker has not acknowledged yet. Locked
+# (SKIP LOCKED: another consumer or a release is publishing that one) until the
+# caller's transaction marks them.
+_UNPUBLISHED_SQL = f"""
+SELECT w.id, {_COLUMNS}
+FROM {_WINDOWS} w
+WHERE w.final AND w.final_published_at IS NULL AND (%(ids)s::bigint[] IS NULL OR w.id = ANY(%(ids)s::bigint[]))
+ORDER BY w.window_start, w.product_id
+LIMIT %(limit)s
+FOR UPDATE OF w SKIP LOCKED
+"""
+
+# Rebuild windows from the stored orders (repairs, a changed window size): late
+# orders not released stay out of the totals and in late_count. A final window
+# whose totals change this way is published again (final_published_at cleared).
 _REBUILD_SQL = f"""
 INSERT INTO {_WINDOWS} AS w
     (product_id, product_name, window_start, window_end,
-     order_count, total_revenue, avg_order_value, updated_at)
+     order_count, total_revenue, avg_order_value, late_count, late_revenue, updated_at)
 SELECT product_id, max(product_name), window_start, window_start + make_interval(secs => %s),
-       count(*), sum(amount), round(sum(amount) / count(*), 2), now()
-FROM {_ORDERS}
+       count(*) FILTER (WHERE counted), coalesce(sum(amount) FILTER (WHERE counted), 0),
+       coalesce(round(sum(amount) FILTER (WHERE counted) / nullif(count(*) FILTER (WHERE counted), 0), 2), 0),
+       count(*) FILTER (WHERE NOT counted), coalesce(sum(amount) FILTER (WHERE NOT counted), 0), now()
+FROM (SELECT *, NOT late OR released_at IS NOT NULL AS counted FROM {_ORDERS}) o
 WHERE (%s::text IS NULL OR product_id = %s::text)
 GROUP BY product_id, window_start
 ON CONFLICT (product_id, window_start) DO UPDATE SET
@@ -184,13 +284,43 @@ ON CONFLICT (product_id, window_start) DO UPDATE SET
     order_count = EXCLUDED.order_count,
     total_revenue = EXCLUDED.total_revenue,
     avg_order_value = EXCLUDED.avg_order_value,
+    late_count = EXCLUDED.late_count,
+    late_revenue = EXCLUDED.late_revenue,
+    final_published_at = CASE WHEN (w.order_count, w.total_revenue)
+                                   IS DISTINCT FROM (EXCLUDED.order_count, EXCLUDED.total_revenue)
+                              THEN NULL ELSE w.final_published_at END,
     updated_at = now()
+"""
+
+# Release a window's held late orders into its totals, once: only orders still
+# unreleased are marked, and only those marked here are added (a second release,
+# or a concurrent one, finds none). The window is published again as final.
+_RELEASE_SQL = f"""
+WITH released AS (
+    UPDATE {_ORDERS} o SET released_at = now(), released_by_id = %(by)s
+    FROM {_WINDOWS} w
+    WHERE w.id = ANY(%(ids)s::bigint[]) AND o.product_id = w.product_id AND o.window_start = w.window_start
+      AND o.late AND o.released_at IS NULL
+    RETURNING w.id AS window_id, o.amount
+), deltas AS (
+    SELECT window_id, count(*) AS n, sum(amount) AS revenue FROM released GROUP BY window_id
+)
+UPDATE {_WINDOWS} w SET
+    order_count = w.order_count + d.n,
+    total_revenue = w.total_revenue + d.revenue,
+    avg_order_value = round((w.total_revenue + d.revenue) / (w.order_count + d.n), 2),
+    late_count = w.late_count - d.n,
+    late_revenue = w.late_revenue - d.revenue,
+    final_published_at = NULL,
+    updated_at = now()
+FROM deltas d WHERE w.id = d.window_id
+RETURNING w.id, d.n, d.revenue, w.order_count, w.total_revenue
 """
 
 
 def window_message(row: Sequence[Any]) -> dict[str, Any]:
-    """The seed's `product-metrics` format: epoch-second bounds, rounded money."""
-    product_id, product_name, start, end, count, revenue, avg = row
+    """The seed's `product-metrics` format (epoch-second bounds, rounded money) plus `final`."""
+    product_id, product_name, start, end, count, revenue, avg, final = row
     return {
         "window_start": int(start.timestamp()),
         "window_end": int(end.timestamp()),
@@ -199,13 +329,39 @@ def window_message(row: Sequence[Any]) -> dict[str, Any]:
         "order_count": int(count),
         "total_revenue": float(revenue),
         "avg_order_value": float(avg),
+        "final": bool(final),
     }
 
 
-def order_windows_apply(*, orders: Sequence[ProcessedOrderIn]) -> tuple[int, list[dict[str, Any]]]:
-    """Store orders once each and add the new ones to their windows.
+def _event_time_params(group: str) -> dict[str, Any]:
+    return {"group": group, "grace": settings.ORDERS_WINDOW_GRACE_SECONDS,
+            "idle": settings.ORDERS_IDLE_CLOSE_SECONDS, "window": settings.ORDERS_WINDOW_SECONDS}
 
-    Returns (orders newly stored, current state of every window the batch touched).
+
+@dataclass(frozen=True)
+class PartitionSeen:
+    """The newest order time of one partition in a batch (moves its watermark)."""
+
+    topic: str
+    partition: int
+    max_event_at: datetime
+
+
+@dataclass(frozen=True)
+class WindowsApplied:
+    stored: int  # orders newly stored (on time and late)
+    late: int  # of which late: stored and counted on a final window, not added
+    open_windows: list[dict[str, Any]]  # current state of the touched windows still open
+
+
+def order_windows_apply(
+    *, orders: Sequence[ProcessedOrderIn], group: str = "", seen: Sequence[PartitionSeen] = (),
+) -> WindowsApplied:
+    """Store orders once each; add the new on-time ones to their windows, count the late ones.
+
+    `group` is the consumer group whose watermark decides lateness, `seen` the
+    batch's partitions, which move it. Returns the touched windows that are
+    still open (the final ones are published by `order_windows_publish_final`).
     Must run inside the caller's transaction (the consumer's batch transaction).
     """
     window_seconds = settings.ORDERS_WINDOW_SECONDS
@@ -226,16 +382,101 @@ def order_windows_apply(*, orders: Sequence[ProcessedOrderIn]) -> tuple[int, lis
         }
         for r, start in zip(rows, starts)
     ])
+    seen_payload = json.dumps([
+        {"topic": s.topic, "partition": s.partition, "max_event_at": s.max_event_at.isoformat()} for s in seen
+    ])
     touched = sorted({(r.order.product_id, s) for r, s in zip(rows, starts)})
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM {_ORDERS} WHERE order_id = ANY(%s::text[])", [list(unique)]
+            f"SELECT count(*), count(*) FILTER (WHERE late) FROM {_ORDERS} WHERE order_id = ANY(%s::text[])",
+            [list(unique)],
         )
-        already = cursor.fetchone()[0]
-        cursor.execute(_APPLY_SQL, [payload, window_seconds])
-        cursor.execute(_TOUCHED_SQL, [[p for p, _ in touched], [s for _, s in touched]])
-        windows = [window_message(row) for row in cursor.fetchall()]
-    return len(rows) - already, windows
+        already, already_late = cursor.fetchone()
+        cursor.execute(_APPLY_SQL, {**_event_time_params(group), "orders": payload, "seen": seen_payload})
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE late) FROM {_ORDERS} WHERE order_id = ANY(%s::text[])", [list(unique)]
+        )
+        late = cursor.fetchone()[0] - already_late
+        cursor.execute(_OPEN_TOUCHED_SQL, [[p for p, _ in touched], [s for _, s in touched]])
+        open_windows = [window_message(row) for row in cursor.fetchall()]
+    return WindowsApplied(stored=len(rows) - already, late=late, open_windows=open_windows)
+
+
+def order_windows_close(*, group: str) -> int:
+    """Mark the windows that are due as final (the watermark of `group` passed their
+    end, or the group is quiet and the wall clock passed end + grace + idle close).
+    Returns how many. Inside the caller's transaction (a batch's or a tick's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLOSE_SQL, _event_time_params(group))
+        return cursor.rowcount
+
+
+def order_windows_publish_final(*, ids: Sequence[int] | None = None, limit: int = 5000) -> int:
+    """Publish final windows not yet published (or only `ids`) and mark them once the
+    broker acknowledged them, in the caller's transaction. Returns how many.
+
+    The mark follows the ack, so a window's final state is never lost; a crash (or a
+    rolled-back transaction) between the ack and the commit publishes it once more,
+    with the same content: a consumer of product-metrics keeps the newest message
+    per window. Raises DeliveryError (transient) when the broker does not ack."""
+    with connection.cursor() as cursor:
+        cursor.execute(_UNPUBLISHED_SQL, {"ids": list(ids) if ids is not None else None, "limit": limit})
+        rows = cursor.fetchall()
+        if not rows:
+            return 0
+        target = topic_name("product_metrics")
+        messages = [window_message(row[1:]) for row in rows]
+        produce_and_wait([Outbound(topic=target, value=m, key=m["product_id"]) for m in messages],
+                         timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
+        cursor.execute(f"UPDATE {_WINDOWS} SET final_published_at = now() WHERE id = ANY(%s::bigint[])",
+                       [[row[0] for row in rows]])
+    return len(rows)
+
+
+def order_windows_tick(*, group: str) -> int:
+    """The idle timer: close what is due and publish the final windows. Returns windows
+    published. Called on every batch and by the runtime's tick, also on a quiet stream."""
+    order_windows_close(group=group)
+    return order_windows_publish_final()
+
+
+@dataclass(frozen=True)
+class LateRelease:
+    windows: int  # windows whose totals changed
+    orders: int  # late orders released into them
+    revenue: Decimal
+    published: bool  # the corrected windows reached product-metrics (else the consumer publishes them)
+
+
+def order_windows_release_late(*, windows: Sequence[ProductWindow], by: Any) -> LateRelease:
+    """Release the held late orders of `windows` into their totals: an audited correction.
+
+    Exactly once: an order already released is not added again, so releasing
+    twice changes nothing. Each changed window gets an admin-log entry by `by`
+    and is published again as final with its new totals (after the commit; if
+    the broker is away, the consumer's next batch or tick publishes it)."""
+    ids = [w.pk for w in windows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_RELEASE_SQL, {"ids": ids, "by": by.pk})
+        changed = cursor.fetchall()
+        by_id = {w.pk: w for w in windows}
+        for window_id, n, revenue, count, total in changed:
+            window = by_id[window_id]
+            LogEntry.objects.log_actions(
+                user_id=by.pk, queryset=[window], action_flag=CHANGE, single_object=True,
+                change_message=(f"Released {n} late order(s), revenue {revenue}, into this final window: "
+                                f"now {count} orders, {total} revenue (republished as final)"),
+            )
+    released = [row[0] for row in changed]
+    published = True
+    if released:
+        try:
+            with transaction.atomic():
+                order_windows_publish_final(ids=released)
+        except (DeliveryError, KafkaException):
+            published = False
+    return LateRelease(windows=len(changed), orders=sum(row[1] for row in changed),
+                       revenue=sum((row[2] for row in changed), Decimal("0")), published=published)
 
 
 def order_windows_rebuild(*, product_id: str | None = None) -> int:

@@ -71,7 +71,10 @@ def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, serv
     catalog_seed_demo(count=5)
     rng = random.Random(11)
     env = {**inbox.env(), "KAFKA_CLIENT_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=1000",
-           "CONSUMER_BATCH_TIME_MS": "100"}
+           "CONSUMER_BATCH_TIME_MS": "100",
+           # The orders come up to 300 s out of order: a wider grace keeps every one on time (event time is
+           # tested in tests/streams/orders/).
+           "ORDERS_WINDOW_GRACE_SECONDS": "3600", "ORDERS_IDLE_CLOSE_SECONDS": "3600"}
     worker_env = {**inbox.env(), "CELERY_VISIBILITY_TIMEOUT": "5", "CELERY_UNACKED_RESTORE_INTERVAL": "1",
                   "CELERY_UNACKED_RESTORE_THROTTLE": "1", "INGEST_MAX_ATTEMPTS": "100"}
 

@@ -5,20 +5,28 @@ from __future__ import annotations
 import json
 import random
 import signal
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+from confluent_kafka import Producer
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from quarantine.models import QuarantineRecord
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound, produce_and_wait, producer_config
 from streams.models import ProcessedOrder, Product, ProductWindow
 from streams.orders.demo import order_events
 from tests.conftest import wait_until
 from tests.streams.conftest import consumed
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+# These tests send orders minutes out of order on purpose; event time is tested below
+# and in test_event_time.py, with the default-like grace.
+WIDE_GRACE = {"ORDERS_WINDOW_GRACE_SECONDS": "3600", "ORDERS_IDLE_CLOSE_SECONDS": "3600"}
 
 
 def expected_windows(events) -> dict[tuple[str, int], tuple[int, Decimal]]:
@@ -52,12 +60,13 @@ def test_valid_orders_reach_processed_orders_and_windows_with_exact_totals(kafka
     events = order_events(300, now=T0 + timedelta(seconds=150), spread_seconds=150, rng=rng)
     produce_and_wait(orders_out(kafka, events))
     processes.consumer("orders")
-    processes.consumer("order_windows")
+    # The orders come up to 150 s out of order: a grace wider than that keeps every one on time.
+    processes.consumer("order_windows", **WIDE_GRACE)
     wait_until(lambda: ProcessedOrder.objects.count() == 300, message="300 stored orders")
     expected = expected_windows(events)
     wait_until(lambda: stored_windows() == expected, message="windows equal to the independent sum")
 
-    # A late order lands in its (old) window.
+    # An order 145 s behind the newest is within the (wide) grace: it lands in its window.
     late = order_events(1, now=T0 + timedelta(seconds=5), rng=rng)[0]
     late["product_id"] = "prod-3"
     produce_and_wait(orders_out(kafka, [late]))
@@ -75,7 +84,10 @@ def test_valid_orders_reach_processed_orders_and_windows_with_exact_totals(kafka
     assert window.avg_order_value == (window.total_revenue / window.order_count).quantize(Decimal("0.01"))
     metrics = [json.loads(m.value()) for m in kafka.read("product_metrics", expected=1)]
     assert metrics and set(metrics[0]) == {"window_start", "window_end", "product_id", "product_name",
-                                           "order_count", "total_revenue", "avg_order_value"}
+                                           "order_count", "total_revenue", "avg_order_value", "final"}
+    assert not any(m["final"] for m in metrics)
+    assert {m.key() for m in kafka.read("processed_orders", expected=301)} == \
+        {e["order_id"].encode() for e in events + [late]}  # keyed by order, spread over the partitions
     # The newest message per window carries the window's final state (published after the commit).
     def latest_published():
         latest = {}
@@ -134,7 +146,7 @@ def test_sigkill_of_order_windows_mid_stream_never_double_counts(kafka, processe
     processed = [
         Outbound(kafka.name("processed_orders"),
                  {**e, "product_name": names[e["product_id"]], "category": "", "processed_at": e["timestamp"]},
-                 key=e["product_id"])
+                 key=e["order_id"])
         for e in events
     ]
     # Re-driven duplicates of 500 orders, later in the stream.
@@ -142,20 +154,20 @@ def test_sigkill_of_order_windows_mid_stream_never_double_counts(kafka, processe
     produce_and_wait(processed, timeout=60)
     # A short session lets the group hand the killed member's partitions over quickly.
     consumer = processes.consumer("order_windows", "--batch-size", "100",
-                                  KAFKA_CLIENT_CONFIG="session.timeout.ms=6000")
+                                  KAFKA_CLIENT_CONFIG="session.timeout.ms=6000", **WIDE_GRACE)
     wait_until(lambda: ProcessedOrder.objects.count() >= 1500, message="the first batches")
     consumer.send_signal(signal.SIGKILL)
     consumer.wait(timeout=10)
     assert ProcessedOrder.objects.count() < 12_000, "finished before the kill; produce more"
 
-    processes.consumer("order_windows", "--batch-size", "500")
+    processes.consumer("order_windows", "--batch-size", "500", **WIDE_GRACE)
     expected = expected_windows(events)
     wait_until(lambda: stored_windows() == expected, timeout=120, message="exact windows after the restart")
     assert ProcessedOrder.objects.count() == 12_000
 
     # A whole replay from the start (a new consumer group) changes nothing.
     replay = processes.consumer("order_windows", "--batch-size", "2000",
-                                CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-replay")
+                                CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-replay", **WIDE_GRACE)
     wait_until(lambda: consumed(processes, replay) >= 12_500, timeout=60,
                message="the replay to reach the end of the topic")
     assert stored_windows() == expected
@@ -172,3 +184,98 @@ def test_duplicate_order_id_is_counted_once(kafka, processes, catalog):
     assert window.order_count == 1
     assert window.total_revenue == Decimal(str(order["amount"]))
     assert ProcessedOrder.objects.get().amount == Decimal(str(order["amount"]))
+
+
+def produce_processed(kafka, partition: int, events) -> None:
+    """Processed orders onto one partition of processed-orders (what `orders` would publish)."""
+    names = dict(Product.objects.values_list("product_id", "name"))
+    producer = Producer(producer_config())
+    for e in events:
+        value = {**e, "product_name": names[e["product_id"]], "category": "", "processed_at": e["timestamp"]}
+        producer.produce(kafka.name("processed_orders"), json.dumps(value).encode(), key=e["order_id"].encode(),
+                         partition=partition)
+    assert producer.flush(30) == 0
+
+
+def finals_published(kafka, start: datetime) -> dict[str, list[tuple[int, Decimal]]]:
+    finals: dict[str, list[tuple[int, Decimal]]] = defaultdict(list)
+    for m in kafka.read("product_metrics", expected=kafka.end_offsets("product_metrics")):
+        value = json.loads(m.value())
+        if value["final"] and value["window_start"] == int(start.timestamp()):
+            finals[value["product_id"]].append((value["order_count"], Decimal(str(value["total_revenue"]))))
+    return dict(finals)
+
+
+@pytest.mark.kafka_partitions(3)
+def test_event_time_over_three_partitions_an_idle_one_and_late_orders_released_in_the_admin(
+        kafka, processes, catalog, client):
+    rng = random.Random(12)
+    w0, w1 = T0, T0 + timedelta(seconds=60)
+    # Every partition: orders of the first window, up to 59 s out of order (never more than the window).
+    first = {p: order_events(40, now=T0 + timedelta(seconds=59), spread_seconds=59, rng=rng) for p in range(3)}
+    # Partitions 0 and 1 move on to the next window; partition 2 stops at the first one and holds the watermark.
+    later = {p: order_events(10, now=T0 + timedelta(seconds=110), spread_seconds=10, rng=rng) for p in (0, 1)}
+    in_grace = order_events(1, now=T0 + timedelta(seconds=55), rng=rng)  # 55 s behind partition 0: held open
+    for p in range(3):
+        produce_processed(kafka, p, first[p] + later.get(p, []) + (in_grace if p == 0 else []))
+    on_time = first[0] + first[1] + first[2] + later[0] + later[1] + in_grace
+
+    processes.consumer("order_windows", ORDERS_WINDOW_GRACE_SECONDS="10", ORDERS_IDLE_CLOSE_SECONDS="5")
+    wait_until(lambda: ProcessedOrder.objects.count() == len(on_time), message="every order stored")
+    wait_until(lambda: stored_windows() == expected_windows(on_time), message="windows equal to the independent sum")
+    assert not ProductWindow.objects.filter(window_start=w0, final=True).exists(), \
+        "partition 2 (newest order before T0+60) holds the first window open"
+
+    # Partitions 1 and 2 go quiet past the idle time; one order on partition 0 lets the watermark move on.
+    time.sleep(6)
+    nudge = order_events(1, now=T0 + timedelta(seconds=111), rng=rng)
+    produce_processed(kafka, 0, nudge)
+    on_time += nudge
+    wait_until(lambda: ProductWindow.objects.filter(window_start=w0, final=True).count() == 5,
+               message="the first window final for every product once partition 2 is idle")
+    assert not ProductWindow.objects.filter(window_start=w1, final=True).exists()  # T0+101 < T0+120
+    expected = expected_windows(on_time)
+    assert stored_windows() == expected
+    finals = wait_until(lambda: (f := finals_published(kafka, w0)) and len(f) == 5 and f,
+                        message="a final message per product of the first window")
+    assert {p: v for p, v in finals.items()} == {p: [expected[(p, int(w0.timestamp()))]] for p in finals}
+
+    # Late orders beyond the grace, on the partition that was idle: stored, counted, not added.
+    late = order_events(6, now=T0 + timedelta(seconds=20), spread_seconds=15, rng=rng)
+    produce_processed(kafka, 2, late)
+    wait_until(lambda: ProcessedOrder.objects.filter(late=True).count() == 6, message="six late orders stored")
+    late_sum = expected_windows(late)
+    assert stored_windows() == expected
+    assert {(w.product_id, int(w.window_start.timestamp())): (w.late_count, w.late_revenue)
+            for w in ProductWindow.objects.filter(late_count__gt=0)} == late_sum
+
+    # A viewer sees no release action and cannot run it; an operator can, once.
+    viewer = User.objects.create_user("late-viewer", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(content_type__app_label="streams",
+                                                           codename__startswith="view_"))
+    operator = User.objects.create_user("late-operator", is_staff=True)
+    operator.groups.add(Group.objects.get(name="operators"))
+    ids = list(ProductWindow.objects.filter(late_count__gt=0).values_list("pk", flat=True))
+    form = {"action": "release_late", "_selected_action": ids}
+    client.force_login(viewer)
+    assert "release_late" not in client.get("/admin/streams/productwindow/").content.decode()
+    client.post("/admin/streams/productwindow/", form, follow=True)
+    assert stored_windows() == expected and not LogEntry.objects.exists()
+    client.force_login(operator)
+    page = client.get("/admin/streams/productwindow/", {"final__exact": "1"}).content.decode()
+    assert "release_late" in page
+    response = client.post("/admin/streams/productwindow/", form, follow=True)
+    assert "Released 6 late order(s)" in response.content.decode()
+    released = expected_windows(on_time + late)
+    assert stored_windows() == released
+    assert ProductWindow.objects.filter(late_count__gt=0).count() == 0
+    client.post("/admin/streams/productwindow/", form, follow=True)  # twice: nothing more changes
+    assert stored_windows() == released
+    entries = LogEntry.objects.filter(user=operator, change_message__startswith="Released")
+    assert entries.count() == len(ids)
+    assert ProcessedOrder.objects.filter(late=True, released_by=operator).count() == 6
+    # Each corrected window is published again as final, with its new totals.
+    republished = finals_published(kafka, w0)
+    for product_id, _start in late_sum:
+        assert republished[product_id][-1] == released[(product_id, int(w0.timestamp()))]
+        assert len(republished[product_id]) == 2

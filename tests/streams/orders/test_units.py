@@ -77,10 +77,10 @@ def _processed(events, names) -> list[ProcessedOrderIn]:
 def test_windows_apply_is_idempotent_and_equals_a_rebuild(catalog):
     names = dict(Product.objects.values_list("product_id", "name"))
     events = order_events(400, now=T0 + timedelta(minutes=5), spread_seconds=300)
-    stored, windows = order_windows_apply(orders=_processed(events[:250], names))
-    assert stored == 250 and windows
-    stored, _ = order_windows_apply(orders=_processed(events, names))  # 250 replayed + 150 new
-    assert stored == 150
+    result = order_windows_apply(orders=_processed(events[:250], names))
+    assert result.stored == 250 and result.open_windows and result.late == 0
+    result = order_windows_apply(orders=_processed(events, names))  # 250 replayed + 150 new
+    assert result.stored == 150
     before = {(w.product_id, w.window_start): (w.order_count, w.total_revenue) for w in ProductWindow.objects.all()}
     assert sum(c for c, _ in before.values()) == 400
     assert sum(r for _, r in before.values()) == sum(Decimal(str(e["amount"])) for e in events)

@@ -1,0 +1,156 @@
+"""Event time of the order windows through the service functions: grace, the
+watermark over partitions, the idle timer (the tick the runtime will call),
+late orders and their release. The database is real; Kafka is the test's own
+topics (final windows are published by the close step)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
+
+from streams.models import OrderWatermark, ProcessedOrder, Product, ProductWindow
+from streams.orders.services import (
+    PartitionSeen,
+    ProcessedOrderIn,
+    order_windows_apply,
+    order_windows_release_late,
+    order_windows_tick,
+    validate_order,
+)
+
+T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+GROUP = "test-event-time"
+TOPIC = "processed"
+
+
+@pytest.fixture
+def event_time(settings):
+    settings.ORDERS_WINDOW_SECONDS = 60
+    settings.ORDERS_WINDOW_GRACE_SECONDS = 10
+    settings.ORDERS_IDLE_CLOSE_SECONDS = 3600
+
+
+def order(n: int, at: datetime, *, product: str = "prod-1", amount: str = "10.00") -> dict:
+    return {"order_id": f"o-{n}", "user_id": "u-1", "product_id": product, "amount": amount,
+            "timestamp": at.isoformat()}
+
+
+def apply(events: list[dict], *, partition: int = 0):
+    names = dict(Product.objects.values_list("product_id", "name"))
+    items = [ProcessedOrderIn(order=validate_order(e), product_name=names[e["product_id"]], category="",
+                              processed_at=T0) for e in events]
+    newest = max(i.order.timestamp for i in items)
+    result = order_windows_apply(orders=items, group=GROUP,
+                                 seen=[PartitionSeen(topic=TOPIC, partition=partition, max_event_at=newest)])
+    order_windows_tick(group=GROUP)  # what handle_order_windows does after each batch
+    return result
+
+
+def window(start: datetime, product: str = "prod-1") -> ProductWindow:
+    return ProductWindow.objects.get(product_id=product, window_start=start)
+
+
+def published(kafka) -> list[dict]:
+    return [json.loads(m.value()) for m in kafka.read("product_metrics",
+                                                      expected=kafka.end_offsets("product_metrics"))]
+
+
+def test_grace_final_late_and_release_exactly_once(kafka, catalog, event_time):
+    on_time = [order(1, T0 + timedelta(seconds=5), amount="10.00"), order(2, T0 + timedelta(seconds=50))]
+    apply(on_time)
+    apply([order(3, T0 + timedelta(seconds=65), amount="7.00")])  # watermark T0+55: T0's window stays open
+    assert not window(T0).final
+    in_grace = [order(4, T0 + timedelta(seconds=56), amount="3.50")]  # 9 s behind the newest: within grace
+    result = apply(in_grace)
+    assert result.late == 0 and not window(T0).final
+    apply([order(5, T0 + timedelta(seconds=75))])  # watermark T0+65 >= T0+60: final
+    w = window(T0)
+    assert w.final and w.finalized_at and w.final_published_at
+    assert (w.order_count, w.total_revenue) == (3, Decimal("23.50"))  # orders 1, 2, 4
+
+    late = [order(6, T0 + timedelta(seconds=30), amount="100.00"), order(7, T0 + timedelta(seconds=1), amount="1.25")]
+    result = apply(late)
+    assert result.stored == 2 and result.late == 2
+    w = window(T0)
+    assert (w.order_count, w.total_revenue, w.late_count, w.late_revenue) == (3, Decimal("23.50"), 2, Decimal("101.25"))
+    assert set(ProcessedOrder.objects.filter(late=True).values_list("order_id", flat=True)) == {"o-6", "o-7"}
+    assert apply(late).stored == 0  # a replay of late orders counts nothing twice
+    assert window(T0).late_count == 2
+
+    # A late order for a window that never had a row: counted on a new, final window.
+    result = apply([order(8, T0 - timedelta(seconds=120), amount="5.00")])
+    old = window(T0 - timedelta(seconds=120))
+    assert result.late == 1 and old.final and (old.order_count, old.late_count) == (0, 1)
+
+    finals = [m for m in published(kafka) if m["window_start"] == int(T0.timestamp()) and m["final"]]
+    assert len(finals) == 1 and finals[0]["order_count"] == 3 and finals[0]["total_revenue"] == 23.5
+    assert set(finals[0]) == {"window_start", "window_end", "product_id", "product_name", "order_count",
+                              "total_revenue", "avg_order_value", "final"}
+
+    operator = User.objects.create_user("op", is_staff=True)
+    operator.groups.add(Group.objects.get(name="operators"))
+    operator = User.objects.get(pk=operator.pk)
+    assert operator.has_perm("streams.release_late_orders")
+    released = order_windows_release_late(windows=[window(T0)], by=operator)
+    assert (released.windows, released.orders, released.revenue, released.published) == (1, 2, Decimal("101.25"), True)
+    w = window(T0)
+    assert (w.order_count, w.total_revenue, w.late_count, w.late_revenue) == (5, Decimal("124.75"), 0, Decimal("0"))
+    assert w.avg_order_value == Decimal("24.95")
+    again = order_windows_release_late(windows=[window(T0)], by=operator)
+    assert again.windows == 0 and window(T0).total_revenue == Decimal("124.75")
+    assert ProcessedOrder.objects.filter(late=True, released_by=operator).count() == 2
+    entry = LogEntry.objects.get(object_id=str(w.pk))
+    assert "Released 2 late order(s)" in entry.change_message and entry.user == operator
+
+    finals = [m for m in published(kafka) if m["window_start"] == int(T0.timestamp()) and m["final"]]
+    assert [(m["order_count"], m["total_revenue"]) for m in finals] == [(3, 23.5), (5, 124.75)]
+
+
+def test_watermark_is_the_slowest_active_partition_and_an_idle_one_stops_holding_it(kafka, catalog, event_time):
+    apply([order(1, T0 + timedelta(seconds=10))], partition=0)
+    apply([order(2, T0 + timedelta(seconds=20))], partition=1)
+    apply([order(3, T0 + timedelta(seconds=200))], partition=0)
+    assert not window(T0).final, "partition 1 (newest T0+20) holds the watermark at T0+10"
+    # Partition 1 goes quiet for longer than the idle time: it no longer holds the watermark.
+    OrderWatermark.objects.filter(group_id=GROUP, partition=1).update(
+        seen_at=timezone.now() - timedelta(seconds=3601))
+    order_windows_tick(group=GROUP)
+    assert window(T0).final
+    assert not window(T0 + timedelta(seconds=180)).final  # T0+200 - 10 s does not pass T0+240
+    # It wakes up with an old order: late for the final window, and it holds the watermark again.
+    result = apply([order(4, T0 + timedelta(seconds=30))], partition=1)
+    assert result.late == 1 and window(T0).late_count == 1
+    apply([order(5, T0 + timedelta(seconds=400))], partition=0)
+    assert not window(T0 + timedelta(seconds=180)).final
+
+
+def test_a_quiet_stream_closes_its_windows_by_wall_clock(kafka, catalog, event_time, settings):
+    settings.ORDERS_IDLE_CLOSE_SECONDS = 30
+    now = timezone.now()
+    mark = OrderWatermark.objects.create(group_id=GROUP, topic=TOPIC, partition=0,
+                                         max_event_at=now - timedelta(seconds=50), seen_at=now)
+    due = ProductWindow.objects.create(product_id="prod-1", product_name="Laptop",
+                                       window_start=now - timedelta(seconds=101), window_end=now - timedelta(seconds=41),
+                                       order_count=1, total_revenue=1, avg_order_value=1)
+    ahead = ProductWindow.objects.create(product_id="prod-2", product_name="Phone",
+                                         window_start=now - timedelta(seconds=60), window_end=now,
+                                         order_count=1, total_revenue=1, avg_order_value=1)
+    order_windows_tick(group=GROUP)
+    due.refresh_from_db()
+    assert not due.final, "the partition is active and its watermark (now - 60 s) is behind the end"
+    # No message for longer than the idle time: the wall clock is past end + grace + idle, the tick closes it.
+    mark.seen_at = now - timedelta(seconds=31)
+    mark.save()
+    order_windows_tick(group=GROUP)
+    due.refresh_from_db()
+    ahead.refresh_from_db()
+    assert due.final and due.final_published_at
+    assert not ahead.final  # its end + grace + idle is still ahead, even on a quiet stream
+    finals = [m for m in published(kafka) if m["final"]]
+    assert [m["product_id"] for m in finals] == ["prod-1"]
