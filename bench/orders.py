@@ -443,6 +443,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2, help="Random seed of the generated orders.")
     parser.add_argument("--timeout", type=float, default=1800, help="Give up on a stage after this many seconds.")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a redirected log
     if not args.skip_quix and not args.quix_python.exists():
         parser.error(f"{args.quix_python} is missing: python3.11 -m venv .run/bench-quix && "
                      ".run/bench-quix/bin/pip install -r requirements-bench.txt (or use make bench-orders)")
