@@ -335,6 +335,7 @@ class WindowUpdates(threading.Thread):
                                                    "enable.auto.commit": False}))
         self.consumer.subscribe([topic])
         self.updates: dict[WindowKey, list[tuple[float, int]]] = defaultdict(list)
+        self.products: set[str] = set()
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -344,6 +345,7 @@ class WindowUpdates(threading.Thread):
                     received = time.time()
                     w = json.loads(msg.value())
                     self.updates[(w["product_id"], w["window_start"])].append((received, w["order_count"]))
+                    self.products.add(w["product_id"])
         self.consumer.close()
 
     def count(self, key: WindowKey) -> int:
@@ -361,7 +363,7 @@ def console_latency(run: Run, args: argparse.Namespace, rng: random.Random) -> t
     window = settings.ORDERS_WINDOW_SECONDS
     # Warm-up: closer orders until one comes back as a window, so start-up is not measured.
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(k[0] == run.closer for k in list(updates.updates)):
+    while time.monotonic() < deadline and run.closer not in updates.products:
         producer.produce(topics["orders"], key=run.closer, value=json.dumps({
             "order_id": f"order-{run.suffix}-warm-{uuid.uuid4().hex[:8]}", "user_id": "user-bench",
             "product_id": run.closer, "amount": 1.0, "timestamp": iso(time.time())}).encode())
