@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps test test-fast test-chaos check-compose bench-ingest clean
+        supervisord-conf run ps test test-fast test-chaos check-compose bench-ingest bench-orders clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,16 @@ screenshots: services browser-deps  ## Refresh docs/images/ from the browser tes
 
 bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
 	$(PY) bench/ingest.py $(BENCH_ARGS)
+
+# Quix Streams needs confluent-kafka < 2.13 (the console pins 2.16), so it gets its own virtualenv.
+BENCH_QUIX_VENV := .run/bench-quix
+$(BENCH_QUIX_VENV)/.installed: requirements-bench.txt
+	@test -x $(BENCH_QUIX_VENV)/bin/python || $(PYTHON_BIN) -m venv $(BENCH_QUIX_VENV)
+	$(BENCH_QUIX_VENV)/bin/pip install -q -r requirements-bench.txt
+	@touch $@
+
+bench-orders: services $(BENCH_QUIX_VENV)/.installed  ## Benchmark the order pipeline: console vs Quix Streams
+	$(PY) bench/orders.py $(BENCH_ARGS)
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }

@@ -1,30 +1,58 @@
-"""Benchmark: orders -> `orders` -> processed-orders -> `order_windows` -> windows in PostgreSQL.
+"""Benchmark the order pipeline (seed 002): the console against bare consumers and Quix Streams.
 
-Produces N orders to a fresh set of topics, then measures in the same run:
+    make bench-orders BENCH_ARGS="--orders 1000000"
+    .venv/bin/python bench/orders.py [--orders 1000000] [--rate 5000] [--skip-quix] [--skip-latency]
 
-* baseline: a plain confluent-kafka consumer reading the same `orders` topic
-  from the beginning (no decoding, no database): the raw consume rate;
-* end to end: the two real consumer processes (`manage.py run_consumer orders`
-  and `run_consumer order_windows`) until every order is counted in its
-  window in PostgreSQL (validated, enriched, re-published, stored once,
-  windowed, window published to product-metrics, offsets committed).
+Not a test: it prints figures for docs/streams.md ("Benchmark"). One run:
 
-Usage (uses the database and broker of .env; cleans up after itself):
+1. Generates N orders (seed shape, about --invalid-share of them invalid),
+   with event times rising over --event-span seconds, for five catalog
+   products of this run, and produces them once to a fresh `orders` topic,
+   keyed by product. One "closing" order per partition follows, for a sixth
+   product and a minute plus the grace later, so that event-time windows
+   (Quix's `.final()`) can close; the checks leave that product out.
+2. Baselines on that topic: a bare confluent-kafka `consume()` loop, and the
+   same loop with `json.loads` of every value.
+3. Console: `run_consumer orders` and `run_consumer order_windows` on that
+   topic (two hops through Kafka). Rate = valid orders / (launch of the
+   processes -> the moment PostgreSQL holds every valid order in its window),
+   polled every 0.2 s. Every window must equal the independent computation.
+4. Quix Streams: bench/quix_orders.py (validate, catalog lookup join,
+   1-minute tumbling windows per product, `.final()`, exactly-once) in
+   .run/bench-quix/ on the same topic. Rate = valid orders / (launch of the
+   process -> the moment the last final window is read, read_committed, from
+   its output topic). Every window must equal the independent computation.
+   Both rates include process start-up and group join; the "steady" rates
+   start at the first window written.
+5. Latency (console): fresh topics, the two consumers warmed up, then orders
+   produced at --rate for --latency-seconds with event time = produce time.
+   Per order: from its produce() call to the arrival, on product-metrics, of
+   the first window update that counts it (windows are published after the
+   database commit, so this is order -> window stored and published).
+6. The load average at start and end, then removes every topic, consumer
+   group, row and state directory it made.
 
-    .venv/bin/python bench/orders.py --orders 200000
+Its last line: `orders: <N> orders/s end to end, <R>x Quix Streams, <Q>x bare consume+json, p99 <L> ms at 5,000/s`.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,130 +62,459 @@ import django  # noqa: E402
 
 django.setup()
 
-from confluent_kafka import Consumer  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.db.models import F, Sum  # noqa: E402
 
+from quarantine.models import QuarantineRecord  # noqa: E402
 from streams.kafka.client import client_config  # noqa: E402
-from streams.kafka.producer import Outbound, produce, producer_config  # noqa: E402
+from streams.kafka.models import ConsumerHeartbeat, ConsumerOffset  # noqa: E402
 from streams.kafka.topics import admin_client  # noqa: E402
 from streams.models import ProcessedOrder, Product, ProductWindow  # noqa: E402
-from streams.orders.demo import order_events  # noqa: E402
 
-LOGICAL = ("orders", "processed_orders", "product_metrics", "orders_dlq")
+CONSOLE_TOPICS = ("orders", "processed_orders", "product_metrics", "orders_dlq")
+QUIX_PYTHON = ROOT / ".run" / "bench-quix" / "bin" / "python"
+WindowKey = tuple[str, int]  # (product_id, window_start epoch seconds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200_000, help="Orders to produce (default 200000).")
-    parser.add_argument("--partitions", type=int, default=3, help="Partitions per bench topic (default 3).")
-    parser.add_argument("--batch-size", type=int, default=settings.CONSUMER_BATCH_SIZE,
-                        help="Consumer batch size (default CONSUMER_BATCH_SIZE).")
-    parser.add_argument("--timeout", type=float, default=600, help="Give up after this many seconds.")
-    args = parser.parse_args()
+class Run:
+    """Names, products, topics and processes of one bench run, and their removal."""
 
-    suffix = uuid.uuid4().hex[:6]
-    topics = {logical: f"bench-{suffix}-{settings.KAFKA_TOPICS[logical]['name']}" for logical in LOGICAL}
-    admin = admin_client()
-    for future in admin.create_topics(
-        [NewTopic(name, num_partitions=args.partitions, replication_factor=settings.KAFKA_REPLICATION_FACTOR)
-         for name in topics.values()]
-    ).values():
-        future.result()
-    # Products of this run only, so the bench never touches real windows.
-    product_ids = [f"bench-{suffix}-{i}" for i in range(1, 6)]
-    Product.objects.bulk_create([
-        Product(product_id=pid, name=f"Bench product {i}", category="Bench", price=10, currency="EUR")
-        for i, pid in enumerate(product_ids, 1)
-    ])
-    procs: list[subprocess.Popen] = []
-    try:
-        n = args.orders
-        events = order_events(n, products=5, spread_seconds=300)
-        for e in events:
-            e["product_id"] = f"bench-{suffix}-{e['product_id'].split('-')[1]}"
-        from confluent_kafka import Producer
+    def __init__(self, partitions: int) -> None:
+        self.suffix = uuid.uuid4().hex[:6]
+        self.prefix = f"bench-{self.suffix}"
+        self.partitions = partitions
+        self.admin = admin_client()
+        self.topics: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.state_dirs: list[Path] = []
+        self.products = [f"{self.prefix}-{i}" for i in range(1, 6)]
+        self.closer = f"{self.prefix}-close"
+        self.unknown = f"{self.prefix}-404"
+        Product.objects.bulk_create([
+            Product(product_id=pid, name=f"Bench product {pid.rsplit('-', 1)[1]}", category="Bench",
+                    price=10, currency="EUR")
+            for pid in [*self.products, self.closer]
+        ])
 
-        producer = Producer(producer_config(**{"linger.ms": 20, "batch.size": 1_000_000}))
-        started = time.monotonic()
-        for e in events:
-            produce(Outbound(topics["orders"], e, key=e["product_id"]), producer=producer)
-        producer.flush(120)
-        produce_s = time.monotonic() - started
-        print(f"produced {n} orders in {produce_s:.1f}s ({n / produce_s:,.0f}/s)")
+    def create_topics(self, tag: str, logical: tuple[str, ...]) -> dict[str, str]:
+        names = {name: f"{self.prefix}-{tag}-{name.replace('_', '-')}" for name in logical}
+        for future in self.admin.create_topics([
+            NewTopic(t, num_partitions=self.partitions, replication_factor=settings.KAFKA_REPLICATION_FACTOR)
+            for t in names.values()
+        ]).values():
+            future.result()
+        self.topics.extend(names.values())
+        return names
 
-        # Baseline: a plain consumer reading the same topic.
-        consumer = Consumer(client_config(**{
-            "group.id": f"bench-raw-{suffix}", "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        }))
-        consumer.subscribe([topics["orders"]])
-        seen, first = 0, None
-        deadline = time.monotonic() + args.timeout
-        values = []
-        while seen < n and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1000, timeout=1.0):
-                if msg.error() is None:
-                    first = first or time.monotonic()
-                    seen += 1
-                    values.append(msg.value())
-        raw_s = time.monotonic() - (first or time.monotonic())
-        consumer.close()
-        raw_rate = seen / raw_s if raw_s else 0.0
-        print(f"baseline raw consume: {seen} messages in {raw_s:.2f}s ({raw_rate:,.0f}/s, from first message)")
-        started = time.monotonic()
-        for value in values:
-            json.loads(value)
-        json_rate = len(values) / (raw_s + time.monotonic() - started)
-        print(f"baseline raw consume + json.loads: {json_rate:,.0f}/s")
+    def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env)
+        self.procs.append(proc)
+        return proc
 
-        # End to end through the real consumer processes.
-        env = dict(os.environ)
-        env.update({f"KAFKA_TOPIC_{logical.upper()}": name for logical, name in topics.items()})
-        env["CONSUMER_GROUP_PREFIX"] = f"bench-{suffix}"
-        env["LOG_LEVEL"] = "WARNING"
-        started = time.monotonic()
-        for name in ("orders", "order_windows"):
-            procs.append(subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "run_consumer", name, "--batch-size", str(args.batch_size)],
-                cwd=ROOT, env=env,
-            ))
-        windows = ProductWindow.objects.filter(product_id__in=product_ids)
-        counted, first_row = 0, None
-        deadline = time.monotonic() + args.timeout
-        while counted < n and time.monotonic() < deadline:
-            time.sleep(0.2)
-            # Late orders (event time, docs/streams.md) are counted on their window, not in its totals.
-            counted = windows.aggregate(total=Sum(F("order_count") + F("late_count")))["total"] or 0
-            if counted and first_row is None:
-                first_row = time.monotonic()
-        e2e_s = time.monotonic() - started
-        steady_s = time.monotonic() - (first_row or started)
-        if counted != n:
-            print(f"INCOMPLETE: {counted} of {n} orders counted after {e2e_s:.0f}s")
-        e2e_rate = counted / e2e_s
-        steady_rate = counted / steady_s if steady_s else 0.0
-        revenue = windows.aggregate(total=Sum(F("total_revenue") + F("late_revenue")))["total"]
-        expected = sum(round(e["amount"] * 100) for e in events) / 100
-        print(f"end to end: {counted} orders windowed in {e2e_s:.1f}s = {e2e_rate:,.0f} orders/s "
-              f"(incl. process start); {steady_rate:,.0f} orders/s from the first window row")
-        print(f"exact: revenue {revenue} vs produced {expected:.2f} -> {'OK' if float(revenue) == expected else 'MISMATCH'}")
-        if raw_rate:
-            print(f"ratio end-to-end / raw consume: {e2e_rate / raw_rate:.4f} (steady {steady_rate / raw_rate:.4f}); "
-                  f"/ consume+json: {e2e_rate / json_rate:.3f} (steady {steady_rate / json_rate:.3f})")
-    finally:
-        for proc in procs:
+    def stop(self) -> None:
+        for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in self.procs:
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        ProductWindow.objects.filter(product_id__in=product_ids).delete()
-        ProcessedOrder.objects.filter(product_id__in=product_ids).delete()
-        Product.objects.filter(product_id__in=product_ids).delete()
-        admin.delete_topics(list(topics.values()), operation_timeout=10)
+                proc.wait()
+        self.procs.clear()
+
+    def cleanup(self) -> None:
+        self.stop()
+        ours = [*self.products, self.closer, self.unknown]
+        ProductWindow.objects.filter(product_id__in=ours).delete()
+        ProcessedOrder.objects.filter(product_id__in=ours).delete()
+        Product.objects.filter(product_id__in=ours).delete()
+        QuarantineRecord.objects.filter(topic__startswith=self.prefix).delete()
+        ConsumerOffset.objects.filter(group__startswith=self.prefix).delete()
+        ConsumerHeartbeat.objects.filter(group_id__startswith=self.prefix).delete()
+        # Quix's changelog topics are named after its consumer group.
+        extra = [t for t in self.admin.list_topics(timeout=10).topics if self.prefix in t]
+        topics = sorted(set(self.topics) | set(extra))
+        if topics:
+            for future in self.admin.delete_topics(topics, operation_timeout=30).values():
+                try:
+                    future.result()
+                except Exception as exc:  # a topic Quix never created, for instance
+                    print(f"cleanup: {exc}", file=sys.stderr)
+        groups = [g.group_id for g in self.admin.list_consumer_groups().result(timeout=10).valid
+                  if g.group_id.startswith(self.prefix)]
+        if groups:
+            for future in self.admin.delete_consumer_groups(groups, request_timeout=10).values():
+                try:
+                    future.result()
+                except Exception as exc:
+                    print(f"cleanup: {exc}", file=sys.stderr)
+        for path in self.state_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# --- input and the independent computation --------------------------------------------------------
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def generate_orders(run: Run, n: int, *, invalid_share: float, start: float, span: float,
+                    rng: random.Random) -> tuple[list[tuple[str, bytes]], dict[WindowKey, list[int]]]:
+    """(key, value) pairs in produce order, and the expected [count, cents] per window of the valid ones."""
+    window = settings.ORDERS_WINDOW_SECONDS
+    messages: list[tuple[str, bytes]] = []
+    expected: dict[WindowKey, list[int]] = defaultdict(lambda: [0, 0])
+    for i in range(n):
+        moment = start + span * i / n
+        cents = rng.randint(1000, 50_000)
+        order: dict[str, Any] = {
+            "order_id": f"order-{run.suffix}-{i}", "user_id": f"user-{rng.randint(1, 100)}",
+            "product_id": rng.choice(run.products), "amount": cents / 100, "timestamp": iso(moment),
+        }
+        invalid = invalid_share and rng.random() < invalid_share
+        if invalid:
+            kind = rng.randrange(5)
+            if kind == 0:
+                order["product_id"] = run.unknown
+            elif kind == 1:
+                order["amount"] = 0
+            elif kind == 2:
+                order["amount"] = -order["amount"]
+            elif kind == 3:
+                order["user_id"] = ""
+            else:
+                order["timestamp"] = "not a time"
+        else:
+            tally = expected[(order["product_id"], int(moment // window) * window)]
+            tally[0] += 1
+            tally[1] += cents
+        messages.append((order["product_id"], json.dumps(order).encode()))
+    return messages, dict(expected)
+
+
+def closing_orders(run: Run, moment: float) -> list[tuple[int, bytes]]:
+    """One valid order per partition, late enough in event time to close every window before it."""
+    return [(p, json.dumps({"order_id": f"order-{run.suffix}-close-{p}", "user_id": "user-bench",
+                            "product_id": run.closer, "amount": 1.0, "timestamp": iso(moment)}).encode())
+            for p in range(run.partitions)]
+
+
+def bench_producer() -> Producer:
+    return Producer(client_config(**{"linger.ms": 20, "batch.size": 1_000_000, "acks": "all",
+                                     "enable.idempotence": True, "compression.type": "none"}))
+
+
+def check_windows(actual: dict[WindowKey, tuple[int, int]], expected: dict[WindowKey, list[int]]) -> str:
+    wrong = [k for k in expected.keys() | actual.keys()
+             if tuple(expected.get(k, (0, 0))) != tuple(actual.get(k, (0, 0)))]
+    count = sum(c for c, _ in actual.values())
+    cents = sum(r for _, r in actual.values())
+    total = f"{count:,} orders, revenue {cents / 100:,.2f}"
+    if wrong:
+        return f"MISMATCH in {len(wrong)} of {len(expected)} windows ({total})"
+    return f"OK: {len(expected)} windows equal the independent computation ({total})"
+
+
+# --- baselines ------------------------------------------------------------------------------------
+
+def bare_consume(topic: str, group: str, n: int, *, decode: bool, timeout: float) -> float:
+    """Messages/s from the first message to the n-th, with consume(num_messages=1000)."""
+    consumer = Consumer(client_config(**{"group.id": group, "auto.offset.reset": "earliest",
+                                          "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    seen, first = 0, None
+    deadline = time.monotonic() + timeout
+    loads = json.loads
+    while seen < n and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=1000, timeout=1.0)
+        if batch and first is None:
+            first = time.perf_counter()
+        for msg in batch:
+            if msg.error() is None:
+                if decode:
+                    loads(msg.value())
+                seen += 1
+    secs = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    return seen / secs if secs else float("nan")
+
+
+# --- the console ----------------------------------------------------------------------------------
+
+def console_env(run: Run, topics: dict[str, str], tag: str, grace: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ORDERS_WINDOW_GRACE_SECONDS"] = str(grace)  # the same grace as the Quix job
+    env.update({f"KAFKA_TOPIC_{logical.upper()}": name for logical, name in topics.items()})
+    env["CONSUMER_GROUP_PREFIX"] = f"{run.prefix}-{tag}"
+    env["LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def console_start(run: Run, env: dict[str, str], batch_size: int) -> None:
+    for name in ("orders", "order_windows"):
+        run.spawn([sys.executable, str(ROOT / "manage.py"), "run_consumer", name, "--batch-size", str(batch_size)],
+                  env)
+
+
+def console_windows(run: Run) -> dict[WindowKey, tuple[int, int]]:
+    # Late orders (beyond the grace) are held on their window, not added: both count here.
+    rows = ProductWindow.objects.filter(product_id__in=run.products).values_list(
+        "product_id", "window_start", "order_count", "total_revenue", "late_count", "late_revenue")
+    return {(p, int(s.timestamp())): (c + lc, int((r + lr) * 100)) for p, s, c, r, lc, lr in rows}
+
+
+def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace
+                       ) -> tuple[float, float, dict[WindowKey, tuple[int, int]]]:
+    windows = ProductWindow.objects.filter(product_id__in=run.products)
+    started = time.monotonic()
+    console_start(run, console_env(run, topics, "e2e", args.grace), args.batch_size)
+    first_row, counted = None, 0
+    deadline = started + args.timeout
+    while counted < valid and time.monotonic() < deadline:
+        time.sleep(0.2)
+        counted = sum(c + lc for c, lc in windows.values_list("order_count", "late_count"))
+        if counted and first_row is None:
+            first_row = time.monotonic()
+    finished = time.monotonic()
+    run.stop()
+    if counted < valid:
+        print(f"console INCOMPLETE: {counted:,} of {valid:,} orders windowed after {finished - started:.0f}s")
+    return counted / (finished - started), counted / (finished - (first_row or started)), console_windows(run)
+
+
+# --- Quix Streams ---------------------------------------------------------------------------------
+
+def quix_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace
+                    ) -> tuple[float, float, dict[WindowKey, tuple[int, int]]]:
+    """(orders/s from launch, seconds to the first final window, the final windows read)."""
+    output = run.create_topics("quix", ("metrics",))["metrics"]
+    state_dir = ROOT / ".run" / f"{run.prefix}-quix-state"
+    run.state_dirs.append(state_dir)
+    reader = Consumer(client_config(**{"group.id": f"{run.prefix}-quix-reader", "auto.offset.reset": "earliest",
+                                        "enable.auto.commit": False, "isolation.level": "read_committed"}))
+    reader.subscribe([output])
+    reader.consume(num_messages=1, timeout=2.0)  # joined before the job starts: no output is missed
+    started = time.monotonic()
+    run.spawn([str(args.quix_python), str(ROOT / "bench" / "quix_orders.py"),
+               "--broker", settings.KAFKA_BOOTSTRAP_SERVERS, "--input", topics["orders"], "--output", output,
+               "--group", f"{run.prefix}-quix", "--state-dir", str(state_dir),
+               "--window-ms", str(settings.ORDERS_WINDOW_SECONDS * 1000), "--grace-ms", str(args.grace * 1000),
+               "--commit-interval", str(args.quix_commit_interval)], dict(os.environ))
+    windows: dict[WindowKey, tuple[int, int]] = {}
+    counted, first = 0, None
+    deadline = started + args.timeout
+    ours = set(run.products)
+    while counted < valid and time.monotonic() < deadline:
+        for msg in reader.consume(num_messages=1000, timeout=0.2):
+            if msg.error() is not None:
+                continue
+            w = json.loads(msg.value())
+            if w["product_id"] in ours:
+                first = first or time.monotonic()
+                windows[(w["product_id"], w["window_start"])] = (w["order_count"], round(w["total_revenue"] * 100))
+        counted = sum(c for c, _ in windows.values())
+        if run.procs[-1].poll() is not None:
+            print(f"Quix Streams job exited with {run.procs[-1].returncode}")
+            break
+    finished = time.monotonic()
+    reader.close()
+    run.stop()
+    if counted < valid:
+        print(f"Quix INCOMPLETE: {counted:,} of {valid:,} orders in final windows after {finished - started:.0f}s")
+    return counted / (finished - started), (first or finished) - started, windows
+
+
+# --- latency --------------------------------------------------------------------------------------
+
+class WindowUpdates(threading.Thread):
+    """Reads product-metrics in the background: (receive time, count) per window, in arrival order."""
+
+    def __init__(self, topic: str, group: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer(client_config(**{"group.id": group, "auto.offset.reset": "earliest",
+                                                   "enable.auto.commit": False}))
+        self.consumer.subscribe([topic])
+        self.updates: dict[WindowKey, list[tuple[float, int]]] = defaultdict(list)
+        self.products: set[str] = set()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            for msg in self.consumer.consume(num_messages=1000, timeout=0.1):
+                if msg.error() is None:
+                    received = time.time()
+                    w = json.loads(msg.value())
+                    self.updates[(w["product_id"], w["window_start"])].append((received, w["order_count"]))
+                    self.products.add(w["product_id"])
+        self.consumer.close()
+
+    def count(self, key: WindowKey) -> int:
+        seen = self.updates.get(key)
+        return max(c for _, c in seen) if seen else 0
+
+
+def console_latency(run: Run, args: argparse.Namespace, rng: random.Random) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, achieved rate) of order produce -> first window update counting it."""
+    topics = run.create_topics("lat", CONSOLE_TOPICS)
+    updates = WindowUpdates(topics["product_metrics"], f"{run.prefix}-lat-reader")
+    updates.start()
+    console_start(run, console_env(run, topics, "lat", args.grace), args.batch_size)
+    producer = bench_producer()
+    window = settings.ORDERS_WINDOW_SECONDS
+    # Warm-up: closer orders until one comes back as a window, so start-up is not measured.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.closer not in updates.products:
+        producer.produce(topics["orders"], key=run.closer, value=json.dumps({
+            "order_id": f"order-{run.suffix}-warm-{uuid.uuid4().hex[:8]}", "user_id": "user-bench",
+            "product_id": run.closer, "amount": 1.0, "timestamp": iso(time.time())}).encode())
+        producer.flush(10)
+        time.sleep(0.5)
+    time.sleep(2)
+    produced: dict[WindowKey, list[float]] = defaultdict(list)
+    tick, per_tick = 0.01, max(1, round(args.rate * 0.01))
+    started = time.monotonic()
+    total, i = round(args.rate * args.latency_seconds), 0
+    while i < total:
+        for _ in range(min(per_tick, total - i)):
+            now = time.time()
+            product = rng.choice(run.products)
+            producer.produce(topics["orders"], key=product, value=json.dumps({
+                "order_id": f"order-{run.suffix}-lat-{i}", "user_id": f"user-{rng.randint(1, 100)}",
+                "product_id": product, "amount": rng.randint(1000, 50_000) / 100, "timestamp": iso(now)}).encode())
+            produced[(product, int(now // window) * window)].append(now)
+            i += 1
+        producer.poll(0)
+        next_tick = started + tick * (i // per_tick)
+        if (pause := next_tick - time.monotonic()) > 0:
+            time.sleep(pause)
+    producer.flush(60)
+    rate = total / (time.monotonic() - started)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and any(updates.count(k) < len(v) for k, v in produced.items()):
+        time.sleep(0.2)
+    updates.halt.set()
+    updates.join(10)
+    run.stop()
+    latencies = []
+    for key, produce_times in produced.items():
+        seen = updates.updates.get(key, [])
+        counts = [c for _, c in seen]
+        best = [0.0] * len(seen)  # running max: counts only grow, but keep it robust to reordering
+        running = 0
+        for j, c in enumerate(counts):
+            running = max(running, c)
+            best[j] = running
+        for k, produced_at in enumerate(produce_times, 1):
+            j = bisect.bisect_left(best, k)
+            if j < len(seen):
+                latencies.append(seen[j][0] - produced_at)
+    missing = total - len(latencies)
+    if missing:
+        print(f"latency: {missing:,} of {total:,} orders never showed up in a window update")
+    latencies.sort()
+    if not latencies:
+        return float("nan"), float("nan"), rate
+    return (latencies[len(latencies) // 2] * 1000, latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+            rate)
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=1_000_000, help="Orders to produce (default 1000000).")
+    parser.add_argument("--partitions", type=int, default=3, help="Partitions per bench topic (default 3).")
+    parser.add_argument("--batch-size", type=int, default=settings.CONSUMER_BATCH_SIZE,
+                        help="Console consumer batch size (default CONSUMER_BATCH_SIZE).")
+    parser.add_argument("--invalid-share", type=float, default=0.01, help="Share of invalid orders (default 0.01).")
+    parser.add_argument("--event-span", type=float, default=600.0,
+                        help="Seconds of event time the N orders cover (default 600: ten 1-minute windows).")
+    parser.add_argument("--grace", type=int, default=0, help="Window grace period in seconds, for the console and Quix (default 0).")
+    parser.add_argument("--rate", type=int, default=5000, help="Offered rate of the latency run (default 5000/s).")
+    parser.add_argument("--latency-seconds", type=float, default=30.0, help="Length of the latency run (default 30).")
+    parser.add_argument("--quix-python", type=Path, default=QUIX_PYTHON,
+                        help="Python of the Quix Streams virtualenv (default .run/bench-quix/bin/python).")
+    parser.add_argument("--quix-commit-interval", type=float, default=5.0,
+                        help="Quix Streams commit interval in seconds (default 5, Quix's own default).")
+    parser.add_argument("--skip-quix", action="store_true", help="Leave out the Quix Streams baseline.")
+    parser.add_argument("--skip-latency", action="store_true", help="Leave out the latency run.")
+    parser.add_argument("--seed", type=int, default=2, help="Random seed of the generated orders.")
+    parser.add_argument("--timeout", type=float, default=1800, help="Give up on a stage after this many seconds.")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a redirected log
+    if not args.skip_quix and not args.quix_python.exists():
+        parser.error(f"{args.quix_python} is missing: python3.11 -m venv .run/bench-quix && "
+                     ".run/bench-quix/bin/pip install -r requirements-bench.txt (or use make bench-orders)")
+
+    load_start = load()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    print(f"bench-orders at commit {commit}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+          f"load average at start {load_start}")
+    rng = random.Random(args.seed)
+    run = Run(args.partitions)
+    try:
+        n = args.orders
+        window = settings.ORDERS_WINDOW_SECONDS
+        start = (time.time() // 3600 - 2) * 3600  # two hours ago, on the hour
+        messages, expected = generate_orders(run, n, invalid_share=args.invalid_share, start=start,
+                                             span=args.event_span, rng=rng)
+        valid = sum(c for c, _ in expected.values())
+        topics = run.create_topics("e2e", CONSOLE_TOPICS)
+        producer = bench_producer()
+        t0 = time.monotonic()
+        for key, value in messages:
+            while True:
+                try:
+                    producer.produce(topics["orders"], key=key, value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        closer_time = start + args.event_span + window + args.grace + 1
+        for partition, value in closing_orders(run, closer_time):
+            producer.produce(topics["orders"], key=run.closer, value=value, partition=partition)
+        if producer.flush(300):
+            raise SystemExit("the broker did not acknowledge every order")
+        produce_s = time.monotonic() - t0
+        print(f"produced {n:,} orders ({valid:,} valid, {len(expected)} windows) + {args.partitions} closing "
+              f"in {produce_s:.1f}s ({n / produce_s:,.0f}/s)")
+
+        raw_rate = bare_consume(topics["orders"], f"{run.prefix}-raw", n, decode=False, timeout=args.timeout)
+        print(f"baseline bare consume():              {raw_rate:>10,.0f} orders/s")
+        json_rate = bare_consume(topics["orders"], f"{run.prefix}-json", n, decode=True, timeout=args.timeout)
+        print(f"baseline bare consume() + json.loads: {json_rate:>10,.0f} orders/s")
+
+        console_rate, console_steady, console_got = console_throughput(run, topics, valid, args)
+        print(f"console end to end (2 hops, PostgreSQL): {console_rate:>8,.0f} orders/s from process launch, "
+              f"{console_steady:,.0f}/s from the first window row")
+        print(f"console exact: {check_windows(console_got, expected)}")
+
+        quix_rate = float("nan")
+        if not args.skip_quix:
+            quix_rate, quix_first_s, quix_got = quix_throughput(run, topics, valid, args)
+            # Final windows arrive in bursts at Quix's commits, so there is no "steady" rate to quote.
+            print(f"Quix Streams 3.28 (1 hop, RocksDB, exactly-once, .final()): {quix_rate:>8,.0f} orders/s from "
+                  f"process launch (first final window after {quix_first_s:.1f}s)")
+            print(f"Quix exact: {check_windows(quix_got, expected)}")
+
+        p50 = p99 = float("nan")
+        if not args.skip_latency:
+            p50, p99, offered = console_latency(run, args, rng)
+            print(f"console latency at {offered:,.0f} orders/s offered for {args.latency_seconds:.0f}s, order produced "
+                  f"-> first window update counting it on product-metrics: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
+
+        print(f"load average at start {load_start}, at end {load()}")
+        vs_quix = console_rate / quix_rate if quix_rate else float("nan")
+        print(f"orders: {console_rate:,.0f} orders/s end to end, {vs_quix:.2f}x Quix Streams, "
+              f"{console_rate / json_rate:.3f}x bare consume+json, p99 {p99:,.0f} ms at {args.rate:,}/s")
+    finally:
+        run.cleanup()
 
 
 if __name__ == "__main__":
