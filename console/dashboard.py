@@ -244,8 +244,8 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
     if series:
         for a, b in zip(series.points, series.points[1:]):
             seconds = (b.at - a.at).total_seconds()
-            if seconds > 0 and a.committed is not None and b.committed is not None:
-                throughput.append((b.at, max(b.committed - a.committed, 0) / seconds))
+            if seconds > 0:
+                throughput.append((b.at, max(b.position - a.position, 0) / seconds))
     heartbeats = list(ConsumerHeartbeat.objects.filter(consumer=name).order_by("-beat_at")[:50])
     errors = list(ConsumerHeartbeat.objects.filter(consumer=name).exclude(last_error="")
                   .order_by("-last_error_at")[:10])

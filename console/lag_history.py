@@ -99,6 +99,12 @@ class LagPoint:
     committed: int | None
     end_offset: int
 
+    @property
+    def position(self) -> int:
+        """Where the group is (end minus lag): the committed offsets, or the start of a
+        partition it never committed on, so throughput needs no commit to begin with."""
+        return self.end_offset - self.lag
+
 
 @dataclass
 class LagSeries:
@@ -117,9 +123,9 @@ class LagSeries:
             return None
         a, b = self.points[-2], self.points[-1]
         seconds = (b.at - a.at).total_seconds()
-        if seconds <= 0 or a.committed is None or b.committed is None:
+        if seconds <= 0:
             return None
-        return max(b.committed - a.committed, 0) / seconds
+        return max(b.position - a.position, 0) / seconds  # 0, not negative, after an offset reset
 
 
 def lag_series(*, since: datetime, consumers: list[str] | None = None) -> dict[str, LagSeries]:
