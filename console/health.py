@@ -7,6 +7,7 @@ the checks' errors name hosts, ports and consumer internals.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from django.db import connection
 from django.http import JsonResponse
 
 from streams.kafka.client import client_config
+
+logger = logging.getLogger(__name__)
 
 
 def check_postgres(timeout: float) -> None:
@@ -72,24 +75,41 @@ def consumer_states() -> dict[str, dict[str, object]]:
         return {"error": {"status": "unknown", "reason": f"{type(exc).__name__}: {exc}"[:300]}}
 
 
+def active_alerts(states: dict[str, dict[str, object]]) -> list:
+    """The alerts (console/alerts.py) other than a failing consumer's, which /healthz names
+    already as `consumer:<name>`; empty when they cannot be read."""
+    from .alerts import alerts_active
+
+    try:
+        health = states if "error" not in states else None
+        return [a for a in alerts_active(health=health)
+                if a.name not in ("consumer_failing", "consumer_heartbeat_missing")]
+    except Exception as exc:  # PostgreSQL went away between the checks: its check says so
+        logger.warning("healthz_alerts_unavailable error=%s", exc)
+        return []
+
+
 def healthz(request) -> JsonResponse:
     """503 when a dependency is down; 200 `degraded` when a consumer is failing
-    (waiting, paused, crashed or silent), with the reasons for staff; 200 `ok` otherwise."""
+    (waiting, paused, crashed or silent) or an alert is active (`alert:<name>:<subject>`
+    in `failing`), with the reasons for staff; 200 `ok` otherwise."""
     results = run_checks()
     failing = [name for name, r in results.items() if r["status"] != "up"]
-    states = consumer_states() if results["postgres"]["status"] == "up" else {}
+    postgres_up = results["postgres"]["status"] == "up"
+    states = consumer_states() if postgres_up else {}
     failing_consumers = {name: c.get("reason", "") for name, c in states.items() if c["status"] == "failing"}
-    status = "unavailable" if failing else ("degraded" if failing_consumers else "ok")
+    alerts = active_alerts(states) if postgres_up else []
+    status = "unavailable" if failing else ("degraded" if failing_consumers or alerts else "ok")
     body = {
         "status": status,
-        "failing": failing + [f"consumer:{name}" for name in failing_consumers],
+        "failing": failing + [f"consumer:{name}" for name in failing_consumers] + [a.key for a in alerts],
         "checks": results,
         "consumers": {name: {k: v for k, v in c.items() if k != "members"}
                       | {"live_members": sum(1 for m in c["members"] if m["live"] and m["state"] != "stopped")}
                       for name, c in states.items()},
     }
-    if failing_consumers:
-        body["reasons"] = failing_consumers
+    if failing_consumers or alerts:
+        body["reasons"] = {**failing_consumers, **{a.key: a.message for a in alerts}}
     user = getattr(request, "user", None)
     if not (user and user.is_active and user.is_staff):
         body = {"status": status}

@@ -11,6 +11,7 @@ and any web worker can answer a scrape:
 * files by status and rows loaded, from the ingest tables;
 * open quarantine by source;
 * this process's producer deliveries and failures;
+* the active alerts (console/alerts.py), one series of 1 per alert and subject;
 * Celery task results by task and state, from the results table
   (django-celery-results; one aggregate query): a worker is another process,
   so a counter kept there could not be read here;
@@ -57,6 +58,7 @@ class ConsoleCollector:
         yield from self._producer()
         yield from self._celery()
         yield from self._requests()
+        yield from self._alerts()
 
     @staticmethod
     def _consumers() -> Iterator[Metric]:
@@ -173,6 +175,17 @@ class ConsoleCollector:
                                      "and status (all web processes).", labels=["route", "method", "status"])
         for (route, method, status), n in sorted(counts.items()):
             family.add_metric([route, method, status], n)
+        yield family
+
+
+    @staticmethod
+    def _alerts() -> Iterator[Metric]:
+        from .alerts import alerts_active
+
+        family = GaugeMetricFamily("console_alert_active", "1 for each alert active now (console/alerts.py): "
+                                   "its name and subject (a consumer or a file).", labels=["alert", "subject"])
+        for alert in alerts_active():
+            family.add_metric([alert.name, alert.subject], 1)
         yield family
 
 

@@ -50,3 +50,29 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target} {self.outcome}"
+
+
+class LagSample(models.Model):
+    """One consumer group's lag on one partition at one sampling (the `console.sample_lag`
+    beat task, console/lag_history.py). Every partition of one sampling shares its `at`,
+    so a consumer's total lag over time is one GROUP BY. Bounded: samples older than
+    CONSOLE_LAG_HISTORY_HOURS are deleted by the same task."""
+
+    at = models.DateTimeField()
+    consumer = models.CharField(max_length=100)
+    group = models.CharField(max_length=255)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    lag = models.BigIntegerField()
+    end_offset = models.BigIntegerField()
+    committed = models.BigIntegerField(null=True, blank=True, help_text="None: the group never committed here.")
+
+    class Meta:
+        ordering = ["-at", "consumer", "topic", "partition"]
+        indexes = [
+            models.Index(fields=["consumer", "at"], name="lagsample_consumer_at"),
+            models.Index(fields=["at"], name="lagsample_at"),  # the retention's delete
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.consumer} {self.topic}[{self.partition}] lag {self.lag}"

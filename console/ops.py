@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -26,7 +27,9 @@ from quarantine.models import QuarantineRecord
 from streams.kafka import cluster
 
 from . import celery_ops
+from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
+from .lag_history import lines_svg
 
 
 def _context(request: HttpRequest, title: str, **extra) -> dict:
@@ -53,6 +56,31 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request, "Operations",
         checks=checks, lags=lags, max_lag=max_lag, kafka_up=kafka_up, states=states,
         quarantine=quarantine, open_by_source=open_by_source,
+    ))
+
+
+def dashboard_fragment(request: HttpRequest) -> HttpResponse:
+    """The admin index's dashboard, alone: what its refresh loop fetches every few seconds."""
+    return TemplateResponse(request, "ops/dashboard_fragment.html", {"overview": dashboard_overview()})
+
+
+def consumer_detail(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        hours = min(max(float(request.GET.get("hours", 1)), 0.05), settings.CONSOLE_LAG_HISTORY_HOURS)
+    except ValueError:
+        hours = 1.0
+    try:
+        page = consumer_page(name=name, hours=hours)
+    except KeyError as exc:
+        raise Http404(f"no consumer {name!r} is registered") from exc
+    lag_chart = lines_svg(page.partitions, since=page.since, until=page.until,
+                          label=f"lag of {name} per partition over time")
+    throughput_chart = lines_svg({"messages/s": page.throughput}, since=page.since, until=page.until,
+                                 label=f"messages per second committed by {name}") if page.throughput else None
+    return TemplateResponse(request, "ops/consumer.html", _context(
+        request, f"Consumer {name}", page=page, hours=hours, lag_chart=lag_chart,
+        throughput_chart=throughput_chart, hour_choices=[0.25, 1.0, 6.0, 24.0],
+        sample_seconds=settings.CONSOLE_LAG_SAMPLE_SECONDS,
     ))
 
 
@@ -135,6 +163,8 @@ def urls() -> list:
     wrap = admin.site.admin_view
     return [
         path("", wrap(_requires(VIEW_OPERATIONS)(dashboard)), name="ops-dashboard"),
+        path("dashboard/", wrap(_requires(VIEW_OPERATIONS)(dashboard_fragment)), name="ops-dashboard-fragment"),
+        path("consumers/<str:name>/", wrap(_requires(VIEW_OPERATIONS)(consumer_detail)), name="ops-consumer"),
         path("topics/", wrap(_requires(VIEW_OPERATIONS)(topics)), name="ops-topics"),
         path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(topic_messages)),
              name="ops-topic-messages"),

@@ -457,3 +457,27 @@ QUARANTINE_IGNORED_TASKS = env.list("QUARANTINE_IGNORED_TASKS", default=[])
 # `Authorization: Bearer <token>`; without it, only these addresses may scrape.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
+
+# ------------------------------------------------ Dashboard, lag history, alerts
+# (console/dashboard.py, console/lag_history.py, console/alerts.py; docs/operations.md)
+# The admin index polls its dashboard fragment this often (seconds).
+CONSOLE_DASHBOARD_REFRESH_SECONDS = env.float("CONSOLE_DASHBOARD_REFRESH_SECONDS", default=5.0)
+# The dashboard's one Kafka call (is the broker reachable?) gives up after this: the
+# page still renders, saying Kafka is down, when it does not answer.
+CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS = env.float("CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS", default=1.0)
+# Minutes of lag history in each consumer's sparkline on the dashboard.
+CONSOLE_SPARKLINE_MINUTES = env.int("CONSOLE_SPARKLINE_MINUTES", default=60)
+# The `console.sample_lag` beat task samples every consumer's lag per partition this
+# often (the beat entry follows this setting after each migrate) ...
+CONSOLE_LAG_SAMPLE_SECONDS = env.int("CONSOLE_LAG_SAMPLE_SECONDS", default=30)
+# ... and deletes the samples older than this (console.LagSample stays bounded).
+CONSOLE_LAG_HISTORY_HOURS = env.float("CONSOLE_LAG_HISTORY_HOURS", default=24.0)
+# Alert thresholds; 0 turns an alert off. A consumer's total lag above this:
+CONSOLE_ALERT_LAG_MAX = env.int("CONSOLE_ALERT_LAG_MAX", default=10_000)
+# A consumer's lag that has not fallen for this many minutes (and grew) of samples:
+CONSOLE_ALERT_LAG_GROWING_MINUTES = env.float("CONSOLE_ALERT_LAG_GROWING_MINUTES", default=10.0)
+# Dead letters (quarantined messages) of one consumer in the last minute above this:
+CONSOLE_ALERT_DEAD_LETTERS_PER_MINUTE = env.int("CONSOLE_ALERT_DEAD_LETTERS_PER_MINUTE", default=100)
+# A file queued, validating or loading without progress for this many minutes:
+CONSOLE_ALERT_FILE_STUCK_MINUTES = env.float("CONSOLE_ALERT_FILE_STUCK_MINUTES", default=30.0)
+# (No heartbeat for CONSUMER_HEARTBEAT_STALE_SECONDS is the heartbeat alert.)

@@ -1,0 +1,257 @@
+"""What the dashboard on the admin index shows, read in a bounded number of queries.
+
+Selectors only. Per pipeline: its consumers (state from their heartbeats, lag and
+throughput from the lag history, processed and dead-lettered counts from the
+heartbeat counters), open quarantine, and for the report the newest run; then
+Celery's queues and failed tasks, and the active alerts (console/alerts.py).
+
+Bounded: about ten aggregate queries whatever the number of rows, one Redis
+round trip (LLEN of the queues, CELERY_INSPECT_TIMEOUT_SECONDS) and one Kafka
+metadata request (CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS). Lag is read from the
+newest sample (`console.sample_lag`), not from Kafka, so a page polled every few
+seconds costs the broker nothing and still shows lag while Kafka is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.safestring import SafeString
+
+from .alerts import Alert, alerts_active, history_window_start, lag_fresh_seconds
+from .lag_history import LagSeries, lag_series, sparkline_svg
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    key: str
+    label: str
+    consumers: tuple[str, ...]
+    admin_url: str  # the admin changelist of what it stores (a URL name)
+
+
+PIPELINES = (
+    Pipeline("files", "File ingestion", ("files",), "admin:ingest_ingestedfile_changelist"),
+    Pipeline("telemetry", "Telemetry", ("telemetry",), "admin:streams_machinemetric_changelist"),
+    Pipeline("report", "Correlation report", (), "admin:streams_correlationreport_changelist"),
+    Pipeline("products", "Products", ("products",), "admin:streams_product_changelist"),
+    Pipeline("orders", "Orders", ("orders", "order_windows"), "admin:streams_productwindow_changelist"),
+    Pipeline("sensors", "Sensors / activity", ("standardize", "processed_sink"),
+             "admin:streams_sensorreading_changelist"),
+)
+
+
+@dataclass
+class ConsumerRow:
+    name: str
+    status: str
+    reason: str = ""
+    last_error: str = ""
+    live_members: int = 0
+    rate: float | None = None  # messages per second committed, between the last two samples
+    lag: int | None = None
+    lag_at: datetime | None = None
+    last_message_at: datetime | None = None
+    processed: int = 0
+    failed: int = 0
+    open_quarantine: int = 0
+    sparkline: SafeString | None = None
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def red(self) -> bool:
+        return bool(self.alerts) or self.status in ("failing", "stopped")
+
+
+@dataclass
+class PipelineRow:
+    pipeline: Pipeline
+    consumers: list[ConsumerRow]
+    open_quarantine: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    report: Any = None
+
+    @property
+    def red(self) -> bool:
+        return bool(self.alerts) or any(c.red for c in self.consumers)
+
+
+@dataclass
+class Overview:
+    at: datetime
+    kafka_up: bool
+    kafka_error: str
+    broker_up: bool
+    broker_error: str
+    pipelines: list[PipelineRow]
+    alerts: list[Alert]
+    open_by_source: dict[str, int]
+    queues: list[Any]
+    failed_tasks: int
+    lag_sampled_at: datetime | None
+    lag_stale: bool
+    sparkline_minutes: int = 60
+
+    @property
+    def queued(self) -> int:
+        return sum(q.length for q in self.queues)
+
+
+def _kafka_status() -> tuple[bool, str]:
+    from .health import check_kafka
+
+    try:
+        check_kafka(settings.CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS)
+        return True, ""
+    except Exception as exc:  # down or not answering within the timeout: say so, render the rest
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _celery_queues() -> tuple[bool, str, list[Any]]:
+    from . import celery_ops
+
+    try:
+        return True, "", celery_ops.queue_states(celery_ops.known_queues(), peek=0)
+    except Exception as exc:  # Redis away
+        return False, f"{type(exc).__name__}: {exc}"[:300], []
+
+
+def _consumer_row(name: str, health: dict[str, Any], series: LagSeries | None, now: datetime,
+                  since_sparkline: datetime, open_quarantine: int, alerts: list[Alert]) -> ConsumerRow:
+    members = health.get("members", [])
+    batches = [parse_datetime(m["last_batch_at"]) for m in members if m.get("last_batch_at")]
+    errors = [m["last_error"] for m in members if m.get("last_error")]
+    row = ConsumerRow(
+        name=name, status=str(health.get("status", "not started")), reason=str(health.get("reason", "")),
+        last_error=errors[0] if errors else "",
+        live_members=sum(1 for m in members if m["live"] and m["state"] != "stopped"),
+        last_message_at=max(batches) if batches else None,
+        processed=sum(m.get("messages", 0) for m in members),
+        failed=sum(m.get("dead_lettered", 0) for m in members),
+        open_quarantine=open_quarantine, alerts=[a for a in alerts if a.subject == name],
+    )
+    if series and series.newest:
+        if series.newest.at >= now - timedelta(seconds=lag_fresh_seconds()):
+            row.lag, row.lag_at = series.newest.lag, series.newest.at
+        row.rate = series.rate()
+    values = [p.lag for p in series.points if p.at >= since_sparkline] if series else []
+    row.sparkline = sparkline_svg(values, alert=bool(row.alerts))
+    return row
+
+
+def dashboard_overview(*, now: datetime | None = None) -> Overview:
+    from django_celery_results.models import TaskResult
+
+    from quarantine.models import QuarantineRecord
+    from streams.kafka.heartbeat import consumer_health
+    from streams.kafka.registry import consumers
+    from streams.report.models import CorrelationReport
+
+    now = now or timezone.now()
+    registered = list(consumers())
+    health = consumer_health(registered)
+    series = lag_series(since=history_window_start(now))
+    alerts = alerts_active(now=now, health=health, series=series)
+
+    open_rows = list(QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
+                     .values_list("source", "consumer").order_by().annotate(n=Count("id")))
+    open_by_source: dict[str, int] = {}
+    open_by_consumer: dict[str, int] = {}
+    for source, consumer, n in open_rows:
+        open_by_source[source] = open_by_source.get(source, 0) + n
+        if consumer:
+            open_by_consumer[consumer] = open_by_consumer.get(consumer, 0) + n
+
+    since_sparkline = now - timedelta(minutes=settings.CONSOLE_SPARKLINE_MINUTES)
+    known = {c for p in PIPELINES for c in p.consumers}
+    pipelines = list(PIPELINES)
+    others = tuple(c for c in registered if c not in known)
+    if others:
+        pipelines.append(Pipeline("other", "Other consumers", others, "admin:streams_consumerheartbeat_changelist"))
+    rows: list[PipelineRow] = []
+    for pipeline in pipelines:
+        consumer_rows = [
+            _consumer_row(name, health.get(name, {"status": "not registered", "members": []}), series.get(name),
+                          now, since_sparkline, open_by_consumer.get(name, 0), alerts)
+            for name in pipeline.consumers if name in registered
+        ]
+        row = PipelineRow(pipeline=pipeline, consumers=consumer_rows,
+                          open_quarantine=sum(c.open_quarantine for c in consumer_rows))
+        if pipeline.key == "files":
+            row.open_quarantine += open_by_source.get(QuarantineRecord.Source.FILE, 0)
+            row.alerts = [a for a in alerts if a.name == "file_stuck"]
+        if pipeline.key == "report":
+            row.report = CorrelationReport.objects.order_by("-created_at", "-id").first()
+        rows.append(row)
+
+    kafka_up, kafka_error = _kafka_status()
+    broker_up, broker_error, queues = _celery_queues()
+    failed_tasks = TaskResult.objects.filter(status="FAILURE", date_done__gte=now - timedelta(days=1)).count()
+    newest = max((s.newest.at for s in series.values() if s.newest), default=None)
+    return Overview(
+        at=now, kafka_up=kafka_up, kafka_error=kafka_error, broker_up=broker_up, broker_error=broker_error,
+        pipelines=rows, alerts=alerts, open_by_source=open_by_source, queues=queues, failed_tasks=failed_tasks,
+        lag_sampled_at=newest,
+        lag_stale=newest is None or newest < now - timedelta(seconds=lag_fresh_seconds()),
+        sparkline_minutes=settings.CONSOLE_SPARKLINE_MINUTES,
+    )
+
+
+# ------------------------------------------------------------ a consumer's page
+
+
+@dataclass
+class ConsumerPage:
+    name: str
+    spec: Any
+    health: dict[str, Any]
+    since: datetime
+    until: datetime
+    partitions: dict[str, list[tuple[datetime, int]]]
+    throughput: list[tuple[datetime, float]]
+    heartbeats: list[Any]
+    errors: list[Any]
+    dead_letters: list[Any]
+    alerts: list[Alert]
+
+
+def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> ConsumerPage:
+    """One consumer: lag per partition and throughput since `hours` ago, its processes
+    (the newest 50 heartbeats), its last errors and dead letters. KeyError: unknown."""
+    from quarantine.models import QuarantineRecord
+    from streams.kafka.heartbeat import consumer_health
+    from streams.kafka.models import ConsumerHeartbeat
+    from streams.kafka.registry import consumers
+
+    from .lag_history import partition_series
+
+    registered = consumers()
+    spec = registered[name]
+    now = now or timezone.now()
+    since = now - timedelta(hours=hours)
+    health = consumer_health([name]).get(name, {"status": "not started", "members": []})
+    series = lag_series(since=since, consumers=[name]).get(name)
+    throughput: list[tuple[datetime, float]] = []
+    if series:
+        for a, b in zip(series.points, series.points[1:]):
+            seconds = (b.at - a.at).total_seconds()
+            if seconds > 0:
+                throughput.append((b.at, max(b.position - a.position, 0) / seconds))
+    heartbeats = list(ConsumerHeartbeat.objects.filter(consumer=name).order_by("-beat_at")[:50])
+    errors = list(ConsumerHeartbeat.objects.filter(consumer=name).exclude(last_error="")
+                  .order_by("-last_error_at")[:10])
+    dead_letters = list(QuarantineRecord.objects.filter(consumer=name).order_by("-created_at")
+                        .only("pk", "created_at", "reason", "status", "topic", "partition", "offset")[:10])
+    alerts = [a for a in alerts_active(now=now) if a.subject == name]
+    return ConsumerPage(name=name, spec=spec, health=health, since=since, until=now,
+                        partitions=partition_series(consumer=name, since=since), throughput=throughput,
+                        heartbeats=heartbeats, errors=errors, dead_letters=dead_letters, alerts=alerts)
