@@ -228,7 +228,7 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
     """One consumer: lag per partition and throughput since `hours` ago, its processes
     (the newest 50 heartbeats), its last errors and dead letters. KeyError: unknown."""
     from quarantine.models import QuarantineRecord
-    from streams.kafka.heartbeat import consumer_health
+    from streams.kafka.heartbeat import batch_quantile, consumer_health
     from streams.kafka.models import ConsumerHeartbeat
     from streams.kafka.registry import consumers
 
@@ -247,6 +247,9 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
             if seconds > 0:
                 throughput.append((b.at, max(b.position - a.position, 0) / seconds))
     heartbeats = list(ConsumerHeartbeat.objects.filter(consumer=name).order_by("-beat_at")[:50])
+    for h in heartbeats:  # batch latency from each process's histogram (bucket upper bounds)
+        h.batch_p50 = batch_quantile(h.batch_buckets or {}, 0.5)
+        h.batch_p99 = batch_quantile(h.batch_buckets or {}, 0.99)
     errors = list(ConsumerHeartbeat.objects.filter(consumer=name).exclude(last_error="")
                   .order_by("-last_error_at")[:10])
     dead_letters = list(QuarantineRecord.objects.filter(consumer=name).order_by("-created_at")

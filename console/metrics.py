@@ -41,7 +41,7 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,22 @@ class ConsoleCollector:
         }
         age = GaugeMetricFamily("console_consumer_heartbeat_age_seconds", "Seconds since the process's last heartbeat.",
                                 labels=labels)
+        batch = HistogramMetricFamily("console_consumer_batch_seconds",
+                                      "Time to apply, publish and commit one batch, per consumer process.",
+                                      labels=labels)
         now = timezone.now()
         for row in ConsumerHeartbeat.objects.filter(beat_at__gte=now - timedelta(days=1)):
             for name, family in families.items():
                 family.add_metric([row.consumer, row.member], getattr(row, name))
             age.add_metric([row.consumer, row.member], (now - row.beat_at).total_seconds())
+            if row.batch_buckets:
+                buckets = sorted(((float(b), c) for b, c in row.batch_buckets.items()))
+                batch.add_metric([row.consumer, row.member],
+                                 [("+Inf" if b == float("inf") else repr(b), c) for b, c in buckets],
+                                 sum_value=row.batch_seconds_sum)
         yield from families.values()
         yield age
+        yield batch
         up = GaugeMetricFamily("console_consumer_running", "1 when a live process of the consumer is running.",
                                labels=["consumer"])
         failing = GaugeMetricFamily("console_consumer_failing",

@@ -26,6 +26,23 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 
+# Upper bounds (seconds) of the batch-duration histogram, from a small batch to a slow one.
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+
+
+def batch_quantile(buckets: dict[str, int], q: float) -> float | None:
+    """The q-quantile of a cumulative bucket histogram: the upper bound of the bucket it falls in
+    (None with no batch yet). Coarse by design: what a dashboard needs to say p50 and p99."""
+    bounds = sorted((float(bound), count) for bound, count in buckets.items())
+    total = bounds[-1][1] if bounds else 0
+    if not total:
+        return None
+    for bound, count in bounds:
+        if count >= q * total:
+            return bound
+    return bounds[-1][0]
+
+
 class Pulse:
     """The heartbeat of one consumer process."""
 
@@ -41,11 +58,20 @@ class Pulse:
         self.started_at = timezone.now()
         self.last_batch_at = None
         self.counts = {"batches": 0, "messages": 0, "applied": 0, "dead_lettered": 0, "refused": 0}
+        # Cumulative histogram of batch durations (apply + publish + commit), Prometheus-style:
+        # bucket upper bound in seconds -> batches at or under it; /metrics exports it as is.
+        self.batch_buckets = {str(b): 0 for b in BATCH_BUCKETS}
+        self.batch_seconds_sum = 0.0
         self._next_beat = 0.0
         self._dirty = True
 
     # ------------------------------------------------------------ updates
-    def batch_done(self, *, messages: int, applied: int, dead_lettered: int, refused: int) -> None:
+    def batch_done(self, *, messages: int, applied: int, dead_lettered: int, refused: int,
+                   seconds: float = 0.0) -> None:
+        for bound in BATCH_BUCKETS:
+            if seconds <= bound:
+                self.batch_buckets[str(bound)] += 1
+        self.batch_seconds_sum += seconds
         self.counts["batches"] += 1
         self.counts["messages"] += messages
         self.counts["applied"] += applied
@@ -88,6 +114,7 @@ class Pulse:
                 "group_id": self.group_id, "topics": self.topics, "state": self.state, "reason": self.reason,
                 "last_error": self.last_error, "last_error_at": self.last_error_at,
                 "started_at": self.started_at, "beat_at": timezone.now(), "last_batch_at": self.last_batch_at,
+                "batch_buckets": self.batch_buckets, "batch_seconds_sum": self.batch_seconds_sum,
                 **self.counts,
             },
         )

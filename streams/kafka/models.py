@@ -36,6 +36,9 @@ class ConsumerHeartbeat(models.Model):
     applied = models.BigIntegerField(default=0)
     dead_lettered = models.BigIntegerField(default=0)
     refused = models.BigIntegerField(default=0, help_text="Messages the database refused (dead-lettered).")
+    batch_buckets = models.JSONField(default=dict, blank=True,
+                                     help_text="Batch durations: seconds (upper bound) -> batches, cumulative.")
+    batch_seconds_sum = models.FloatField(default=0.0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["consumer", "member"], name="consumerheartbeat_member")]

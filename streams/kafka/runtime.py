@@ -224,7 +224,8 @@ class BatchLoop:
         self.totals["applied"] += outcome.applied
         self.totals["rejected"] += len(outcome.rejected)
         self.pulse.batch_done(messages=len(batch), applied=outcome.applied,
-                              dead_lettered=len(outcome.rejected), refused=applied.refused)
+                              dead_lettered=len(outcome.rejected), refused=applied.refused,
+                              seconds=time.monotonic() - started)
         logger.info(
             "consumer_batch consumer=%s messages=%d applied=%d rejected=%d refused=%d published=%d ms=%.1f",
             self.spec.name, len(batch), outcome.applied, len(outcome.rejected), applied.refused,

@@ -144,3 +144,24 @@ def test_the_consumer_page_shows_lag_falling_as_the_consumer_catches_up(operator
 
     html = _fragment(logged_in(operator))  # the dashboard's sparkline and throughput come from the same samples
     assert 'aria-label="lag over time, newest 0, highest 50"' in html
+
+
+def test_batch_latency_is_a_histogram_in_metrics_and_p50_p99_on_the_consumer_page(operator, kafka, processes,
+                                                                                  client):
+    from streams.kafka.models import ConsumerHeartbeat
+
+    produce_and_wait([Outbound(kafka.name("metrics"), {"id": 3, "val": float(i), "time": 1624378100 + i})
+                      for i in range(20)])
+    processes.consumer("telemetry", "--batch-time", "50", CONSUMER_HEARTBEAT_SECONDS="0.5")
+    wait_until(lambda: ConsumerHeartbeat.objects.filter(consumer="telemetry", batches__gt=0,
+                                                        batch_seconds_sum__gt=0).exists(),
+               message="a heartbeat with a batch timed")
+    beat = ConsumerHeartbeat.objects.filter(consumer="telemetry", batches__gt=0).first()
+    assert beat.batch_buckets["inf"] == beat.batches  # every batch is at or under +Inf
+    scrape = client.get("/metrics").content.decode()
+    member = re.escape(beat.member)
+    assert re.search(rf'console_consumer_batch_seconds_bucket\{{consumer="telemetry",le="\+Inf",member="{member}"\}} [1-9]',
+                     scrape), scrape[-2000:]
+    assert re.search(rf'console_consumer_batch_seconds_sum\{{consumer="telemetry",member="{member}"\}} ', scrape)
+    html = logged_in(operator).get("/admin/ops/consumers/telemetry/").content.decode()
+    assert "Batch p50 / p99" in html
