@@ -22,6 +22,10 @@ class Operations(models.Model):
             # Celery (console/celery_ops.py): re-running a task and dropping a queued one.
             ("retry_task", "Can retry a failed Celery task with its original arguments"),
             ("revoke_task", "Can revoke a queued Celery task"),
+            # Kafka (console/kafka_actions.py): writes to topics and to a group's offsets.
+            ("produce_message", "Can produce a message to a Kafka topic (a copy or a new one)"),
+            ("redrive_dead_letters", "Can re-drive dead letters from a dead-letter topic"),
+            ("reset_offsets", "Can reset or skip a consumer group's committed offsets"),
         ]
 
 

@@ -36,6 +36,8 @@ OPERATOR_PERMISSIONS = [
     # Celery (console/celery_ops.py; migration console/0004).
     "console.retry_task", "console.revoke_task", "console.view_auditentry",
     "django_celery_results.view_taskresult",
+    # Kafka actions on the operations pages (migration console/0006).
+    "console.produce_message", "console.redrive_dead_letters", "console.reset_offsets",
 ]
 
 
