@@ -206,3 +206,22 @@ def lines_svg(series: dict[str, list[tuple[datetime, float]]], *, since: datetim
                      f'<text x="{lx + 14}" y="{ly}">{escape(name)} ({points[-1][1]:,.0f})</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # names escaped, every other value a number we formatted
+
+
+def topic_rates(*, since: datetime) -> dict[str, float]:
+    """Messages per second written to each consumed topic since `since`, from the end
+    offsets of the lag samples (one consumer's view of each topic): topics no
+    registered consumer reads have none."""
+    totals: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+    for row in (LagSample.objects.filter(at__gte=since).values("consumer", "topic", "at").order_by("at")
+                .annotate(end=Sum("end_offset"))):
+        totals.setdefault((row["topic"], row["consumer"]), []).append((row["at"], row["end"]))
+    rates: dict[str, float] = {}
+    for (topic, _consumer), points in totals.items():
+        if topic in rates or len(points) < 2:
+            continue
+        (a_at, a_end), (b_at, b_end) = points[0], points[-1]
+        seconds = (b_at - a_at).total_seconds()
+        if seconds > 0:
+            rates[topic] = max(b_end - a_end, 0) / seconds
+    return rates

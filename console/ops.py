@@ -4,8 +4,10 @@ and recent messages (what operators otherwise open Kafdrop or kafka-ui for).
 Staff only (the admin's login), and each page needs its permission on top:
 `console.view_operations` for the dashboard, the topics and Celery's workers
 and queues, `console.view_topic_messages` for raw messages, which carry
-whatever the producers put in them, and `console.revoke_task` to revoke a
-queued task. The `operators` group has them all.
+whatever the producers put in them (the message browser, console/messages_page.py),
+`console.produce_message` and `console.redrive_dead_letters` to write to topics
+from there, and `console.revoke_task` to revoke a queued task. The `operators`
+group has them all.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from django.urls import path, reverse
 from quarantine.models import QuarantineRecord
 from streams.kafka import cluster
 
-from . import celery_ops
+from . import celery_ops, messages_page
 from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
 from .lag_history import lines_svg
@@ -84,29 +86,6 @@ def consumer_detail(request: HttpRequest, name: str) -> HttpResponse:
     ))
 
 
-def topics(request: HttpRequest) -> HttpResponse:
-    infos = cluster.topics_overview(include_internal=request.GET.get("internal") == "1")
-    max_messages = max([t.messages for t in infos] + [1])
-    return TemplateResponse(request, "ops/topics.html", _context(
-        request, "Kafka topics", topics=infos, max_messages=max_messages,
-    ))
-
-
-def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
-    try:
-        limit = min(max(int(request.GET.get("limit", 50)), 1), 500)
-        partition = int(request.GET["partition"]) if request.GET.get("partition", "") != "" else None
-    except ValueError:
-        limit, partition = 50, None
-    try:
-        messages = cluster.recent_messages(name, limit=limit, partition=partition)
-    except LookupError as exc:
-        raise Http404(str(exc)) from exc
-    return TemplateResponse(request, "ops/messages.html", _context(
-        request, f"Recent messages on {name}", topic=name, messages=messages, limit=limit, partition=partition,
-    ))
-
-
 def celery_page(request: HttpRequest) -> HttpResponse:
     """Workers online and queue lengths; answers within about two inspect timeouts
     when no worker runs, at once when the broker is down (celery_ops.celery_overview)."""
@@ -142,6 +121,8 @@ def celery_revoke(request: HttpRequest) -> HttpResponse:
 VIEW_OPERATIONS = "console.view_operations"
 VIEW_TOPIC_MESSAGES = "console.view_topic_messages"
 REVOKE_TASK = "console.revoke_task"
+PRODUCE_MESSAGE = messages_page.PRODUCE_MESSAGE
+REDRIVE_DEAD_LETTERS = messages_page.REDRIVE_DEAD_LETTERS
 
 
 def _requires(*perms: str) -> Callable:
@@ -165,9 +146,15 @@ def urls() -> list:
         path("", wrap(_requires(VIEW_OPERATIONS)(dashboard)), name="ops-dashboard"),
         path("dashboard/", wrap(_requires(VIEW_OPERATIONS)(dashboard_fragment)), name="ops-dashboard-fragment"),
         path("consumers/<str:name>/", wrap(_requires(VIEW_OPERATIONS)(consumer_detail)), name="ops-consumer"),
-        path("topics/", wrap(_requires(VIEW_OPERATIONS)(topics)), name="ops-topics"),
-        path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(topic_messages)),
-             name="ops-topic-messages"),
+        path("topics/", wrap(_requires(VIEW_OPERATIONS)(messages_page.topics)), name="ops-topics"),
+        path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
+            messages_page.topic_messages)), name="ops-topic-messages"),
+        path("topics/<str:name>/<int:partition>/<int:offset>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
+            messages_page.message_detail)), name="ops-message"),
+        path("topics/<str:name>/redrive/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, REDRIVE_DEAD_LETTERS)(
+            messages_page.redrive)), name="ops-redrive"),
+        path("produce/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, PRODUCE_MESSAGE)(
+            messages_page.produce)), name="ops-produce"),
         path("celery/", wrap(_requires(VIEW_OPERATIONS)(celery_page)), name="ops-celery"),
         path("celery/revoke/", wrap(_requires(VIEW_OPERATIONS, REVOKE_TASK)(celery_revoke)),
              name="ops-celery-revoke"),

@@ -481,3 +481,8 @@ CONSOLE_ALERT_DEAD_LETTERS_PER_MINUTE = env.int("CONSOLE_ALERT_DEAD_LETTERS_PER_
 # A file queued, validating or loading without progress for this many minutes:
 CONSOLE_ALERT_FILE_STUCK_MINUTES = env.float("CONSOLE_ALERT_FILE_STUCK_MINUTES", default=30.0)
 # (No heartbeat for CONSUMER_HEARTBEAT_STALE_SECONDS is the heartbeat alert.)
+# The message browser's "produce" refuses a value larger than this (the broker's own
+# message.max.bytes still applies).
+CONSOLE_PRODUCE_MAX_BYTES = env.int("CONSOLE_PRODUCE_MAX_BYTES", default=1_000_000)
+# At most this many dead letters are re-driven from a dead-letter topic at once.
+CONSOLE_DLQ_REDRIVE_MAX = env.int("CONSOLE_DLQ_REDRIVE_MAX", default=1000)

@@ -1,4 +1,5 @@
-"""Read-only views of the cluster for operators (topics, lag, recent messages).
+"""Read-only views of the cluster for operators (topics, their retention, lag); the
+message browser's reads are browse.py.
 
 Selectors: they never change offsets or data. Consumer-group lag comes from
 the group's committed offsets and the partitions' high watermarks.
@@ -6,13 +7,11 @@ the group's committed offsets and the partitions' high watermarks.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from .client import client_config
 from .registry import consumers
@@ -61,18 +60,6 @@ class GroupLag:
         return sum(p["lag"] for p in self.partitions)
 
 
-@dataclass
-class MessageView:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: datetime | None
-    key: str
-    headers: list[tuple[str, str]]
-    value: str
-    size: int
-
-
 def _probe() -> Consumer:
     return Consumer(client_config(**{
         "group.id": f"console-inspect-{uuid.uuid4().hex[:8]}",
@@ -98,6 +85,43 @@ def topics_overview(*, include_internal: bool = False) -> list[TopicInfo]:
         return infos
     finally:
         probe.close()
+
+
+RETENTION_KEYS = ("retention.ms", "retention.bytes", "cleanup.policy")
+
+
+def topic_configs(names: list[str]) -> dict[str, dict[str, str]]:
+    """Retention and cleanup policy of each topic (describe_configs); {} for a topic the
+    broker did not describe in time."""
+    if not names:
+        return {}
+    admin = AdminClient(client_config())
+    found: dict[str, dict[str, str]] = {}
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names],
+                                     request_timeout=TIMEOUT)
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout=TIMEOUT)
+        except Exception:
+            found[resource.name] = {}
+            continue
+        found[resource.name] = {k: entries[k].value for k in RETENTION_KEYS if k in entries}
+    return found
+
+
+def retention_text(config: dict[str, str]) -> str:
+    """"7 days", "1.0 GB or 7 days", "compacted", "forever"."""
+    parts = []
+    if config.get("retention.bytes") not in (None, "-1"):
+        parts.append(f"{int(config['retention.bytes']) / 1e9:.1f} GB")
+    ms = config.get("retention.ms")
+    if ms not in (None, "-1"):
+        hours = int(ms) / 3_600_000
+        parts.append(f"{hours / 24:g} days" if hours >= 24 else f"{hours:g} hours")
+    text = " or ".join(parts) or ("forever" if config else "")
+    if "compact" in config.get("cleanup.policy", ""):
+        text = f"compacted{', ' + text if text and text != 'forever' else ''}"
+    return text
 
 
 def consumer_lag() -> list[GroupLag]:
@@ -149,53 +173,5 @@ def consumer_lag() -> list[GroupLag]:
                 })
             result.append(lag)
         return result
-    finally:
-        probe.close()
-
-
-def _text(data: bytes | None, limit: int) -> str:
-    if data is None:
-        return ""
-    return data[:limit].decode("utf-8", errors="replace") + ("…" if len(data) > limit else "")
-
-
-def recent_messages(topic: str, *, limit: int = 50, partition: int | None = None,
-                    max_value_chars: int = 2000) -> list[MessageView]:
-    """The newest `limit` messages of a topic (spread over its partitions), newest first."""
-    probe = _probe()
-    try:
-        metadata = probe.list_topics(topic, timeout=TIMEOUT)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise LookupError(f"topic {topic!r} does not exist")
-        pids = sorted(metadata.topics[topic].partitions)
-        if partition is not None:
-            pids = [p for p in pids if p == partition]
-        assignments, remaining = [], set()
-        for pid in pids:
-            low, high = probe.get_watermark_offsets(TopicPartition(topic, pid), timeout=TIMEOUT, cached=False)
-            if high > low:
-                assignments.append(TopicPartition(topic, pid, max(low, high - limit)))
-                remaining.add(pid)
-        if not assignments:
-            return []
-        probe.assign(assignments)
-        views: list[MessageView] = []
-        deadline = time.monotonic() + TIMEOUT
-        while remaining and time.monotonic() < deadline:
-            for msg in probe.consume(num_messages=500, timeout=0.5):
-                if msg.error() is not None:
-                    if msg.error().code() == -191:  # _PARTITION_EOF
-                        remaining.discard(msg.partition())
-                    continue
-                kind, ms = msg.timestamp()
-                views.append(MessageView(
-                    topic=topic, partition=msg.partition(), offset=msg.offset(),
-                    timestamp=datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms > 0 else None,
-                    key=_text(msg.key(), 200),
-                    headers=[(k, _text(v, 300)) for k, v in (msg.headers() or [])],
-                    value=_text(msg.value(), max_value_chars), size=len(msg.value() or b""),
-                ))
-        views.sort(key=lambda v: (v.timestamp or datetime.min.replace(tzinfo=timezone.utc), v.offset), reverse=True)
-        return views[:limit]
     finally:
         probe.close()

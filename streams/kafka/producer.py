@@ -129,10 +129,12 @@ def produce_and_wait(
     *,
     timeout: float | None = None,
     producer: Producer | None = None,
+    delivered: list[tuple[str, int, int]] | None = None,
 ) -> int:
     """Publish messages and return once the broker acknowledged all of them.
 
     Raises DeliveryError if any delivery failed or `timeout` seconds passed.
+    `delivered`, when given, receives (topic, partition, offset) of each acknowledged message.
     """
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     producer = producer or get_producer()
@@ -144,6 +146,8 @@ def produce_and_wait(
         pending["count"] -= 1
         if err is not None:
             errors.append(f"{msg.topic()}: {err.str()}")
+        elif delivered is not None:
+            delivered.append((msg.topic(), msg.partition(), msg.offset()))
 
     sent = 0
     for message in messages:

@@ -48,7 +48,8 @@ START, END = "<!-- auth-matrix:start -->", "<!-- auth-matrix:end -->"
 # Methods tried per kind of route. DRF viewsets: the methods their router maps.
 ADMIN_WRITE_SUFFIXES = ("_add", "_change", "_delete", "_build", "_release", "_reprocess", "_discard",
                         ":password_change", ":login", ":logout")
-OTHER_POST = {"rest_framework:login", "rest_framework:logout"}
+# Pages outside the admin's model URLs that take a form (the message browser's actions).
+OTHER_POST = {"rest_framework:login", "rest_framework:logout", "ops-produce", "ops-redrive"}
 
 
 # ----------------------------------------------------------------- the routes
@@ -275,5 +276,5 @@ def test_the_table_keeps_the_rules(roles):
             assert row["service"] in ("401", "403", "login", "405"), (route, method)
         if method != "GET" and not route.startswith("action "):
             assert row["viewer"] != "ok" or route in public or route == "admin:password_change", (route, method)
-        if route.startswith("ops-topic-messages"):
+        if route.startswith(("ops-topic-messages", "ops-message", "ops-produce", "ops-redrive")):
             assert row["viewer"] == "403"

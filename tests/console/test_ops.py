@@ -58,13 +58,13 @@ def test_topics_and_recent_messages(staff_client, kafka):
     ])
     listing = staff_client.get("/admin/ops/topics/")
     assert listing.status_code == 200
-    info = next(t for t in listing.context["topics"] if t.name == topic)
+    info = next(r["info"] for r in listing.context["rows"] if r["info"].name == topic)
     assert info.messages == 5 and info.logical == "orders"
 
     recent = staff_client.get(f"/admin/ops/topics/{topic}/?limit=3")
     assert recent.status_code == 200
-    messages = recent.context["messages"]
-    assert len(messages) == 3
-    assert {json.loads(m.value)["order_id"] for m in messages} <= {f"o-{i}" for i in range(5)}
-    assert ("source", "test") in messages[0].headers
+    rows = recent.context["rows"]
+    assert len(rows) == 3
+    assert {json.loads(r["m"].value)["order_id"] for r in rows} <= {f"o-{i}" for i in range(5)}
+    assert ("source", "test") in rows[0]["headers"]
     assert staff_client.get("/admin/ops/topics/no-such-topic/").status_code == 404
