@@ -50,6 +50,7 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection, transaction
 
+from console.audit import audit_record
 from streams.kafka.decoding import FieldChecker, iso
 from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
@@ -452,8 +453,8 @@ def order_windows_release_late(*, windows: Sequence[ProductWindow], by: Any) -> 
     """Release the held late orders of `windows` into their totals: an audited correction.
 
     Exactly once: an order already released is not added again, so releasing
-    twice changes nothing. Each changed window gets an admin-log entry by `by`
-    and is published again as final with its new totals (after the commit; if
+    twice changes nothing. Each changed window gets an admin-log entry by `by` (its
+    history), the release one console audit entry (the audit log), and it is published again as final with its new totals (after the commit; if
     the broker is away, the consumer's next batch or tick publishes it)."""
     ids = [w.pk for w in windows]
     with transaction.atomic(), connection.cursor() as cursor:
@@ -467,6 +468,13 @@ def order_windows_release_late(*, windows: Sequence[ProductWindow], by: Any) -> 
                 change_message=(f"Released {n} late order(s), revenue {revenue}, into this final window: "
                                 f"now {count} orders, {total} revenue (republished as final)"),
             )
+        if changed:
+            audit_record(by=by, action="late_orders_release", target="order-windows:" + ",".join(
+                str(row[0]) for row in changed[:20]), outcome="succeeded", detail={
+                "windows": [{"id": w_id, "product_id": by_id[w_id].product_id,
+                             "window_start": by_id[w_id].window_start.isoformat(), "released": n,
+                             "revenue": str(revenue), "count": count, "total": str(total)}
+                            for w_id, n, revenue, count, total in changed]})
     released = [row[0] for row in changed]
     published = True
     if released:

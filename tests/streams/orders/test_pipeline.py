@@ -16,6 +16,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
+from console.models import AuditEntry
+
 from quarantine.models import QuarantineRecord
 from streams.kafka.producer import Outbound, produce_and_wait, producer_config
 from streams.models import ProcessedOrder, Product, ProductWindow
@@ -285,6 +287,8 @@ def test_event_time_over_three_partitions_an_idle_one_and_late_orders_released_i
     assert stored_windows() == released
     entries = LogEntry.objects.filter(user=operator, change_message__startswith="Released")
     assert entries.count() == len(ids)
+    audit = AuditEntry.objects.get(action="late_orders_release")  # the second release changed nothing
+    assert audit.actor == operator and sum(w["released"] for w in audit.detail["windows"]) == 6
     assert ProcessedOrder.objects.filter(late=True, released_by=operator).count() == 6
     # Each corrected window is published again as final, with its new totals.
     republished = finals_published(kafka, w0)
