@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString
@@ -222,6 +223,11 @@ class ConsumerPage:
     errors: list[Any]
     dead_letters: list[Any]
     alerts: list[Alert]
+    dead_letters_per_minute: list[tuple[datetime, float]] = field(default_factory=list)
+
+    @property
+    def dead_letters_last_minute(self) -> int:
+        return int(self.dead_letters_per_minute[-1][1]) if self.dead_letters_per_minute else 0
 
 
 def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> ConsumerPage:
@@ -255,6 +261,13 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
     dead_letters = list(QuarantineRecord.objects.filter(consumer=name).order_by("-created_at")
                         .only("pk", "created_at", "reason", "status", "topic", "partition", "offset")[:10])
     alerts = [a for a in alerts_active(now=now) if a.subject == name]
+    per_minute = dict(QuarantineRecord.objects.filter(consumer=name, created_at__gte=since)
+                      .annotate(minute=TruncMinute("created_at")).values("minute").order_by()
+                      .annotate(n=Count("id")).values_list("minute", "n"))
+    first = since.replace(second=0, microsecond=0)
+    minutes = [first + timedelta(minutes=i) for i in range(int((now - first).total_seconds() // 60) + 1)]
+    dead_letter_rate = [(m, float(per_minute.get(m, 0))) for m in minutes] if per_minute else []
     return ConsumerPage(name=name, spec=spec, health=health, since=since, until=now,
                         partitions=partition_series(consumer=name, since=since), throughput=throughput,
-                        heartbeats=heartbeats, errors=errors, dead_letters=dead_letters, alerts=alerts)
+                        heartbeats=heartbeats, errors=errors, dead_letters=dead_letters, alerts=alerts,
+                        dead_letters_per_minute=dead_letter_rate)

@@ -79,9 +79,12 @@ def consumer_detail(request: HttpRequest, name: str) -> HttpResponse:
                           label=f"lag of {name} per partition over time")
     throughput_chart = lines_svg({"messages/s": page.throughput}, since=page.since, until=page.until,
                                  label=f"messages per second committed by {name}") if page.throughput else None
+    dead_letter_chart = lines_svg({"dead letters/min": page.dead_letters_per_minute}, since=page.since,
+                                  until=page.until, label=f"dead letters of {name} per minute") \
+        if page.dead_letters_per_minute else None
     return TemplateResponse(request, "ops/consumer.html", _context(
         request, f"Consumer {name}", page=page, hours=hours, lag_chart=lag_chart,
-        throughput_chart=throughput_chart, hour_choices=[0.25, 1.0, 6.0, 24.0],
+        throughput_chart=throughput_chart, dead_letter_chart=dead_letter_chart, hour_choices=[0.25, 1.0, 6.0, 24.0],
         sample_seconds=settings.CONSOLE_LAG_SAMPLE_SECONDS,
     ))
 

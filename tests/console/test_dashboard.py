@@ -165,3 +165,18 @@ def test_batch_latency_is_a_histogram_in_metrics_and_p50_p99_on_the_consumer_pag
     assert re.search(rf'console_consumer_batch_seconds_sum\{{consumer="telemetry",member="{member}"\}} ', scrape)
     html = logged_in(operator).get("/admin/ops/consumers/telemetry/").content.decode()
     assert "Batch p50 / p99" in html
+
+
+def test_the_consumer_page_counts_dead_letters_per_minute(operator, kafka):
+    from tests.quarantine.conftest import dead_letter
+
+    for i in range(3):
+        dead_letter(kafka.name("metrics"), {"id": "x", "val": "bad", "n": i}, consumer="telemetry")
+    dead_letter(kafka.name("orders"), {"order_id": 1}, consumer="order_validator")
+    response = logged_in(operator).get("/admin/ops/consumers/telemetry/")
+    page = response.context["page"]
+    assert page.dead_letters_last_minute == 3 and sum(n for _m, n in page.dead_letters_per_minute) == 3
+    html = response.content.decode()
+    assert "3 in the current minute" in html and "dead letters of telemetry per minute" in html
+    quiet = logged_in(operator).get("/admin/ops/consumers/products/").content.decode()
+    assert "0 in the current minute" in quiet and "None in this window." in quiet
