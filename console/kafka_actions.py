@@ -83,17 +83,22 @@ def writable_topic(topic: str) -> None:
         raise KafkaActionRefused(str(exc)) from exc
 
 
+def _audit_text(data: bytes | None, limit: int) -> str:
+    """Bytes as text an audit entry (jsonb) can hold: invalid UTF-8 replaced, NUL written as \\0."""
+    return (data or b"")[:limit].decode("utf-8", "replace").replace("\x00", "\\0")
+
+
 def message_produce(*, by: Any, topic: str, value: bytes, key: bytes | None = None,
                     headers: list[tuple[str, bytes]] | None = None, copied_from: str = "") -> dict[str, Any]:
     """Publish one message and wait for the broker's acknowledgement; returns where it went.
     `copied_from` ("topic[partition]@offset") marks a copy of a browsed message."""
     headers = headers or []
     detail: dict[str, Any] = {
-        "topic": topic, "key": (key or b"").decode("utf-8", "replace")[:200] if key is not None else None,
-        "headers": [[k, v.decode("utf-8", "replace")[:200]] for k, v in headers], "bytes": len(value),
-        "value": value[:2000].decode("utf-8", "replace"), "copied_from": copied_from or None,
+        "topic": _audit_text(topic.encode(), 249), "key": _audit_text(key, 200) if key is not None else None,
+        "headers": [[_audit_text(k.encode(), 200), _audit_text(v, 200)] for k, v in headers], "bytes": len(value),
+        "value": _audit_text(value, 2000), "copied_from": copied_from or None,
     }
-    target = f"topic:{topic}"
+    target = _audit_text(f"topic:{topic}".encode(), 255)
     try:
         if len(value) > settings.CONSOLE_PRODUCE_MAX_BYTES:
             raise KafkaActionRefused(f"the value is {len(value):,} bytes; at most "
@@ -113,7 +118,7 @@ def message_produce(*, by: Any, topic: str, value: bytes, key: bytes | None = No
         return {"topic": topic, "partition": partition, "offset": offset}
     except KafkaActionError as exc:
         audit_record(by=by, action=PRODUCE_ACTION, target=target, outcome=exc.outcome,
-                     detail={**detail, "message": exc.message})
+                     detail={**detail, "message": _audit_text(exc.message.encode(), 2000)})
         raise
 
 
@@ -276,8 +281,8 @@ def dead_letters_redrive(*, by: Any, topic: str, partition: int, start: int, sto
     """Re-drive the ready dead letters of [start, stop) to their original topics, wait for
     every acknowledgement, and audit it. `expected` is the count the operator confirmed
     in the dry run: a different count now (the topic changed) is refused."""
-    target = f"topic:{topic}"
-    detail: dict[str, Any] = {"partition": partition, "start": start, "stop": stop}
+    target = _audit_text(f"topic:{topic}".encode(), 255)
+    detail: dict[str, Any] = {"partition": partition, "start": start, "stop": stop}  # numbers only
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -306,5 +311,5 @@ def dead_letters_redrive(*, by: Any, topic: str, partition: int, start: int, sto
             return {"redriven": len(ready), "targets": plan.by_target, "counts": plan.counts}
     except KafkaActionError as exc:
         audit_record(by=by, action=REDRIVE_ACTION, target=target, outcome=exc.outcome,
-                     detail={**detail, "message": exc.message})
+                     detail={**detail, "message": _audit_text(exc.message.encode(), 2000)})
         raise

@@ -10,6 +10,8 @@ wires the permissions). Nothing here commits a consumer offset.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -205,7 +207,8 @@ def message_detail(request: HttpRequest, name: str, partition: int, offset: int)
 def produce(request: HttpRequest) -> HttpResponse:
     """GET: the form, blank or a copy of ?from=topic:partition:offset. POST: produce, audited."""
     source = request.POST.get("from") or request.GET.get("from", "")
-    form = {"topic": request.GET.get("topic", ""), "key": "", "headers": "", "value": "", "from": source}
+    form = {"topic": request.GET.get("topic", ""), "key": "", "headers": "", "value": "", "from": source,
+            "encoding": ""}
     if request.method == "GET" and source:
         try:
             topic, partition, offset = source.rsplit(":", 2)
@@ -214,19 +217,28 @@ def produce(request: HttpRequest) -> HttpResponse:
             admin_messages.error(request, f"Cannot copy {source!r}: {exc}")
         else:
             original = m.dead_letter.get("original-topic")
+            try:
+                value, encoding = (m.value or b"").decode("utf-8"), ""
+            except UnicodeDecodeError:  # not text: copied as base64, sent as the original bytes
+                value, encoding = base64.b64encode(m.value or b"").decode(), "base64"
             form.update(
                 topic=request.GET.get("topic") or topic,
                 key=(m.key or b"").decode("utf-8", "replace"),
                 headers="\n".join(f"{k}: {(v or b'').decode('utf-8', 'replace')}" for k, v in m.headers),
-                value=(m.value or b"").decode("utf-8", "replace"), original=original,
+                value=value, encoding=encoding, original=original,
             )
     if request.method == "POST":
         form.update(topic=request.POST.get("topic", "").strip(), key=request.POST.get("key", ""),
                     headers=request.POST.get("headers", ""), value=request.POST.get("value", ""))
+        form["encoding"] = "base64" if request.POST.get("encoding") == "base64" else ""
         try:
             headers = kafka_actions.parse_headers(form["headers"])
+            try:
+                value = base64.b64decode(form["value"], validate=True) if form["encoding"] else form["value"].encode()
+            except (binascii.Error, ValueError) as exc:
+                raise kafka_actions.KafkaActionRefused(f"the value is not valid base64: {exc}") from exc
             where = kafka_actions.message_produce(
-                by=request.user, topic=form["topic"], value=form["value"].encode(),
+                by=request.user, topic=form["topic"], value=value,
                 key=form["key"].encode() if form["key"] != "" else None, headers=headers, copied_from=source)
         except kafka_actions.KafkaActionError as exc:
             admin_messages.error(request, f"Not produced: {exc.message}")

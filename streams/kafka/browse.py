@@ -19,6 +19,7 @@ Imports: confluent-kafka and this package's client config only.
 from __future__ import annotations
 
 import heapq
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -140,7 +141,12 @@ def _message(msg) -> Message:
     )
 
 
+LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
 def partition_ranges(consumer: Consumer, topic: str) -> list[PartitionRange]:
+    if not LEGAL_TOPIC.fullmatch(topic):  # Kafka's own rule; never sent to the broker otherwise
+        raise BrowseError(f"topic {topic!r} does not exist (not a legal topic name)")
     metadata = consumer.list_topics(topic, timeout=TIMEOUT)
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:

@@ -129,9 +129,17 @@ def test_produce_new_and_copy_is_permissioned_and_audited(kafka, operator, viewe
     copied = _all(target)
     assert [(m.key(), m.value(), m.headers()) for m in copied] == [
         (b"k1", b'{"order_id":"o-1"}', [("trace", b"abc"), ("x-note", b"copied")])]
-    entry = AuditEntry.objects.get(action="message_produce", outcome="succeeded")
+    entry = AuditEntry.objects.filter(action="message_produce", outcome="succeeded").get()
     assert entry.actor == operator and entry.target == f"topic:{target}"
     assert entry.detail["copied_from"] == f"{topic}:0:0" and entry.detail["offset"] == 0
+
+    # A value that is not text is copied as base64 and sent as its exact bytes.
+    produce_and_wait([Outbound(topic, b"\xff\x00binary\xfe", key="bin")])
+    binary = client.get("/admin/ops/produce/", {"from": f"{topic}:0:1"}).context["form"]
+    assert binary["encoding"] == "base64"
+    client.post("/admin/ops/produce/", {"from": f"{topic}:0:1", "topic": target, "key": "bin",
+                                        "value": binary["value"], "encoding": "base64"})
+    assert _all(target)[-1].value() == b"\xff\x00binary\xfe"
 
     refused = client.post("/admin/ops/produce/", {"topic": "__consumer_offsets", "value": "x"}, follow=True)
     assert "internal topic" in refused.content.decode()
@@ -140,8 +148,10 @@ def test_produce_new_and_copy_is_permissioned_and_audited(kafka, operator, viewe
     assert "header line 1" in refused.content.decode()
     refused = client.post("/admin/ops/produce/", {"topic": "no-such-topic-here", "value": "x"}, follow=True)
     assert "does not exist" in refused.content.decode()
-    assert len(_all(target)) == 1
-    assert AuditEntry.objects.filter(action="message_produce", outcome="refused").count() == 2  # bad headers: no call
+    assert client.post("/admin/ops/produce/", {"topic": "a\x00b", "value": "x"}).status_code == 200
+    assert client.get("/admin/ops/topics/a%00b/redrive/").status_code == 200
+    assert len(_all(target)) == 2
+    assert AuditEntry.objects.filter(action="message_produce", outcome="refused").count() == 3  # bad headers: no call
 
     viewer.user_permissions.add(Permission.objects.get(codename="view_topic_messages"))
     watcher = logged_in(viewer)
@@ -150,7 +160,7 @@ def test_produce_new_and_copy_is_permissioned_and_audited(kafka, operator, viewe
     assert "Produce a copy" not in watcher.get(f"/admin/ops/topics/{topic}/0/0/").content.decode()
     assert watcher.get("/admin/ops/produce/").status_code == 403
     assert watcher.post("/admin/ops/produce/", {"topic": target, "value": "x"}).status_code == 403
-    assert len(_all(target)) == 1
+    assert len(_all(target)) == 2
 
 
 def _dead_letter(original: str, offset: int, *, consumer: str = "telemetry", replays: int | None = None,
