@@ -179,6 +179,12 @@ class ResetPlan:
 # ------------------------------------------------------------------ reading the cluster
 
 
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
+        return exc.args[0].str()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else "no answer in time"
+
+
 def _admin() -> AdminClient:
     return AdminClient(client_config())
 
@@ -192,18 +198,18 @@ def group_state(group: str, admin: AdminClient | None = None) -> tuple[str, int]
     """(state in lower case, number of members) of a consumer group."""
     admin = admin or _admin()
     try:
-        described = admin.describe_consumer_groups([group], request_timeout=TIMEOUT)[group].result()
-    except KafkaException as exc:
-        raise OffsetResetError(f"the group {group} could not be described: {exc.args[0].str()}") from exc
+        described = admin.describe_consumer_groups([group], request_timeout=TIMEOUT)[group].result(timeout=2 * TIMEOUT)
+    except (KafkaException, TimeoutError) as exc:
+        raise OffsetResetError(f"the group {group} could not be described: {_reason(exc)}") from exc
     return str(described.state).split(".")[-1].lower(), len(described.members)
 
 
 def _committed(admin: AdminClient, group: str, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(p.topic, p.partition) for p in partitions])]
     try:
-        listed = admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT)[group].result()
-    except KafkaException as exc:
-        raise OffsetResetError(f"the group's committed offsets could not be read: {exc.args[0].str()}") from exc
+        listed = admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT)[group].result(timeout=2 * TIMEOUT)
+    except (KafkaException, TimeoutError) as exc:
+        raise OffsetResetError(f"the group's committed offsets could not be read: {_reason(exc)}") from exc
     return {(tp.topic, tp.partition): tp.offset for tp in listed.topic_partitions if tp.offset >= 0}
 
 
@@ -254,7 +260,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
             try:
                 metadata = probe.list_topics(name, timeout=TIMEOUT).topics.get(name)
             except KafkaException as exc:
-                raise OffsetResetError(f"Kafka could not be asked about {name}: {exc.args[0].str()}") from exc
+                raise OffsetResetError(f"Kafka could not be asked about {name}: {_reason(exc)}") from exc
             if metadata is None or metadata.error is not None or not metadata.partitions:
                 raise InvalidReset(f"the topic {name} does not exist on the cluster")
             pids = sorted(metadata.partitions)
@@ -272,7 +278,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
                 marks[(tp.topic, tp.partition)] = probe.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
             except KafkaException as exc:
                 raise OffsetResetError(f"the watermarks of {tp.topic}[{tp.partition}] could not be read: "
-                                       f"{exc.args[0].str()}") from exc
+                                       f"{_reason(exc)}") from exc
         by_time: dict[tuple[str, int], int] = {}
         if request.target == TIMESTAMP:
             assert request.timestamp is not None
@@ -281,7 +287,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
                 found = probe.offsets_for_times([TopicPartition(p.topic, p.partition, ms) for p in partitions],
                                                 timeout=TIMEOUT)
             except KafkaException as exc:
-                raise OffsetResetError(f"offsets_for_times failed: {exc.args[0].str()}") from exc
+                raise OffsetResetError(f"offsets_for_times failed: {_reason(exc)}") from exc
             by_time = {(tp.topic, tp.partition): tp.offset for tp in found}
     finally:
         probe.close()
@@ -333,7 +339,10 @@ def _store_positions(group: str, moves: list[PartitionMove]) -> None:
 def _commit_to_kafka(admin: AdminClient, group: str, moves: list[PartitionMove]) -> None:
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(m.topic, m.partition, m.new) for m in moves])]
     try:
-        result = admin.alter_consumer_group_offsets(request, request_timeout=TIMEOUT)[group].result()
+        result = admin.alter_consumer_group_offsets(request, request_timeout=TIMEOUT)[group].result(timeout=2 * TIMEOUT)
+    except TimeoutError as exc:
+        raise OffsetResetError("Kafka did not answer the commit of the new offsets in time: they may or may not "
+                               "have moved; look at the group's lag, and run the reset again") from exc
     except KafkaException as exc:
         error = exc.args[0]
         if error.name() in ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION"):
