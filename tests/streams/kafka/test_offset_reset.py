@@ -196,3 +196,46 @@ def test_a_live_consumer_refuses_the_reset_and_the_reset_is_followed_on_restart(
     times = sorted(MachineMetric.objects.values_list("time", flat=True))
     assert times == [BASE_TIME + i for i in range(10)] + [BASE_TIME + i for i in range(15, 20)]
     assert processes.stop(consumer) == 0
+
+
+def test_a_consumer_reading_its_positions_during_a_reset_waits_and_reads_the_new_ones(kafka, transactional_db):
+    """The window between Kafka taking the new offsets and PostgreSQL committing the rows: a
+    consumer assigned then reads the rows FOR SHARE (offsets.positions), so it waits for the
+    reset's transaction and never resumes from the position being replaced."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from streams.kafka import offsets
+
+    group, topic = "reset-window", kafka.name("metrics")
+    ConsumerOffset.objects.create(group=group, topic=topic, partition=0, next_offset=10)
+    locked, read = threading.Event(), {}
+
+    def reset() -> None:
+        try:
+            with transaction.atomic():
+                list(ConsumerOffset.objects.select_for_update().filter(group=group))
+                locked.set()
+                time.sleep(1.0)  # Kafka being told, in apply_reset
+                ConsumerOffset.objects.filter(group=group).update(next_offset=0)
+        finally:
+            connection.close()
+
+    def assigned() -> None:
+        try:
+            locked.wait(10)
+            started = time.monotonic()
+            read["positions"] = offsets.positions(group, [(topic, 0)])
+            read["waited"] = time.monotonic() - started
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reset), threading.Thread(target=assigned)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert read["positions"] == {(topic, 0): 0}
+    assert read["waited"] >= 0.5
