@@ -62,6 +62,8 @@ TARGETS = {
     TIMESTAMP: "a timestamp (the first message at or after it)",
     AFTER_OFFSET: "one past an offset (skip a message on one partition)",
 }
+# What the coordinator answers an admin's commit to a group with members (classic and KIP-848 groups).
+_GROUP_ACTIVE_ERRORS = {"UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "STALE_MEMBER_EPOCH"}
 # Group states in which Kafka accepts an admin's offsets: no member.
 INACTIVE_STATES = {"empty", "dead"}
 _TABLE = ConsumerOffset._meta.db_table
@@ -124,7 +126,10 @@ class PartitionMove:
         known = [p for p in (self.committed, self.stored) if p is not None]
         if not known:
             return None
-        return max(max(known), self.low)
+        position = max(known)
+        # Out of range (deleted by retention, or past the end of a topic made anew): the
+        # consumer's auto.offset.reset, earliest, starts it at the low watermark.
+        return position if self.low <= position <= self.high else self.low
 
     @property
     def current(self) -> int:
@@ -345,14 +350,14 @@ def _commit_to_kafka(admin: AdminClient, group: str, moves: list[PartitionMove])
                                "have moved; look at the group's lag, and run the reset again") from exc
     except KafkaException as exc:
         error = exc.args[0]
-        if error.name() in ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION"):
+        if error.name() in _GROUP_ACTIVE_ERRORS:
             raise ResetRefused(f"a consumer joined the group meanwhile ({error.name()}): stop it first") from exc
         raise OffsetResetError(f"Kafka did not take the new offsets: {error.str()}") from exc
     errors = {f"{tp.topic}[{tp.partition}]": tp.error for tp in result.topic_partitions if tp.error is not None}
     if errors:
         names = {e.name() for e in errors.values()}
         text = "; ".join(f"{k}: {e.str()}" for k, e in sorted(errors.items()))
-        if names & {"UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION"}:
+        if names & _GROUP_ACTIVE_ERRORS:
             raise ResetRefused(f"a consumer joined the group meanwhile: stop it first ({text})")
         raise OffsetResetError(f"Kafka refused the new offsets: {text}")
 

@@ -239,3 +239,37 @@ def test_a_consumer_reading_its_positions_during_a_reset_waits_and_reads_the_new
         t.join(20)
     assert read["positions"] == {(topic, 0): 0}
     assert read["waited"] >= 0.5
+
+
+def test_kafka_itself_refuses_the_commit_while_a_member_is_in_the_group(kafka, transactional_db):
+    """The race the state check cannot close: a member joins after it. Kafka answers
+    UNKNOWN_MEMBER_ID per partition, and the move is refused, not half done."""
+    from confluent_kafka import Consumer
+
+    from streams.kafka import offset_reset
+
+    spec = get_consumer("telemetry")
+    metrics = kafka.name("metrics")
+    produce(metrics, 0, 3)
+    member = Consumer(client_config(**{"group.id": spec.group_id(), "enable.auto.commit": False}))
+    try:
+        member.subscribe([metrics])
+        wait_until(lambda: member.poll(0.2) is not None or bool(member.assignment()), message="an assignment")
+        plan = plan_reset(spec, ResetRequest(LATEST, topic=metrics))
+        with pytest.raises(ResetRefused, match="a consumer joined the group meanwhile"):
+            offset_reset._commit_to_kafka(AdminClient(client_config()), spec.group_id(), plan.moves)
+    finally:
+        member.close()
+
+
+def test_where_a_consumer_resumes():
+    from streams.kafka.offset_reset import PartitionMove
+
+    def move(committed, stored=None, low=5, high=20, new=10):
+        return PartitionMove(topic="t", partition=0, committed=committed, stored=stored, low=low, high=high, new=new)
+
+    assert move(None).resumes_at is None and move(None).current == 5 and move(None).skipped == 5
+    assert move(12, stored=15).current == 15 and move(12, stored=15).replayed == 5
+    assert move(2).current == 5  # deleted by retention: the earliest kept
+    assert move(30).current == 5  # past the end (a topic made anew): auto.offset.reset, earliest
+    assert move(20, new=20).skipped == move(20, new=20).replayed == 0
