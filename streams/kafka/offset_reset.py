@@ -2,17 +2,10 @@
 
 `plan_reset()` is the dry run. For each partition of the group's topics (or the
 one named) it reads the committed offset, the stored position of a consumer
-with `offsets_in_db`, the low and high watermarks, and resolves the target:
-
-* `earliest`: the low watermark (the oldest message still kept);
-* `latest`: the high watermark (nothing left to read);
-* `timestamp`: the first offset whose timestamp is at or after it
-  (`offsets_for_times`); past the newest message, the high watermark;
-* `after_offset`: one past a given offset on one partition, to step over a
-  message that crashes the consumer (the offset must be a message still kept).
-
-Each row says how many offsets the consumer would skip (the new position is
-past where it would resume) or read again (before it).
+with `offsets_in_db`, the low and high watermarks, and resolves the target
+(TARGETS: the low watermark, the high one, the first offset at or after a time
+by `offsets_for_times`, or one past a message still kept). Each row says how
+many offsets the consumer would skip or read again.
 
 `apply_reset()` moves the group. Kafka lets an admin commit a group's offsets
 only when the group has no member, so the move is refused unless the group is
