@@ -32,6 +32,7 @@ from . import celery_ops, messages_page
 from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
 from .lag_history import lines_svg
+from .offsets_page import RESET_OFFSETS, offsets_apply, offsets_plan
 
 
 def _context(request: HttpRequest, title: str, **extra) -> dict:
@@ -149,6 +150,10 @@ def urls() -> list:
         path("", wrap(_requires(VIEW_OPERATIONS)(dashboard)), name="ops-dashboard"),
         path("dashboard/", wrap(_requires(VIEW_OPERATIONS)(dashboard_fragment)), name="ops-dashboard-fragment"),
         path("consumers/<str:name>/", wrap(_requires(VIEW_OPERATIONS)(consumer_detail)), name="ops-consumer"),
+        path("consumers/<str:name>/offsets/plan/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_plan)),
+             name="ops-offsets-plan"),
+        path("consumers/<str:name>/offsets/apply/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_apply)),
+             name="ops-offsets-apply"),
         path("topics/", wrap(_requires(VIEW_OPERATIONS)(messages_page.topics)), name="ops-topics"),
         path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
             messages_page.topic_messages)), name="ops-topic-messages"),

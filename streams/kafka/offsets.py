@@ -44,7 +44,10 @@ def record(group: str, envelopes: Sequence[Envelope]) -> None:
 
 
 def positions(group: str, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    """The stored next offsets of `partitions` (those never recorded are absent)."""
+    """The stored next offsets of `partitions` (those never recorded are absent).
+
+    FOR SHARE: while an operator's offset reset holds the rows (offset_reset.py), this
+    waits for it and reads the positions it set, not the ones it is replacing."""
     wanted = list(partitions)
     if not wanted:
         return {}
@@ -52,7 +55,7 @@ def positions(group: str, partitions: Iterable[tuple[str, int]]) -> dict[tuple[s
         cursor.execute(
             f'SELECT o.topic, o.partition, o.next_offset FROM {_TABLE} o '
             f'JOIN unnest(%s::text[], %s::int[]) AS w(topic, partition) USING (topic, partition) '
-            f'WHERE o."group" = %s',
+            f'WHERE o."group" = %s FOR SHARE OF o',
             [[t for t, _ in wanted], [p for _, p in wanted], group],
         )
         return {(topic, partition): offset for topic, partition, offset in cursor.fetchall()}
