@@ -30,6 +30,7 @@ from .services import (
     ProcessedOrderIn,
     _Checker,
     enrich_order,
+    plain_text,
     order_windows_apply,
     order_windows_close,
     order_windows_publish_final,
@@ -94,15 +95,21 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
 
 def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
     data = decode_json_object(envelope.raw)
-    check = _Checker(data)
-    name = check.identifier("product_name", max_length=255)
-    category = check.string("category", max_length=120, required=False) or ""
     processed_at = data.get("processed_at")
-    try:
-        order = validate_order(data)
-    except MessageRejected as exc:
-        check.errors.extend(exc.errors)
-    check.done()
+    name = plain_text(data.get("product_name"), 255)
+    category = data.get("category")
+    category = "" if category is None or category == "" else plain_text(category, 120)
+    if name is not None and category is not None and category == data.get("category", ""):
+        order = validate_order(data)  # the common case: the enrichment is plain text
+    else:
+        check = _Checker(data)
+        name = check.identifier("product_name", max_length=255)
+        category = check.string("category", max_length=120, required=False) or ""
+        try:
+            order = validate_order(data)
+        except MessageRejected as exc:
+            check.errors.extend(exc.errors)
+        check.done()
     when = None
     if processed_at is not None:
         try:
