@@ -24,15 +24,20 @@ Not a test: it prints figures for docs/streams.md ("Benchmark"). One run:
    its output topic). Every window must equal the independent computation.
    Both rates include process start-up and group join; the "steady" rates
    start at the first window written.
-5. Latency (console): fresh topics, the two consumers warmed up, then orders
-   produced at --rate for --latency-seconds with event time = produce time.
-   Per order: from its produce() call to the arrival, on product-metrics, of
-   the first window update that counts it (windows are published after the
-   database commit, so this is order -> window stored and published).
+5. Latency (console): fresh topics, the two consumers warmed up with
+   --latency-window-second windows (5), then orders produced at --rate for
+   --latency-seconds with event time = produce time. Per order: from its
+   produce() call to the arrival, on product-metrics, of the first window
+   update that counts it (windows are published after the database commit,
+   so this is order -> window stored and published). Per window that closed
+   within the run: from the moment it may be final (its end plus the grace,
+   by the wall clock, which is event time here) to the arrival of its final
+   message: the event-to-final-window latency of the last line.
 6. The load average at start and end, then removes every topic, consumer
    group, row and state directory it made.
 
-Its last line: `orders: <N> orders/s end to end, <R>x Quix Streams, <Q>x bare consume+json, p99 <L> ms at 5,000/s`.
+Its last line: `orders: <N> orders/s end to end, <R>x Quix Streams, <Q>x bare consume+json, p99 <L> ms at 5,000/s`
+(L: event to final window), with the first-update p99 after it.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class Run:
         self.topics: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.state_dirs: list[Path] = []
+        self.stop_signal = signal.SIGTERM
         self.products = [f"{self.prefix}-{i}" for i in range(1, 6)]
         self.closer = f"{self.prefix}-close"
         self.unknown = f"{self.prefix}-404"
@@ -115,7 +121,7 @@ class Run:
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(self.stop_signal)
         for proc in self.procs:
             try:
                 proc.wait(timeout=60)
@@ -123,6 +129,7 @@ class Run:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+        self.stop_signal = signal.SIGTERM
 
     def cleanup(self) -> None:
         self.stop()
@@ -252,10 +259,10 @@ def console_env(run: Run, topics: dict[str, str], tag: str, grace: int) -> dict[
     return env
 
 
-def console_start(run: Run, env: dict[str, str], batch_size: int) -> None:
+def console_start(run: Run, env: dict[str, str], batch_size: int, wrap: str = "") -> None:
     for name in ("orders", "order_windows"):
-        run.spawn([sys.executable, str(ROOT / "manage.py"), "run_consumer", name, "--batch-size", str(batch_size)],
-                  env)
+        run.spawn([*wrap.replace("{name}", name).split(), sys.executable, str(ROOT / "manage.py"), "run_consumer",
+                   name, "--batch-size", str(batch_size)], env)
 
 
 def console_windows(run: Run) -> dict[WindowKey, tuple[int, int]]:
@@ -269,7 +276,8 @@ def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argpa
                        ) -> tuple[float, float, dict[WindowKey, tuple[int, int]]]:
     windows = ProductWindow.objects.filter(product_id__in=run.products)
     started = time.monotonic()
-    console_start(run, console_env(run, topics, "e2e", args.grace), args.batch_size)
+    run.stop_signal = signal.SIGINT if args.wrap else signal.SIGTERM  # py-spy writes its profile on SIGINT
+    console_start(run, console_env(run, topics, "e2e", args.grace), args.batch_size, args.wrap)
     first_row, counted = None, 0
     deadline = started + args.timeout
     while counted < valid and time.monotonic() < deadline:
@@ -329,7 +337,8 @@ def quix_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse
 # --- latency --------------------------------------------------------------------------------------
 
 class WindowUpdates(threading.Thread):
-    """Reads product-metrics in the background: (receive time, count) per window, in arrival order."""
+    """Reads product-metrics in the background: (receive time, count) per window, in arrival order,
+    and when each window's first final message arrived."""
 
     def __init__(self, topic: str, group: str) -> None:
         super().__init__(daemon=True)
@@ -337,6 +346,7 @@ class WindowUpdates(threading.Thread):
                                                    "enable.auto.commit": False}))
         self.consumer.subscribe([topic])
         self.updates: dict[WindowKey, list[tuple[float, int]]] = defaultdict(list)
+        self.finals: dict[WindowKey, float] = {}
         self.products: set[str] = set()
         self.halt = threading.Event()
 
@@ -346,7 +356,10 @@ class WindowUpdates(threading.Thread):
                 if msg.error() is None:
                     received = time.time()
                     w = json.loads(msg.value())
-                    self.updates[(w["product_id"], w["window_start"])].append((received, w["order_count"]))
+                    key = (w["product_id"], w["window_start"])
+                    self.updates[key].append((received, w["order_count"]))
+                    if w.get("final"):
+                        self.finals.setdefault(key, received)
                     self.products.add(w["product_id"])
         self.consumer.close()
 
@@ -355,14 +368,31 @@ class WindowUpdates(threading.Thread):
         return max(c for _, c in seen) if seen else 0
 
 
-def console_latency(run: Run, args: argparse.Namespace, rng: random.Random) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, achieved rate) of order produce -> first window update counting it."""
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """(p50, p99) in ms of values in seconds (NaN when there are none)."""
+    values = sorted(values)
+    if not values:
+        return float("nan"), float("nan")
+    return values[len(values) // 2] * 1000, values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+
+
+def console_latency(run: Run, args: argparse.Namespace, rng: random.Random
+                    ) -> tuple[float, float, float, float, float, int]:
+    """(p50 ms, p99 ms) of order produce -> first window update counting it, the achieved rate,
+    and (p50 ms, p99 ms, windows) of window end + grace -> its final message.
+
+    The latency run has windows of --latency-window seconds (event time = produce time), so
+    that several windows close within it: the second pair is the event-to-final-window
+    latency, from the moment the window may be final (the wall clock, equal to event time
+    here, passes its end plus the grace) to the arrival of its final state on product-metrics."""
     topics = run.create_topics("lat", CONSOLE_TOPICS)
     updates = WindowUpdates(topics["product_metrics"], f"{run.prefix}-lat-reader")
     updates.start()
-    console_start(run, console_env(run, topics, "lat", args.grace), args.batch_size)
+    window = args.latency_window
+    env = console_env(run, topics, "lat", args.grace)
+    env["ORDERS_WINDOW_SECONDS"] = str(window)
+    console_start(run, env, args.batch_size)
     producer = bench_producer()
-    window = settings.ORDERS_WINDOW_SECONDS
     # Warm-up: closer orders until one comes back as a window, so start-up is not measured.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and run.closer not in updates.products:
@@ -390,9 +420,13 @@ def console_latency(run: Run, args: argparse.Namespace, rng: random.Random) -> t
         if (pause := next_tick - time.monotonic()) > 0:
             time.sleep(pause)
     producer.flush(60)
+    last_produced = time.time()
     rate = total / (time.monotonic() - started)
+    # Windows that ended (plus the grace) a second before the last order: final by the watermark.
+    closing = [k for k in produced if k[1] + window + args.grace < last_produced - 1]
     deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline and any(updates.count(k) < len(v) for k, v in produced.items()):
+    while time.monotonic() < deadline and (any(updates.count(k) < len(v) for k, v in produced.items())
+                                           or any(k not in updates.finals for k in closing)):
         time.sleep(0.2)
     updates.halt.set()
     updates.join(10)
@@ -413,11 +447,12 @@ def console_latency(run: Run, args: argparse.Namespace, rng: random.Random) -> t
     missing = total - len(latencies)
     if missing:
         print(f"latency: {missing:,} of {total:,} orders never showed up in a window update")
-    latencies.sort()
-    if not latencies:
-        return float("nan"), float("nan"), rate
-    return (latencies[len(latencies) // 2] * 1000, latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            rate)
+    finals = [updates.finals[k] - (k[1] + window + args.grace) for k in closing if k in updates.finals]
+    if len(finals) < len(closing):
+        print(f"latency: {len(closing) - len(finals)} of {len(closing)} closed windows never arrived as final")
+    p50, p99 = percentiles(latencies)
+    f50, f99 = percentiles(finals)
+    return p50, p99, rate, f50, f99, len(finals)
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -438,11 +473,16 @@ def main() -> None:
     parser.add_argument("--grace", type=int, default=0, help="Window grace period in seconds, for the console and Quix (default 0).")
     parser.add_argument("--rate", type=int, default=5000, help="Offered rate of the latency run (default 5000/s).")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="Length of the latency run (default 30).")
+    parser.add_argument("--latency-window", type=int, default=5,
+                        help="Window size in seconds of the latency run, so windows close within it (default 5).")
     parser.add_argument("--quix-python", type=Path, default=QUIX_PYTHON,
                         help="Python of the Quix Streams virtualenv (default .run/bench-quix/bin/python).")
     parser.add_argument("--quix-commit-interval", type=float, default=5.0,
                         help="Quix Streams commit interval in seconds (default 5, Quix's own default).")
     parser.add_argument("--skip-quix", action="store_true", help="Leave out the Quix Streams baseline.")
+    parser.add_argument("--wrap", default="", help="A command prefix for the two console consumers of the "
+                        "throughput run, {name} standing for the consumer, such as "
+                        "'py-spy record -o {name}.svg --' to profile them.")
     parser.add_argument("--skip-latency", action="store_true", help="Leave out the latency run.")
     parser.add_argument("--seed", type=int, default=2, help="Random seed of the generated orders.")
     parser.add_argument("--timeout", type=float, default=1800, help="Give up on a stage after this many seconds.")
@@ -503,16 +543,20 @@ def main() -> None:
                   f"process launch (first final window after {quix_first_s:.1f}s)")
             print(f"Quix exact: {check_windows(quix_got, expected)}")
 
-        p50 = p99 = float("nan")
+        p50 = p99 = f99 = float("nan")
         if not args.skip_latency:
-            p50, p99, offered = console_latency(run, args, rng)
+            p50, p99, offered, f50, f99, closed = console_latency(run, args, rng)
             print(f"console latency at {offered:,.0f} orders/s offered for {args.latency_seconds:.0f}s, order produced "
                   f"-> first window update counting it on product-metrics: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
+            print(f"console event-to-final-window latency ({args.latency_window}-s windows, grace {args.grace} s), "
+                  f"window end + grace -> its final message on product-metrics, {closed} windows: "
+                  f"p50 {f50:,.0f} ms, p99 {f99:,.0f} ms")
 
         print(f"load average at start {load_start}, at end {load()}")
         vs_quix = console_rate / quix_rate if quix_rate else float("nan")
         print(f"orders: {console_rate:,.0f} orders/s end to end, {vs_quix:.2f}x Quix Streams, "
-              f"{console_rate / json_rate:.3f}x bare consume+json, p99 {p99:,.0f} ms at {args.rate:,}/s")
+              f"{console_rate / json_rate:.3f}x bare consume+json, p99 {f99:,.0f} ms at {args.rate:,}/s "
+              f"(event to final window; first window update p99 {p99:,.0f} ms)")
     finally:
         run.cleanup()
 

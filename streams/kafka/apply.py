@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
@@ -38,15 +37,9 @@ def decode_message(spec: ConsumerSpec, message: Any) -> Envelope:
     A message the decoder rejects, or crashes on, carries the rejection: it goes to
     the dead-letter path and never blocks the partition."""
     kind, millis = message.timestamp()
-    envelope = Envelope(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
-        key=message.key(),
-        headers=list(message.headers() or ()),
-        raw=message.value() or b"",
-        timestamp=datetime.fromtimestamp(millis / 1000, tz=UTC) if kind and millis >= 0 else None,
-    )
+    envelope = Envelope(message.topic(), message.partition(), message.offset(), message.key(),
+                        message.headers() or [], message.value() or b"",
+                        millis=millis if kind and millis >= 0 else None)
     try:
         envelope.value = spec.decode(envelope)
     except MessageRejected as exc:

@@ -4,8 +4,13 @@ The platform's batch-SQL helpers; pipelines call them, and they import only
 Django's connection, psycopg2 and numpy. Which to use when:
 
 - `upsert_rows` (`INSERT .. VALUES %s ON CONFLICT` through psycopg2's
-  execute_values): rows as tuples of mixed types, a few thousand per batch;
-  the consumers' default (telemetry, readings).
+  execute_values): rows as tuples of mixed types, a few thousand per batch,
+  where the rows hold text or timestamps (readings). psycopg2 formats every
+  row in Python (`mogrify`): about 25 us a row.
+- `number_array` (a PostgreSQL array literal, `'{1,2,3}'`, passed as one
+  string and cast, `%s::int[]`, then `unnest`ed): columns of ints or finite
+  floats, such as telemetry's; one `str.join` per column instead of one
+  adaptation per value, so a batch of 5,000 rows costs a few milliseconds.
 - `upsert_columns` (`INSERT .. SELECT unnest(%s::type[], ..) ON CONFLICT`):
   the rows are already columns (numpy arrays, the factory loader's tens of
   thousands per chunk); one array per column is cheaper to send than rows.
@@ -18,13 +23,19 @@ Django's connection, psycopg2 and numpy. Which to use when:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from django.db import connection
 from psycopg2.extras import execute_values
 from psycopg2 import sql
+
+
+def number_array(values: Iterable[int | float]) -> str:
+    """A PostgreSQL array literal of ints or finite floats (`'{1,2.5,3}'`), for `%s::int[]`,
+    `%s::bigint[]` or `%s::float8[]`: `repr` of a float reads back as the same double."""
+    return "{" + ",".join(map(repr, values)) + "}"
 
 
 def upsert_rows(

@@ -84,6 +84,18 @@ def json_problems(value: Any, *, max_depth: int = JSON_MAX_DEPTH) -> list[dict[s
     return problems
 
 
+def _may_hold_problems(raw: bytes | str, max_depth: int) -> bool:
+    """False when the text itself rules out what json_problems looks for, so the walk
+    over the parsed value is skipped (the common case, and the hot path of every
+    consumer): a NUL inside a JSON string can only be written as the escape \\u0000
+    (a raw NUL is not JSON, orjson refuses it), and a value nested deeper than
+    `max_depth` needs more than `max_depth` opening brackets. Brackets or escapes
+    inside strings only make the answer True, never wrongly False."""
+    if isinstance(raw, str):
+        return "\\u0000" in raw or raw.count("{") + raw.count("[") > max_depth
+    return b"\\u0000" in raw or raw.count(b"{") + raw.count(b"[") > max_depth
+
+
 class JSONRejected(ValueError):
     """A body that is not acceptable JSON: `reason` for an operator, `errors` per place."""
 
@@ -119,7 +131,7 @@ def parse_json(raw: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
             f"payload is not JSON: {message} at line {exc.lineno} column {exc.colno}",
             [{"field": None, "rule": "json", "message": message, "line": exc.lineno, "column": exc.colno}],
         ) from None
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list)) and _may_hold_problems(raw, max_depth):
         problems = json_problems(value, max_depth=max_depth)
         if problems:
             places = ", ".join(sorted({str(p["field"]) for p in problems}))

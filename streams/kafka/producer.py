@@ -38,11 +38,12 @@ class DeliveryStats:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, ok: bool) -> None:
+        self.add(delivered=1 if ok else 0, failed=0 if ok else 1)
+
+    def add(self, *, delivered: int = 0, failed: int = 0) -> None:
         with self.lock:
-            if ok:
-                self.delivered += 1
-            else:
-                self.failed += 1
+            self.delivered += delivered
+            self.failed += failed
 
 
 stats = DeliveryStats()
@@ -135,34 +136,55 @@ def produce_and_wait(
 
     Raises DeliveryError if any delivery failed or `timeout` seconds passed.
     `delivered`, when given, receives (topic, partition, offset) of each acknowledged message.
+
+    The hot path of every forwarding consumer: the messages are queued without
+    a poll each (delivery reports are served while waiting), and the report of
+    each delivered message only counts it; failures are logged one by one.
     """
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     producer = producer or get_producer()
-    pending = {"count": 0}
+    state = {"acked": 0, "failed": 0, "returned": False}
     errors: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            if state["returned"]:  # acknowledged after the caller gave up waiting
+                stats.add(delivered=1)
+            else:
+                state["acked"] += 1
+                if delivered is not None:
+                    delivered.append((msg.topic(), msg.partition(), msg.offset()))
+            return
         _on_delivery(err, msg)
-        pending["count"] -= 1
-        if err is not None:
-            errors.append(f"{msg.topic()}: {err.str()}")
-        elif delivered is not None:
-            delivered.append((msg.topic(), msg.partition(), msg.offset()))
+        state["failed"] += 1
+        errors.append(f"{msg.topic()}: {err.str()}")
 
+    send = producer.produce
     sent = 0
-    for message in messages:
-        produce(message, producer=producer, on_delivery=on_delivery)
-        pending["count"] += 1
-        sent += 1
-    deadline = time.monotonic() + timeout
-    while pending["count"] > 0:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeliveryError(
-                f"Kafka did not acknowledge {pending['count']} of {sent} message(s) "
-                f"within {timeout:g}s (bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
-            )
-        producer.flush(min(remaining, 0.5))
+    try:
+        for message in messages:
+            value = message.encoded_value()
+            while True:
+                try:
+                    send(message.topic, value=value, key=message.key, headers=message.headers,
+                         on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports to make room.
+                    producer.poll(0.1)
+            sent += 1
+        deadline = time.monotonic() + timeout
+        while state["acked"] + state["failed"] < sent:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeliveryError(
+                    f"Kafka did not acknowledge {sent - state['acked'] - state['failed']} of {sent} message(s) "
+                    f"within {timeout:g}s (bootstrap servers {settings.KAFKA_BOOTSTRAP_SERVERS})"
+                )
+            producer.flush(min(remaining, 0.5))
+    finally:
+        state["returned"] = True
+        stats.add(delivered=state["acked"])
     if errors:
         raise DeliveryError(f"{len(errors)} of {sent} message(s) failed: {errors[0]}")
     return sent

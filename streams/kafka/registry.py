@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.module_loading import autodiscover_modules
@@ -38,25 +38,48 @@ class MessageRejected(Exception):
         self.errors = errors or []
 
 
-@dataclass
 class Envelope:
-    """One consumed message with its origin and, once decoded, its value."""
+    """One consumed message with its origin and, once decoded, its value.
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    headers: Headers
-    raw: bytes
-    timestamp: datetime | None = None
-    value: Any = None
-    rejection: MessageRejected | None = None
+    A plain class with slots, not a dataclass: the runtime makes one per message
+    on the hot path. The timestamp is kept as the broker's milliseconds and
+    turned into a datetime only when asked for (most consumers never do)."""
+
+    __slots__ = ("topic", "partition", "offset", "key", "headers", "raw", "value", "rejection", "_timestamp",
+                 "_millis")
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, headers: Headers, raw: bytes,
+                 timestamp: datetime | None = None, value: Any = None, rejection: MessageRejected | None = None,
+                 *, millis: int | None = None) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.headers = headers
+        self.raw = raw
+        self.value = value
+        self.rejection = rejection
+        self._timestamp = timestamp
+        self._millis = millis  # the broker's timestamp (ms), when `timestamp` is not given
+
+    @property
+    def timestamp(self) -> datetime | None:
+        if self._timestamp is None and self._millis is not None:
+            self._timestamp = datetime.fromtimestamp(self._millis / 1000, tz=UTC)
+        return self._timestamp
+
+    @timestamp.setter
+    def timestamp(self, moment: datetime | None) -> None:
+        self._timestamp, self._millis = moment, None
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:
             if key == name:
                 return value
         return None
+
+    def __repr__(self) -> str:
+        return f"Envelope({self.topic}[{self.partition}]@{self.offset}, rejected={self.rejection is not None})"
 
 
 @dataclass

@@ -15,6 +15,16 @@ The loop holds no per-message framework: librdkafka hands over whole arrays,
 and the work per message is the consumer's own decode. docs/kafka.md gives
 the figures that chose this over arroyo's strategies.
 
+Two batches overlap: while one is applied by the apply thread (a single
+worker with its own database connection: the transaction, the publishing and
+the acks, which wait on PostgreSQL and the broker with the GIL released), the
+loop consumes and decodes the next. The first batch's offsets are committed
+to Kafka when it has landed (its transaction committed and its messages
+acknowledged), before the next batch is handed over; so commits still follow
+the effects, in order, and at most one batch is in flight. Everything that
+touches the database for the consumer (batches, the tick, closing a broken
+connection) runs on that thread, one thing at a time.
+
 Faults: when a batch cannot be applied (PostgreSQL or Kafka away, a systemic
 failure, a bug), it is held, neither committed nor dropped. The assigned
 partitions are paused, so the loop keeps calling `consume()` (the member
@@ -36,6 +46,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +103,9 @@ class BatchLoop:
         self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(), topics=self.topics)
         self.stopping = False
         self.pending: list[Envelope] = []  # consumed, not yet applied
+        # The batch being applied on the apply thread: (batch, its future, when it was handed over).
+        self.flight: tuple[list[Envelope], Future, float] | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"apply-{spec.name}")
         self.held = False  # the pending batch failed and waits for a retry (partitions paused)
         self.next_offset: dict[Key, int] = {}  # per assigned partition: the offset after what we took
         self.skip_below: dict[Key, int] = {}  # offsets_in_db: what the database says is applied
@@ -134,8 +148,16 @@ class BatchLoop:
         self._on_revoke(consumer, partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self.pending and not self.held:
-            self._apply_and_commit()  # the batch in flight goes first, as the partitions go
+        if (self.pending or self.flight) and not self.held:
+            self._apply_and_commit()  # the batches in flight go first, as the partitions go
+        if self.flight is not None:  # lost: it finishes, its offsets are not committed
+            batch, future, _started = self.flight
+            self.flight = None
+            self.pending = batch + self.pending
+            try:
+                future.result()
+            except Exception as exc:
+                logger.warning("consumer_batch_failed_on_loss consumer=%s error=%s", self.spec.name, describe(exc))
         if self.pending:
             logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (the next owner replays it)",
                            self.spec.name, len(self.pending))
@@ -156,13 +178,19 @@ class BatchLoop:
         try:
             while not self.stopping:
                 self._step()
-            if self.pending and not self.held:
+            if (self.pending or self.flight) and not self.held:
                 self._apply_and_commit()
-            elif self.pending:
+            if self.pending:
                 logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
                                self.spec.name, len(self.pending))
         finally:
-            self.consumer.close()
+            try:
+                if self.flight is not None:  # a fault of the loop itself: let the apply thread finish
+                    self.flight[1].exception()
+                self._on_worker(connection.close)
+            finally:
+                self.worker.shutdown(wait=True)
+                self.consumer.close()
         return self.totals
 
     def _step(self) -> None:
@@ -170,10 +198,13 @@ class BatchLoop:
         self.pulse.beat()
         if self.held:
             return self._retry_held()
-        self._fill()
-        if self.pending:
-            self._apply_and_commit()
+        self._fill()  # while the previous batch is applied on the apply thread
+        self._land()
+        if self.held:
+            return
         self._maybe_tick()
+        if self.pending:
+            self._launch()
 
     def _fill(self) -> None:
         """Take messages until the batch is full or its time is up (the time runs from the first)."""
@@ -206,17 +237,32 @@ class BatchLoop:
             self.next_offset[key] = offset + 1
             self.pending.append(decode(spec, message))
 
+    def _launch(self) -> None:
+        """Hand the pending batch to the apply thread (nothing else is in flight)."""
+        batch, self.pending = self.pending, []
+        self.flight = (batch, self.worker.submit(_timed_apply, self.spec, batch, self.limit), time.monotonic())
+
     def _apply_and_commit(self) -> None:
-        batch = self.pending
-        started = time.monotonic()
+        """Land the batch in flight, then apply the pending one and land it: nothing is left in flight."""
+        self._land()
+        if self.pending and not self.held:
+            self._launch()
+            self._land()
+
+    def _land(self) -> None:
+        """Wait for the batch in flight; commit its offsets, or hold it (with what was consumed since)."""
+        if self.flight is None:
+            return
+        batch, future, _launched = self.flight
+        self.flight = None
         try:
-            applied = apply_batch(self.spec, batch, limit=self.limit)
+            applied, seconds = future.result()
         except Exception as exc:
+            self.pending = batch + self.pending
             self._failed(exc)
             self._hold()
             return
         self._recovered()
-        self.pending = []
         self._commit(batch)
         outcome = applied.outcome
         self.totals["batches"] += 1
@@ -225,11 +271,11 @@ class BatchLoop:
         self.totals["rejected"] += len(outcome.rejected)
         self.pulse.batch_done(messages=len(batch), applied=outcome.applied,
                               dead_lettered=len(outcome.rejected), refused=applied.refused,
-                              seconds=time.monotonic() - started)
+                              seconds=seconds)
         logger.info(
             "consumer_batch consumer=%s messages=%d applied=%d rejected=%d refused=%d published=%d ms=%.1f",
             self.spec.name, len(batch), outcome.applied, len(outcome.rejected), applied.refused,
-            len(outcome.outbound), (time.monotonic() - started) * 1000,
+            len(outcome.outbound), seconds * 1000,
         )
 
     def _commit(self, batch: list[Envelope]) -> None:
@@ -291,10 +337,7 @@ class BatchLoop:
         log = logger.exception if state == "paused" and not isinstance(exc, SystemicFailure) else logger.warning
         log("%s consumer=%s attempt=%d retry_in=%.1fs reason=%s", what, self.spec.name,
             self.backoff.failures, delay, reason)
-        try:
-            connection.close()  # a broken connection is reopened on the next attempt
-        except Exception:
-            pass
+        self._on_worker(connection.close)  # a broken connection is reopened on the next attempt
         self.pulse.set_state(state, reason)
         if state == "paused" or self.backoff.failures == 1:
             self.pulse.beat(force=True)
@@ -311,19 +354,30 @@ class BatchLoop:
             return
         self.last_tick = time.monotonic()
         try:
-            apply_tick(self.spec)
+            self.worker.submit(apply_tick, self.spec).result()
         except Exception as exc:  # the next tick tries again; a tick never stops the consumer
             logger.warning("consumer_tick_failed consumer=%s error=%s", self.spec.name, describe(exc))
-            try:
-                connection.close()
-            except Exception:
-                pass
+            self._on_worker(connection.close)
+
+    def _on_worker(self, fn: Any) -> None:
+        """Run `fn` on the apply thread (its database connection is that thread's), ignoring errors."""
+        try:
+            self.worker.submit(fn).result()
+        except Exception:
+            pass
 
     def _touch_healthcheck(self) -> None:
         path = self.options.healthcheck_file
         if path and time.monotonic() - self.last_health >= 1.0:
             self.last_health = time.monotonic()
             Path(path).touch()
+
+
+def _timed_apply(spec: ConsumerSpec, batch: list[Envelope], limit: DlqLimit) -> tuple[Any, float]:
+    """apply_batch on the apply thread, with how long it took (the heartbeat's batch seconds)."""
+    started = time.monotonic()
+    applied = apply_batch(spec, batch, limit=limit)
+    return applied, time.monotonic() - started
 
 
 def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from .client import client_config
 
@@ -18,12 +20,28 @@ class TopicSpec:
     partitions: int
 
 
+# Names already looked up: consumers ask per message, and settings are a lazy object.
+# Emptied when a test overrides KAFKA_TOPICS (Django's setting_changed signal).
+_names: dict[str, str] = {}
+
+
 def topic_name(logical: str) -> str:
     """The Kafka topic behind a logical name (`"orders_dlq"` -> `"orders-dlq"`)."""
     try:
-        return str(settings.KAFKA_TOPICS[logical]["name"])
+        return _names[logical]
+    except KeyError:
+        pass
+    try:
+        name = _names[logical] = str(settings.KAFKA_TOPICS[logical]["name"])
     except KeyError:
         raise KeyError(f"unknown topic {logical!r}; known: {sorted(settings.KAFKA_TOPICS)}") from None
+    return name
+
+
+@receiver(setting_changed)
+def _forget_names(*, setting: str, **_kwargs: object) -> None:
+    if setting == "KAFKA_TOPICS":
+        _names.clear()
 
 
 def all_topics() -> list[TopicSpec]:

@@ -14,7 +14,9 @@ class ProcessedOrder(models.Model):
     again.
     """
 
-    order_id = models.CharField(max_length=128, unique=True)
+    # Unique by a constraint, not `unique=True`, which adds a second index on the
+    # column (varchar_pattern_ops, for LIKE) that every stored order paid for.
+    order_id = models.CharField(max_length=128)
     user_id = models.CharField(max_length=128)
     product_id = models.CharField(max_length=64)
     product_name = models.CharField(max_length=255)
@@ -32,10 +34,15 @@ class ProcessedOrder(models.Model):
     released_at = models.DateTimeField(null=True, blank=True,
                                        help_text="When an operator released this late order into its window.")
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+                                    related_name="+", db_index=False)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["order_id"], name="processedorder_order_id")]
         indexes = [
+            # Only released orders have an operator: the index skips the rest (every order
+            # stored would add a NULL entry to a full one).
+            models.Index(fields=["released_by"], condition=models.Q(released_by__isnull=False),
+                         name="processedorder_released_by"),
             models.Index(fields=["product_id", "window_start"], name="processedorder_window"),
             models.Index(fields=["product_id", "window_start"], condition=models.Q(late=True, released_at=None),
                          name="processedorder_held_late"),

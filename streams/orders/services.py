@@ -22,7 +22,7 @@ its end, or, when no partition is active, once the wall clock passes its end
 + grace + idle close. An order for a final window is late: stored, counted on
 the window (`late_count`, `late_revenue`), not added, until an operator
 releases it (`order_windows_release_late`, audited, exactly once). Open
-windows touched by a batch are published to `product-metrics` after the
+windows a batch changed are published to `product-metrics` after the
 commit with their absolute values and `"final": false`; a final window is
 published once more, `"final": true`, and marked after the broker's ack.
 
@@ -38,20 +38,20 @@ and the API (rebuild, release), tests. Imports the platform's field rules and th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaException
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection, transaction
 
 from console.audit import audit_record
-from streams.kafka.decoding import FieldChecker, iso
+from streams.kafka.decoding import FieldChecker, iso, parse_timestamp
 from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
 
@@ -100,7 +100,56 @@ class Order:
     timestamp: datetime
 
 
+CENT = Decimal("0.01")
+
+
+def plain_text(value: Any, max_length: int) -> str | None:
+    """`value` stripped, when it is an ASCII string of 1..max_length characters without
+    NUL: text every rule of `_Checker.identifier` accepts as is. None otherwise (the
+    full rules then decide, and say why)."""
+    if type(value) is not str:
+        return None
+    value = value.strip()
+    if not value or len(value) > max_length or not value.isascii() or "\x00" in value:
+        return None
+    return value
+
+
+def _plain_order(data: dict[str, Any]) -> Order | None:
+    """The well-formed order of the hot path, by the same rules as `validate_order`
+    without the checker's bookkeeping: string ids, a float or int amount written
+    without an exponent, a timestamp. None for anything else (then validate_order
+    applies the full rules and reports every error)."""
+    order_id = plain_text(data.get("order_id"), 128)
+    user_id = plain_text(data.get("user_id"), 128)
+    product_id = plain_text(data.get("product_id"), 64)
+    amount, moment = data.get("amount"), data.get("timestamp")
+    if order_id is None or user_id is None or product_id is None or type(moment) is not str:
+        return None
+    if type(amount) is float:
+        text = repr(amount)
+    elif type(amount) is int:
+        text = str(amount)
+    else:
+        return None
+    dot = text.find(".")
+    if "e" in text or "n" in text or (dot >= 0 and len(text) - dot > 3):  # exponent, nan/inf, > 2 decimals
+        return None
+    value = Decimal(text)
+    if value <= 0 or value > MAX_AMOUNT:
+        return None
+    try:
+        timestamp = parse_timestamp(moment)
+    except ValueError:
+        return None
+    return Order(order_id=order_id, user_id=user_id, product_id=product_id, amount=value.quantize(CENT),
+                 timestamp=timestamp)
+
+
 def validate_order(data: dict[str, Any]) -> Order:
+    plain = _plain_order(data)
+    if plain is not None:
+        return plain
     check = _Checker(data)
     fields = {
         "order_id": check.identifier("order_id"),
@@ -113,8 +162,9 @@ def validate_order(data: dict[str, Any]) -> Order:
     return Order(**fields)  # type: ignore[arg-type]
 
 
-def enrich_order(order: Order, *, product_name: str, category: str, processed_at: datetime) -> dict[str, Any]:
-    """The `processed-orders` message: the order plus catalog data and processed_at."""
+def enrich_order(order: Order, *, product_name: str, category: str, processed_at: datetime | str) -> dict[str, Any]:
+    """The `processed-orders` message: the order plus catalog data and processed_at (a
+    datetime, or already formatted by `iso`, as a batch does once for all its orders)."""
     return {
         "order_id": order.order_id,
         "user_id": order.user_id,
@@ -123,7 +173,7 @@ def enrich_order(order: Order, *, product_name: str, category: str, processed_at
         "timestamp": iso(order.timestamp),
         "product_name": product_name,
         "category": category,
-        "processed_at": iso(processed_at),
+        "processed_at": processed_at if isinstance(processed_at, str) else iso(processed_at),
     }
 
 
@@ -154,19 +204,24 @@ WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
 """
 
 # Insert the batch's orders idempotently and add exactly the inserted, on-time
-# ones to their windows, in one statement (so in one snapshot and one
-# transaction). An order is late when its window is final, or when the
+# ones to their windows, in one statement (so in one snapshot, one transaction
+# and one round trip), which returns the windows it changed (their new state)
+# and how many orders it stored, and how many of them late. The window of an
+# order is computed here from its time, as window_start_of does. An order is late when its window is final, or when the
 # watermark before this batch has passed the window's end (a window that has no
 # row yet); a late order is stored with `late` and counted on its window's
 # late_count/late_revenue, never in its totals. The touched windows are locked
 # first (FOR UPDATE returns their newest committed state), so a concurrent close
 # cannot finalize a window between this classification and the update. The
 # batch's partitions move their watermark rows forward in the same statement.
+# Every touched window has a row by then (_CREATE_WINDOWS_SQL, the statement
+# before), so there is always a row to lock.
 _APPLY_SQL = f"""
 WITH incoming AS (
-    SELECT * FROM json_to_recordset(%(orders)s::json) AS t(
+    SELECT t.*, to_timestamp(floor(extract(epoch FROM t.ordered_at) / %(window)s) * %(window)s) AS window_start
+    FROM json_to_recordset(%(orders)s::json) AS t(
         order_id text, user_id text, product_id text, product_name text, category text,
-        amount numeric, ordered_at timestamptz, window_start timestamptz, processed_at timestamptz)
+        amount numeric, ordered_at timestamptz, processed_at timestamptz)
 ), mark AS ({_WATERMARK_SQL}
 ), existing AS (
     SELECT w.product_id, w.window_start, w.final
@@ -201,7 +256,7 @@ WITH incoming AS (
     ON CONFLICT (group_id, topic, partition) DO UPDATE SET
         max_event_at = greatest(m.max_event_at, EXCLUDED.max_event_at),
         seen_at = EXCLUDED.seen_at
-)
+), windows AS (
 INSERT INTO {_WINDOWS} AS w
     (product_id, product_name, window_start, window_end,
      order_count, total_revenue, avg_order_value, late_count, late_revenue, final, finalized_at, updated_at)
@@ -223,6 +278,32 @@ ON CONFLICT (product_id, window_start) DO UPDATE SET
     final = w.final OR EXCLUDED.final,
     finalized_at = coalesce(w.finalized_at, EXCLUDED.finalized_at),
     updated_at = now()
+RETURNING w.product_id, w.product_name, w.window_start, w.window_end,
+          w.order_count, w.total_revenue, w.avg_order_value, w.final, w.id
+)
+SELECT windows.*, counts.stored, counts.late
+FROM (SELECT count(*) AS stored, count(*) FILTER (WHERE late) AS late FROM inserted) counts
+LEFT JOIN windows ON true
+"""
+
+# The windows a batch touches that have no row yet, created empty before the
+# batch is applied. Two consumers creating the same window at once would
+# otherwise both classify their orders against no row (neither sees the other's
+# uncommitted insert), and the second would add on-time totals to a window the
+# first made final with late orders. With the rows created first, the second
+# waits on the first's row (its unique key) until that commits, and its apply,
+# a new statement, locks and sees the window as the first left it. Returns the
+# rows it created, so that one the batch did not fill (all its orders were
+# stored already) is removed again.
+_CREATE_WINDOWS_SQL = f"""
+INSERT INTO {_WINDOWS} AS w
+    (product_id, product_name, window_start, window_end,
+     order_count, total_revenue, avg_order_value, late_count, late_revenue, final, updated_at)
+SELECT product_id, product_name, to_timestamp(start), to_timestamp(start + %(window)s), 0, 0, 0, 0, 0, false, now()
+FROM unnest(%(products)s::text[], %(names)s::text[], %(starts)s::bigint[]) AS t(product_id, product_name, start)
+ORDER BY product_id, start
+ON CONFLICT (product_id, window_start) DO NOTHING
+RETURNING w.id, w.product_id, w.window_start
 """
 
 # Finalize the windows that are due: the watermark passed their end, or no
@@ -239,19 +320,11 @@ WITH mark AS ({_WATERMARK_SQL}
 )
 UPDATE {_WINDOWS} w SET final = true, finalized_at = now(), updated_at = now()
 FROM due WHERE w.id = due.id
+RETURNING w.product_id, extract(epoch FROM w.window_start)::bigint
 """
 
 _COLUMNS = "w.product_id, w.product_name, w.window_start, w.window_end, " \
            "w.order_count, w.total_revenue, w.avg_order_value, w.final"
-
-_OPEN_TOUCHED_SQL = f"""
-SELECT {_COLUMNS}
-FROM {_WINDOWS} w
-JOIN unnest(%s::text[], %s::timestamptz[]) AS t(product_id, window_start)
-  USING (product_id, window_start)
-WHERE NOT w.final
-ORDER BY w.window_start, w.product_id
-"""
 
 # Final windows whose final state the broker has not acknowledged yet. Locked
 # (SKIP LOCKED: another consumer or a release is publishing that one) until the
@@ -352,7 +425,7 @@ class PartitionSeen:
 class WindowsApplied:
     stored: int  # orders newly stored (on time and late)
     late: int  # of which late: stored and counted on a final window, not added
-    open_windows: list[dict[str, Any]]  # current state of the touched windows still open
+    open_windows: list[dict[str, Any]]  # current state of the windows the batch changed, still open
 
 
 def order_windows_apply(
@@ -361,55 +434,58 @@ def order_windows_apply(
     """Store orders once each; add the new on-time ones to their windows, count the late ones.
 
     `group` is the consumer group whose watermark decides lateness, `seen` the
-    batch's partitions, which move it. Returns the touched windows that are
-    still open (the final ones are published by `order_windows_publish_final`).
-    Must run inside the caller's transaction (the consumer's batch transaction).
+    batch's partitions, which move it. Returns the windows the batch changed
+    that are still open (the final ones are published by
+    `order_windows_publish_final`). One statement; must run inside the
+    caller's transaction (the consumer's batch transaction).
     """
-    window_seconds = settings.ORDERS_WINDOW_SECONDS
     unique: dict[str, ProcessedOrderIn] = {}
     for item in orders:
         unique.setdefault(item.order.order_id, item)
     # A stable order of keys keeps concurrent writers (two groups, a rebalance)
     # from locking the same unique keys in opposite orders and deadlocking.
-    rows = sorted(unique.values(), key=lambda r: r.order.order_id)
-    starts = [window_start_of(r.order.timestamp, window_seconds=window_seconds) for r in rows]
-    # One JSON document is far cheaper to send than nine adapted arrays.
-    payload = json.dumps([
+    rows = [unique[k] for k in sorted(unique)]
+    # One JSON document (orjson writes the datetimes as RFC 3339) is far cheaper to
+    # send than nine adapted arrays.
+    payload = orjson.dumps([
         {
             "order_id": r.order.order_id, "user_id": r.order.user_id, "product_id": r.order.product_id,
             "product_name": r.product_name, "category": r.category, "amount": str(r.order.amount),
-            "ordered_at": r.order.timestamp.isoformat(), "window_start": start.isoformat(),
-            "processed_at": r.processed_at.isoformat(),
+            "ordered_at": r.order.timestamp, "processed_at": r.processed_at,
         }
-        for r, start in zip(rows, starts)
-    ])
-    seen_payload = json.dumps([
-        {"topic": s.topic, "partition": s.partition, "max_event_at": s.max_event_at.isoformat()} for s in seen
-    ])
-    touched = sorted({(r.order.product_id, s) for r, s in zip(rows, starts)})
+        for r in rows
+    ]).decode()
+    seen_payload = orjson.dumps([
+        {"topic": s.topic, "partition": s.partition, "max_event_at": s.max_event_at} for s in seen
+    ]).decode()
+    window_seconds = settings.ORDERS_WINDOW_SECONDS
+    touched = sorted({(r.order.product_id, int(r.order.timestamp.timestamp()) // window_seconds * window_seconds):
+                      r.product_name for r in rows}.items())
+    params = _event_time_params(group)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE late) FROM {_ORDERS} WHERE order_id = ANY(%s::text[])",
-            [list(unique)],
-        )
-        already, already_late = cursor.fetchone()
-        cursor.execute(_APPLY_SQL, {**_event_time_params(group), "orders": payload, "seen": seen_payload})
-        cursor.execute(
-            f"SELECT count(*) FILTER (WHERE late) FROM {_ORDERS} WHERE order_id = ANY(%s::text[])", [list(unique)]
-        )
-        late = cursor.fetchone()[0] - already_late
-        cursor.execute(_OPEN_TOUCHED_SQL, [[p for p, _ in touched], [s for _, s in touched]])
-        open_windows = [window_message(row) for row in cursor.fetchall()]
-    return WindowsApplied(stored=len(rows) - already, late=late, open_windows=open_windows)
+        cursor.execute(_CREATE_WINDOWS_SQL, {
+            "window": window_seconds, "products": [p for (p, _), _ in touched],
+            "names": [n for _, n in touched], "starts": [s for (_, s), _ in touched],
+        })
+        created = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_APPLY_SQL, {**params, "orders": payload, "seen": seen_payload})
+        result = cursor.fetchall()
+        unfilled = created - {row[8] for row in result if row[0] is not None}
+        if unfilled:
+            cursor.execute(f"DELETE FROM {_WINDOWS} WHERE id = ANY(%s::bigint[])", [sorted(unfilled)])
+    stored, late = (result[0][-2], result[0][-1]) if result else (0, 0)
+    changed = sorted((row[:8] for row in result if row[0] is not None and not row[7]), key=lambda r: (r[2], r[0]))
+    return WindowsApplied(stored=stored, late=late, open_windows=[window_message(row) for row in changed])
 
 
-def order_windows_close(*, group: str) -> int:
+def order_windows_close(*, group: str) -> set[tuple[str, int]]:
     """Mark the windows that are due as final (the watermark of `group` passed their
     end, or the group is quiet and the wall clock passed end + grace + idle close).
-    Returns how many. Inside the caller's transaction (a batch's or a tick's)."""
+    Returns them, as (product_id, window_start epoch seconds). Inside the caller's
+    transaction (a batch's or a tick's)."""
     with connection.cursor() as cursor:
         cursor.execute(_CLOSE_SQL, _event_time_params(group))
-        return cursor.rowcount
+        return {(product_id, int(start)) for product_id, start in cursor.fetchall()}
 
 
 def order_windows_publish_final(*, ids: Sequence[int] | None = None, limit: int = 5000) -> int:
@@ -454,8 +530,9 @@ def order_windows_release_late(*, windows: Sequence[ProductWindow], by: Any) -> 
 
     Exactly once: an order already released is not added again, so releasing
     twice changes nothing. Each changed window gets an admin-log entry by `by` (its
-    history), the release one console audit entry (the audit log), and it is published again as final with its new totals (after the commit; if
-    the broker is away, the consumer's next batch or tick publishes it)."""
+    history), the release one console audit entry (the audit log), and each window
+    is published again as final with its new totals (after the commit; if the
+    broker is away, the consumer's next batch or tick publishes it)."""
     ids = [w.pk for w in windows]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_RELEASE_SQL, {"ids": ids, "by": by.pk})

@@ -141,6 +141,8 @@ def test_two_processes_share_the_partitions_and_survive_a_rebalance(kafka, proce
     wait_until(lambda: MachineMetric.objects.count() >= 1000, message="the first consumer's batches")
     # A second process joins the group mid-stream: partitions are rebalanced.
     second = processes.consumer("telemetry", "--batch-size", "200")
+    # Joined (not merely launched): the first may finish the backlog before the second is up.
+    wait_until(lambda: "consumer_assigned" in processes.log(second), timeout=60, message="the second member joined")
     wait_until(lambda: MachineMetric.objects.count() >= total, timeout=120, message="every metric")
     assert MachineMetric.objects.count() == total
     # Stopping one member hands its partitions back to the other.

@@ -6,6 +6,7 @@ topics (final windows are published by the close step)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from streams.models import OrderWatermark, ProcessedOrder, Product, ProductWindow
+from streams.orders.demo import catalog_seed_demo
 from streams.orders.services import (
     PartitionSeen,
     ProcessedOrderIn,
@@ -154,3 +156,56 @@ def test_a_quiet_stream_closes_its_windows_by_wall_clock(kafka, catalog, event_t
     assert not ahead.final  # its end + grace + idle is still ahead, even on a quiet stream
     finals = [m for m in published(kafka) if m["final"]]
     assert [m["product_id"] for m in finals] == ["prod-1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_consumers_creating_the_same_new_window_at_once_never_add_to_a_final_window(event_time):
+    """Group "ahead" (its watermark far past T0's window) and group "fresh" (no watermark) apply
+    orders for the same window, which has no row yet, in two transactions at once. "ahead"
+    creates the window final with its orders late; "fresh", though its own watermark says on
+    time, must then count its orders late too: a final window's totals never change."""
+    import threading
+
+    from django.db import connection, transaction
+
+    catalog_seed_demo(count=5)
+    OrderWatermark.objects.create(group_id="ahead", topic=TOPIC, partition=0,
+                                  max_event_at=T0 + timedelta(hours=1), seen_at=timezone.now())
+
+    def items(first: int, n: int) -> list[ProcessedOrderIn]:
+        return [ProcessedOrderIn(order=validate_order(order(i, T0 + timedelta(seconds=5))), product_name="Laptop",
+                                 category="", processed_at=T0) for i in range(first, first + n)]
+
+    applied_ahead, done = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def ahead() -> None:
+        try:
+            with transaction.atomic():
+                results["ahead"] = order_windows_apply(orders=items(0, 3), group="ahead")
+                applied_ahead.set()
+                time.sleep(1.0)  # "fresh" runs meanwhile, and must wait for this commit
+        finally:
+            applied_ahead.set()
+            connection.close()
+
+    def fresh() -> None:
+        applied_ahead.wait(10)
+        try:
+            with transaction.atomic():
+                results["fresh"] = order_windows_apply(orders=items(10, 2), group="fresh")
+        finally:
+            done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=ahead), threading.Thread(target=fresh)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results["ahead"].late == 3 and results["fresh"].late == 2
+    w = window(T0)
+    assert w.final and (w.order_count, w.total_revenue) == (0, 0)
+    assert (w.late_count, w.late_revenue) == (5, Decimal("50.00"))
+    assert ProcessedOrder.objects.filter(late=True).count() == 5
+    assert ProductWindow.objects.count() == 1
