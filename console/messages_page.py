@@ -171,12 +171,18 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
             links["older"] = "?" + urlencode({**keep, "pos": _positions_text(page.start), "dir": "backward"})
         if page.has_newer or page.truncated and page.direction == "forward":
             links["newer"] = "?" + urlencode({**keep, "pos": _positions_text(page.end), "dir": "forward"})
+    size_estimate = None
+    if page is not None and page.messages and not filters:
+        # The Python client cannot ask the brokers for log sizes: estimate from this page's messages.
+        mean = sum(m.size + len(m.key or b"") + sum(len(k) + len(v or b"") for k, v in m.headers)
+                   for m in page.messages) / len(page.messages)
+        size_estimate = int(mean * sum(r.high - r.low for r in page.partitions))
     dead_letter_writers = kafka_actions.dead_letter_topics().get(name, [])
     return TemplateResponse(request, "ops/messages.html", _context(
         request, f"Messages on {name}", topic=name, page=page, rows=rows, error=error, links=links,
         partitions_all=[r.partition for r in page.partitions] if page else [],
         filters=filters, seek=seek, limit=limit, partition=partition, query=q,
-        dead_letter_writers=dead_letter_writers,
+        dead_letter_writers=dead_letter_writers, size_estimate=size_estimate,
         may_produce=request.user.has_perm(PRODUCE_MESSAGE),
         may_redrive=request.user.has_perm(REDRIVE_DEAD_LETTERS) and bool(dead_letter_writers),
         record_url=reverse("admin:quarantine_quarantinerecord_changelist"),

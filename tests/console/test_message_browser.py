@@ -76,6 +76,8 @@ def test_seek_by_offset_and_by_time(kafka, operator):
 
     by_offset = client.get(f"/admin/ops/topics/{topic}/", {"seek": "offset", "partition": 0, "offset": 8, "limit": 3})
     assert by_offset.status_code == 200
+    sizes = [len(r["m"].value) for r in by_offset.context["rows"]]
+    assert by_offset.context["size_estimate"] == int(sum(sizes) / 3 * 15)  # no key, no headers; 15 retained
     assert [(r["m"].offset) for r in by_offset.context["rows"]] == [8, 9, 10]
     assert by_offset.context["page"].direction == "forward"
 
