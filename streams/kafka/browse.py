@@ -324,14 +324,18 @@ def offsets_for_time(topic: str, when: datetime) -> dict[int, int]:
         consumer.close()
 
 
+def _partition_range(consumer: Consumer, topic: str, partition: int) -> PartitionRange:
+    for r in partition_ranges(consumer, topic):
+        if r.partition == partition:
+            return r
+    raise BrowseError(f"topic {topic!r} has no partition {partition}")
+
+
 def read_message(topic: str, partition: int, offset: int) -> Message:
     """One message, whole; BrowseError when the offset is not in the partition (any more)."""
     consumer = _consumer()
     try:
-        ranges = {r.partition: r for r in partition_ranges(consumer, topic)}
-        r = ranges.get(partition)
-        if r is None:
-            raise BrowseError(f"topic {topic!r} has no partition {partition}")
+        r = _partition_range(consumer, topic, partition)
         if not r.low <= offset < r.high:
             raise BrowseError(f"offset {offset} is not in {topic}[{partition}], which holds {r.low}..{r.high - 1}"
                               if r.high > r.low else f"{topic}[{partition}] is empty")
@@ -348,10 +352,7 @@ def read_range(topic: str, partition: int, start: int, stop: int, *, limit: int)
     """Up to `limit` messages of [start, stop) on one partition, and the offset reading reached."""
     consumer = _consumer()
     try:
-        ranges = {r.partition: r for r in partition_ranges(consumer, topic)}
-        r = ranges.get(partition)
-        if r is None:
-            raise BrowseError(f"topic {topic!r} has no partition {partition}")
+        r = _partition_range(consumer, topic, partition)
         start, stop = max(start, r.low), min(stop, r.high)
         return _read(consumer, topic, partition, start, stop, budget=limit,
                      deadline=time.monotonic() + BROWSE_SECONDS * 2)

@@ -15,20 +15,11 @@ import pytest
 from console.models import AuditEntry
 from streams.kafka.producer import Outbound, produce_and_wait
 from tests.conftest import wait_until
-from tests.console.test_dashboard_browser import PASSWORD, SCREENSHOTS
+from tests.console.test_dashboard_browser import SCREENSHOTS
+from tests.console.test_offsets_browser import log_in
 from tests.quarantine.test_browser import browser, page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page, user) -> None:  # noqa: F811
-    user.set_password(PASSWORD)
-    user.save()
-    page.goto("/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#content")
 
 
 def test_the_browser_finds_a_message_by_offset_and_by_time(page, live_server, kafka, operator):  # noqa: F811
@@ -38,7 +29,7 @@ def test_the_browser_finds_a_message_by_offset_and_by_time(page, live_server, ka
     cut = datetime.now(timezone.utc)
     produce_and_wait([Outbound(topic, {"order_id": "just-produced", "amount": 99.5, "tags": ["a", "b"]},
                                key="wanted", headers=[("trace-id", b"t-123")])])
-    _login(page, operator)
+    log_in(page, operator)
 
     page.goto(f"/admin/ops/topics/{topic}/")
     page.check("input[name=seek][value=offset]")
@@ -84,7 +75,7 @@ def test_a_failed_task_retried_from_the_admin_succeeds_and_its_audit_shows(page,
     sent = needs_file.delay(str(marker), greeting="hi")
     failed = wait_until(lambda: TaskResult.objects.filter(task_id=sent.id, status="FAILURE").first(),
                         message="the task's FAILURE result", timeout=90)
-    _login(page, operator)
+    log_in(page, operator)
     page.goto("/admin/django_celery_results/taskresult/?status__exact=FAILURE")
     page.wait_for_selector("#result_list")
     assert sent.id in page.inner_text("#result_list")
