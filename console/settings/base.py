@@ -323,7 +323,7 @@ KAFKA_TOPICS: dict[str, dict[str, int | str]] = {
 }
 
 # Consumer defaults; `run_consumer --batch-size/--batch-time` override them.
-CONSUMER_BATCH_SIZE = env.int("CONSUMER_BATCH_SIZE", default=1000)
+CONSUMER_BATCH_SIZE = env.int("CONSUMER_BATCH_SIZE", default=20000)
 CONSUMER_BATCH_TIME_MS = env.int("CONSUMER_BATCH_TIME_MS", default=200)
 # How often a consumer with a clock step (ConsumerSpec.tick: closing quiet windows) runs it.
 CONSUMER_TICK_SECONDS = env.float("CONSUMER_TICK_SECONDS", default=1.0)

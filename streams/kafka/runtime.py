@@ -207,16 +207,23 @@ class BatchLoop:
             self._launch()
 
     def _fill(self) -> None:
-        """Take messages until the batch is full or its time is up (the time runs from the first)."""
+        """Take messages until the batch is full or its time is up.
+
+        The time runs from the start of the first `consume()` call that returned
+        messages: librdkafka's batch call waits for `num_messages` or its timeout,
+        so the messages it returns may have waited that long already (counted
+        from its return, a large --batch-size would double a batch's wait at a
+        moderate rate)."""
         size, started = self.options.batch_size, None
         window = self.options.batch_time_ms / 1000.0
         while len(self.pending) < size and not self.stopping:
             wait = window if started is None else window - (time.monotonic() - started)
             if wait <= 0:
                 break
+            called = time.monotonic()
             messages = self.consumer.consume(num_messages=size - len(self.pending), timeout=min(wait, 1.0))
             if messages:
-                started = started or time.monotonic()
+                started = started or called
                 self._take(messages)
             elif started is None:
                 break  # a quiet topic: let the loop beat, tick and look at the stop flag
