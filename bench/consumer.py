@@ -116,7 +116,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=400_000)
     parser.add_argument("--batch-size", type=int, default=settings.CONSUMER_BATCH_SIZE,
-                        help=f"Batch of the consumer and of the baselines' consume() (default {settings.CONSUMER_BATCH_SIZE}).")
+                        help="Batch of the consumer and of the baselines' consume() "
+                             f"(default {settings.CONSUMER_BATCH_SIZE}).")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--wrap", default="", help="A command prefix for the console consumer, such as "
                         "'py-spy record -o telemetry.svg --' to profile it.")
