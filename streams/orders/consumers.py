@@ -12,7 +12,7 @@ Imports the platform, the products catalog model and this package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from streams.kafka.topics import topic_name
 from streams.products.models import Product
 
 from .services import (
+    UPSTREAM_WATERMARK_HEADER,
     Order,
     PartitionSeen,
     ProcessedOrderIn,
@@ -35,9 +36,11 @@ from .services import (
     order_windows_close,
     order_windows_publish_final,
     order_windows_tick,
+    orders_watermark_advance,
     validate_order,
 )
 
+ORDERS_CONSUMER = "orders"
 WINDOWS_CONSUMER = "order_windows"
 
 
@@ -53,8 +56,29 @@ def _product_rejection(envelope: Envelope, product_id: str, reason: str, rule: s
     )
 
 
+def _newest_per_partition(envelopes: Sequence[Envelope],
+                          moment: Callable[[Envelope], datetime]) -> list[PartitionSeen]:
+    """The newest `moment(envelope)` of each (topic, partition) of the batch."""
+    newest: dict[tuple[str, int], datetime] = {}
+    for envelope in envelopes:
+        at = moment(envelope)
+        key = (envelope.topic, envelope.partition)
+        if key not in newest or at > newest[key]:
+            newest[key] = at
+    return [PartitionSeen(topic=t, partition=p, max_event_at=m) for (t, p), m in sorted(newest.items())]
+
+
 def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
-    """Validate against the catalog (one query per batch) and enrich."""
+    """Validate against the catalog (one query per batch) and enrich; stamp each
+    processed order with this consumer's watermark from before the batch
+    (services.orders_watermark_advance: two statements per batch)."""
+    before = orders_watermark_advance(
+        group=f"{settings.CONSUMER_GROUP_PREFIX}-{ORDERS_CONSUMER}",
+        seen=_newest_per_partition(envelopes, lambda e: e.value.timestamp),
+    )
+    if before is None:  # the group's first batch: none of its orders is older than the oldest
+        before = min((e.value.timestamp for e in envelopes), default=None)
+    stamp = [(UPSTREAM_WATERMARK_HEADER, iso(before).encode())] if before is not None else None
     product_ids = {e.value.product_id for e in envelopes}
     catalog = {
         row[0]: row
@@ -88,6 +112,7 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
             # Keyed by order, not product: 5 products over 3 partitions would leave
             # a partition with one product. Windows merge by deltas, so any key works.
             key=order.order_id,
+            headers=stamp,
         ))
     outcome.applied = len(outcome.outbound)
     return outcome
@@ -118,7 +143,20 @@ def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
             pass  # informational only; the window does not depend on it
     if when is None:
         when = timezone.now()
-    return ProcessedOrderIn(order=order, product_name=name or "", category=category, processed_at=when)
+    return ProcessedOrderIn(order=order, product_name=name or "", category=category, processed_at=when,
+                            upstream_mark=_upstream_mark(envelope))
+
+
+def _upstream_mark(envelope: Envelope) -> datetime | None:
+    """The watermark `orders` stamped on the message; None when there is none, or it
+    is not a timestamp (a processed order from another client: its own time counts)."""
+    for name, value in envelope.headers:
+        if name == UPSTREAM_WATERMARK_HEADER:
+            try:
+                return parse_timestamp(bytes(value or b"").decode("ascii"))
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
 
 
 def windows_group() -> str:
@@ -134,16 +172,12 @@ def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
     Closing here too, not only in the tick, closes windows as soon as the batch's
     watermark passes them; it is cheap (one indexed UPDATE). A window this batch
     changed and then closed was published final: no open update may follow it."""
-    newest: dict[tuple[str, int], datetime] = {}
-    for envelope in envelopes:
-        moment = envelope.value.order.timestamp
-        key = (envelope.topic, envelope.partition)
-        if key not in newest or moment > newest[key]:
-            newest[key] = moment
     group = windows_group()
     result = order_windows_apply(
         orders=[e.value for e in envelopes], group=group,
-        seen=[PartitionSeen(topic=t, partition=p, max_event_at=m) for (t, p), m in sorted(newest.items())],
+        # A partition's watermark moves by the stamps of `orders` (handle_orders), or,
+        # on a message without one, by the order's own time.
+        seen=_newest_per_partition(envelopes, lambda e: e.value.upstream_mark or e.value.order.timestamp),
     )
     closed = order_windows_close(group=group)
     order_windows_publish_final()

@@ -183,6 +183,7 @@ class ProcessedOrderIn:
     product_name: str
     category: str
     processed_at: datetime
+    upstream_mark: datetime | None = None  # the watermark `orders` stamped on it (UPSTREAM_WATERMARK_HEADER)
 
 
 def window_start_of(moment: datetime, *, window_seconds: int) -> datetime:
@@ -201,6 +202,18 @@ SELECT min(max_event_at) - make_interval(secs => %(grace)s) AS at,
        count(*) = 0 AS quiet
 FROM {_WATERMARKS}
 WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
+"""
+
+# Move the watermark rows of the batch's partitions (`seen`: a JSON array of
+# topic, partition, max_event_at) forward; never back.
+_SEEN_SQL = f"""
+INSERT INTO {_WATERMARKS} AS m (group_id, topic, partition, max_event_at, seen_at)
+SELECT %(group)s, topic, partition, max_event_at, now()
+FROM json_to_recordset(%(seen)s::json) AS s(topic text, partition int, max_event_at timestamptz)
+ORDER BY topic, partition
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET
+    max_event_at = greatest(m.max_event_at, EXCLUDED.max_event_at),
+    seen_at = EXCLUDED.seen_at
 """
 
 # Insert the batch's orders idempotently and add exactly the inserted, on-time
@@ -248,15 +261,7 @@ WITH incoming AS (
            count(*) FILTER (WHERE late) AS late_n,
            coalesce(sum(amount) FILTER (WHERE late), 0) AS late_revenue
     FROM inserted GROUP BY product_id, window_start
-), seen AS (
-    INSERT INTO {_WATERMARKS} AS m (group_id, topic, partition, max_event_at, seen_at)
-    SELECT %(group)s, topic, partition, max_event_at, now()
-    FROM json_to_recordset(%(seen)s::json) AS s(topic text, partition int, max_event_at timestamptz)
-    ORDER BY topic, partition
-    ON CONFLICT (group_id, topic, partition) DO UPDATE SET
-        max_event_at = greatest(m.max_event_at, EXCLUDED.max_event_at),
-        seen_at = EXCLUDED.seen_at
-), windows AS (
+), seen AS ({_SEEN_SQL}), windows AS (
 INSERT INTO {_WINDOWS} AS w
     (product_id, product_name, window_start, window_end,
      order_count, total_revenue, avg_order_value, late_count, late_revenue, final, finalized_at, updated_at)
@@ -412,6 +417,44 @@ def _event_time_params(group: str) -> dict[str, Any]:
             "idle": settings.ORDERS_IDLE_CLOSE_SECONDS, "window": settings.ORDERS_WINDOW_SECONDS}
 
 
+# The header `orders` stamps on each processed order: its own watermark (without
+# the grace) from before the batch that order came in. Every order of that batch
+# is at least that new, and `order_windows` moves its partitions' watermarks by
+# the stamps, not by the orders' own times (order_windows_seen).
+UPSTREAM_WATERMARK_HEADER = "x-upstream-watermark"
+
+_UPSTREAM_MARK_SQL = f"""
+SELECT min(max_event_at) FROM {_WATERMARKS}
+WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
+"""
+
+
+def _seen_json(seen: Sequence[PartitionSeen]) -> str:
+    return orjson.dumps([
+        {"topic": s.topic, "partition": s.partition, "max_event_at": s.max_event_at} for s in seen
+    ]).decode()
+
+
+def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen]) -> datetime | None:
+    """The `orders` consumer's watermark before this batch (the lowest newest-order
+    time of its input partitions active within ORDERS_IDLE_CLOSE_SECONDS, no grace),
+    then the batch's partitions move it. None before the group's first batch.
+
+    Why: `processed-orders` is keyed by order, so one partition of it mixes the
+    orders of every input partition. Had `order_windows` taken the newest order
+    time of its own partitions, a batch of `orders` that read one input partition
+    ahead of another would move every downstream partition past the other's
+    orders, and those would arrive late. The orders of an input partition come in
+    event-time order, so none that follows this batch is older than the value
+    returned here. Inside the caller's transaction (the batch's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSTREAM_MARK_SQL, {"group": group, "idle": settings.ORDERS_IDLE_CLOSE_SECONDS})
+        (before,) = cursor.fetchone()
+        if seen:
+            cursor.execute(_SEEN_SQL, {"group": group, "seen": _seen_json(seen)})
+    return before
+
+
 @dataclass(frozen=True)
 class PartitionSeen:
     """The newest order time of one partition in a batch (moves its watermark)."""
@@ -455,9 +498,7 @@ def order_windows_apply(
         }
         for r in rows
     ]).decode()
-    seen_payload = orjson.dumps([
-        {"topic": s.topic, "partition": s.partition, "max_event_at": s.max_event_at} for s in seen
-    ]).decode()
+    seen_payload = _seen_json(seen)
     window_seconds = settings.ORDERS_WINDOW_SECONDS
     touched = sorted({(r.order.product_id, int(r.order.timestamp.timestamp()) // window_seconds * window_seconds):
                       r.product_name for r in rows}.items())

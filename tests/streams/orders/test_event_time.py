@@ -209,3 +209,54 @@ def test_two_consumers_creating_the_same_new_window_at_once_never_add_to_a_final
     assert (w.late_count, w.late_revenue) == (5, Decimal("50.00"))
     assert ProcessedOrder.objects.filter(late=True).count() == 5
     assert ProductWindow.objects.count() == 1
+
+
+def test_orders_read_one_input_partition_ahead_of_another_are_not_made_late_downstream(kafka, catalog, event_time):
+    """Both hops' handlers, batch by batch. `orders` takes input partition 0 up to
+    T0+130 in its first batch but partition 1 only to T0+3; `processed-orders` (keyed
+    by order) then holds orders of both in each of its partitions. The stamp of
+    `orders` (its watermark from before the batch), not each downstream partition's
+    newest order, moves the windows' watermark: no order of partition 1 is late."""
+    from streams.kafka.registry import Envelope
+    from streams.kafka.topics import topic_name
+    from streams.orders.consumers import decode_order, decode_processed_order, handle_order_windows, handle_orders
+
+    def hop1(parts: dict[int, list[dict]], start: int) -> list:
+        envelopes = []
+        for p, events in parts.items():
+            for i, e in enumerate(events):
+                env = Envelope(topic=topic_name("orders"), partition=p, offset=start + i, key=None, headers=[],
+                               raw=json.dumps(e).encode())
+                env.value = decode_order(env)
+                envelopes.append(env)
+        return handle_orders(envelopes).outbound
+
+    def hop2(outbound: list, start: int) -> None:
+        envelopes = []
+        for i, o in enumerate(outbound):
+            env = Envelope(topic=topic_name("processed_orders"), partition=i % 3, offset=start + i,
+                           key=o.key.encode(), headers=o.headers or [], raw=o.encoded_value())
+            env.value = decode_processed_order(env)
+            envelopes.append(env)
+        handle_order_windows(envelopes)
+
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    ahead = [order(n, at(n * 4 + 1)) for n in range(33)]  # T0+1 .. T0+129
+    behind = [order(100 + n, at(n + 1)) for n in range(3)]  # T0+1 .. T0+3
+    rest = [order(200 + n, at(n * 4 + 4)) for n in range(32)]  # T0+4 .. T0+128
+    first = hop1({0: ahead, 1: behind}, 0)
+    assert {o.headers[0][1] for o in first} == {at(1).isoformat().replace("+00:00", "Z").encode()}
+    hop2(first, 0)
+    assert not window(T0).final, "partition 1 of `orders` (newest T0+3) holds the first window open"
+    second = hop1({1: rest, 0: [order(300, at(131))]}, 100)
+    assert {o.headers[0][1] for o in second} == {at(3).isoformat().replace("+00:00", "Z").encode()}
+    hop2(second, 100)
+    everything = ahead + behind + rest + [order(300, at(131))]
+    assert not ProcessedOrder.objects.filter(late=True).exists()
+    assert ProcessedOrder.objects.count() == len(everything)
+    expected: dict[datetime, int] = {}
+    for e in everything:
+        start = T0 + timedelta(seconds=(datetime.fromisoformat(e["timestamp"]) - T0).total_seconds() // 60 * 60)
+        expected[start] = expected.get(start, 0) + 1
+    assert {w.window_start: w.order_count for w in ProductWindow.objects.filter(product_id="prod-1")} == expected
+    assert sum(w.late_count for w in ProductWindow.objects.all()) == 0

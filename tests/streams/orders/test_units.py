@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from streams.kafka.registry import MessageRejected
 from streams.models import Product, ProductWindow
-from streams.kafka.decoding import parse_timestamp
+from streams.kafka.decoding import iso, parse_timestamp
 from streams.orders.demo import order_events
 from streams.orders.services import ProcessedOrderIn, order_windows_apply, order_windows_rebuild, validate_order
 from streams.activity.export import csv_cell
@@ -199,8 +199,11 @@ def test_orders_batch_checks_the_catalog_with_one_query(catalog, django_assert_n
                  for i, e in enumerate(events)]
     for envelope in envelopes:
         envelope.value = decode_order(envelope)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(3):  # the catalog, and the consumer's watermark read and moved
         outcome = handle_orders(envelopes)
+    # The group's first batch: stamped with its oldest order's time, which every order is at least.
+    oldest = min(e.value.timestamp for e in envelopes)
+    assert {o.headers[0] for o in outcome.outbound} == {("x-upstream-watermark", iso(oldest).encode())}
     assert len(outcome.outbound) == 200 and outcome.applied == 200
     assert [r.reason for r in outcome.rejected] == ["unknown product 'prod-404': not in the catalog"]
     first = json.loads(outcome.outbound[0].encoded_value())
