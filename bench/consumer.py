@@ -37,8 +37,8 @@ import django  # noqa: E402
 django.setup()
 
 from confluent_kafka import Consumer  # noqa: E402
-from django.conf import settings  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from streams.kafka.client import client_config  # noqa: E402
 from streams.kafka.producer import Outbound, produce_and_wait  # noqa: E402

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
@@ -73,7 +74,7 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
     processed order with this consumer's watermark from before the batch
     (services.orders_watermark_advance: two statements per batch)."""
     before = orders_watermark_advance(
-        group=f"{settings.CONSUMER_GROUP_PREFIX}-{ORDERS_CONSUMER}",
+        group=group_of(ORDERS_CONSUMER),
         seen=_newest_per_partition(envelopes, lambda e: e.value.timestamp),
     )
     if before is None:  # the group's first batch: none of its orders is older than the oldest
@@ -152,16 +153,26 @@ def _upstream_mark(envelope: Envelope) -> datetime | None:
     is not a timestamp (a processed order from another client: its own time counts)."""
     for name, value in envelope.headers:
         if name == UPSTREAM_WATERMARK_HEADER:
-            try:
-                return parse_timestamp(bytes(value or b"").decode("ascii"))
-            except (ValueError, UnicodeDecodeError):
-                return None
+            return _parse_mark(bytes(value or b""))
     return None
 
 
+@lru_cache(maxsize=64)
+def _parse_mark(value: bytes) -> datetime | None:
+    """Parsed once per distinct stamp: every order of an `orders` batch carries the same one."""
+    try:
+        return parse_timestamp(value.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def group_of(consumer: str) -> str:
+    """The consumer group of `consumer` (its watermark rows' owner), as ConsumerSpec names it."""
+    return f"{settings.CONSUMER_GROUP_PREFIX}-{consumer}"
+
+
 def windows_group() -> str:
-    """The consumer group of `order_windows` (its watermark's owner), as ConsumerSpec names it."""
-    return f"{settings.CONSUMER_GROUP_PREFIX}-{WINDOWS_CONSUMER}"
+    return group_of(WINDOWS_CONSUMER)
 
 
 def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:

@@ -420,14 +420,8 @@ def _event_time_params(group: str) -> dict[str, Any]:
 # The header `orders` stamps on each processed order: its own watermark (without
 # the grace) from before the batch that order came in. Every order of that batch
 # is at least that new, and `order_windows` moves its partitions' watermarks by
-# the stamps, not by the orders' own times (order_windows_seen).
+# the stamps, not by the orders' own times (consumers.handle_order_windows).
 UPSTREAM_WATERMARK_HEADER = "x-upstream-watermark"
-
-_UPSTREAM_MARK_SQL = f"""
-SELECT min(max_event_at) FROM {_WATERMARKS}
-WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
-"""
-
 
 def _seen_json(seen: Sequence[PartitionSeen]) -> str:
     return orjson.dumps([
@@ -448,8 +442,8 @@ def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen]) -> da
     event-time order, so none that follows this batch is older than the value
     returned here. Inside the caller's transaction (the batch's)."""
     with connection.cursor() as cursor:
-        cursor.execute(_UPSTREAM_MARK_SQL, {"group": group, "idle": settings.ORDERS_IDLE_CLOSE_SECONDS})
-        (before,) = cursor.fetchone()
+        cursor.execute(_WATERMARK_SQL, {"group": group, "grace": 0, "idle": settings.ORDERS_IDLE_CLOSE_SECONDS})
+        before, _quiet = cursor.fetchone()
         if seen:
             cursor.execute(_SEEN_SQL, {"group": group, "seen": _seen_json(seen)})
     return before
