@@ -153,7 +153,8 @@ def _upstream_mark(envelope: Envelope) -> datetime | None:
     is not a timestamp (a processed order from another client: its own time counts)."""
     for name, value in envelope.headers:
         if name == UPSTREAM_WATERMARK_HEADER:
-            return _parse_mark(bytes(value or b""))
+            # An ISO timestamp is short; anything longer is not one (and is not cached).
+            return _parse_mark(bytes(value)) if value and len(value) <= 64 else None
     return None
 
 
