@@ -256,7 +256,7 @@ def console_env(run: Run, topics: dict[str, str], tag: str, grace: int) -> dict[
     env["ORDERS_WINDOW_GRACE_SECONDS"] = str(grace)  # the same grace as the Quix job
     env.update({f"KAFKA_TOPIC_{logical.upper()}": name for logical, name in topics.items()})
     env["CONSUMER_GROUP_PREFIX"] = f"{run.prefix}-{tag}"
-    env["LOG_LEVEL"] = "WARNING"
+    env["LOG_LEVEL"] = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
     return env
 
 

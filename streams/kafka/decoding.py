@@ -12,6 +12,7 @@ from .registry import MessageRejected
 
 # Sane bounds for epoch seconds: 2000-01-01 .. 2100-01-01.
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800
+_MOMENT_MIN, _MOMENT_MAX = datetime.fromtimestamp(EPOCH_MIN, tz=UTC), datetime.fromtimestamp(EPOCH_MAX, tz=UTC)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -19,30 +20,33 @@ def parse_timestamp(value: Any) -> datetime:
 
     Raises ValueError with a message fit for an operator.
     """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)  # the hot path: no padding to strip
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError("is not an ISO 8601 timestamp") from None
+        if parsed.tzinfo is not UTC:
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if not _MOMENT_MIN <= parsed <= _MOMENT_MAX:
+            raise ValueError("must be between 2000-01-01 and 2100-01-01")
+        return parsed
     if isinstance(value, bool) or value is None:
         raise ValueError("must be an ISO 8601 string or epoch seconds")
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or not EPOCH_MIN <= value <= EPOCH_MAX:
             raise ValueError("epoch seconds must be between 2000-01-01 and 2100-01-01")
         return datetime.fromtimestamp(value, tz=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError("is not an ISO 8601 timestamp") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        parsed = parsed.astimezone(UTC)
-        if not EPOCH_MIN <= parsed.timestamp() <= EPOCH_MAX:
-            raise ValueError("must be between 2000-01-01 and 2100-01-01")
-        return parsed
     raise ValueError("must be an ISO 8601 string or epoch seconds")
 
 
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, the one timestamp format our topics carry."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # an aware UTC datetime's isoformat ends in +00:00
 
 
 # Deepest nesting of arrays/objects a payload may have (free-form `details` included).

@@ -87,7 +87,7 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
             "product_id", "name", "category", "deleted_at"
         )
     }
-    now = iso(timezone.now())  # formatted once for the batch
+    now = timezone.now()
     target = topic_name("processed_orders")
     outcome = BatchOutcome()
     for envelope in envelopes:

@@ -51,7 +51,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection, transaction
 
 from console.audit import audit_record
-from streams.kafka.decoding import FieldChecker, iso, parse_timestamp
+from streams.kafka.decoding import FieldChecker, parse_timestamp
 from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
 from streams.kafka.topics import topic_name
 
@@ -91,7 +91,9 @@ class _Checker(FieldChecker):
         return amount.quantize(Decimal("0.01"))
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen: built once per message on both hops, where a frozen
+# dataclass's __init__ cost three times as much (1.0 against 0.34 us).
+@dataclass(slots=True)
 class Order:
     order_id: str
     user_id: str
@@ -162,22 +164,22 @@ def validate_order(data: dict[str, Any]) -> Order:
     return Order(**fields)  # type: ignore[arg-type]
 
 
-def enrich_order(order: Order, *, product_name: str, category: str, processed_at: datetime | str) -> dict[str, Any]:
-    """The `processed-orders` message: the order plus catalog data and processed_at (a
-    datetime, or already formatted by `iso`, as a batch does once for all its orders)."""
+def enrich_order(order: Order, *, product_name: str, category: str, processed_at: datetime) -> dict[str, Any]:
+    """The `processed-orders` message: the order plus catalog data and processed_at. The
+    times stay datetimes: Outbound writes them in C, as `iso` would (UTC, `Z`)."""
     return {
         "order_id": order.order_id,
         "user_id": order.user_id,
         "product_id": order.product_id,
         "amount": float(order.amount),
-        "timestamp": iso(order.timestamp),
+        "timestamp": order.timestamp,
         "product_name": product_name,
         "category": category,
-        "processed_at": processed_at if isinstance(processed_at, str) else iso(processed_at),
+        "processed_at": processed_at,
     }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProcessedOrderIn:
     order: Order
     product_name: str
