@@ -3,7 +3,8 @@
     make bench-orders BENCH_ARGS="--orders 1000000"
     .venv/bin/python bench/orders.py [--orders 1000000] [--rate 5000] [--skip-quix] [--skip-latency]
 
-Not a test: it prints figures for docs/streams.md ("Benchmark"). One run:
+Not a test: it prints figures for docs/streams.md ("Benchmark"). BENCH_LOG_LEVEL=INFO
+shows the consumers' per-batch log lines (default WARNING). One run:
 
 1. Generates N orders (seed shape, about --invalid-share of them invalid),
    with event times rising over --event-span seconds, for five catalog
