@@ -327,6 +327,12 @@ CONSUMER_BATCH_SIZE = env.int("CONSUMER_BATCH_SIZE", default=20000)
 CONSUMER_BATCH_TIME_MS = env.int("CONSUMER_BATCH_TIME_MS", default=200)
 # How often a consumer with a clock step (ConsumerSpec.tick: closing quiet windows) runs it.
 CONSUMER_TICK_SECONDS = env.float("CONSUMER_TICK_SECONDS", default=1.0)
+# A consumer's cyclic garbage collector runs once this many container objects
+# have been allocated (net) since the last run, not Python's 700: a batch holds
+# tens of thousands of live messages, and at 700 the collector traversed them
+# over and over (a third of each consumer's CPU in bench-orders, docs/kafka.md).
+# What start-up allocated is frozen out of it. 0 keeps Python's default.
+CONSUMER_GC_THRESHOLD = env.int("CONSUMER_GC_THRESHOLD", default=500_000)
 CONSUMER_GROUP_PREFIX = env.str("CONSUMER_GROUP_PREFIX", default="console")
 # A batch that cannot be applied (PostgreSQL or Kafka away, a systemic failure)
 # is held and tried again with exponential backoff up to this many seconds apart;

@@ -43,7 +43,9 @@ def decode_message(spec: ConsumerSpec, message: Any) -> Envelope:
     try:
         envelope.value = spec.decode(envelope)
     except MessageRejected as exc:
-        envelope.rejection = exc
+        # Without its traceback: the frames in it hold the envelope, and that cycle
+        # would wait for the garbage collector, which a batch runtime runs rarely.
+        envelope.rejection = exc.with_traceback(None)
     except Exception as exc:  # a decoder bug must not block the partition either
         logger.exception("consumer_decode_crashed consumer=%s", spec.name)
         envelope.rejection = MessageRejected(f"decoder error: {type(exc).__name__}: {exc}")
