@@ -38,6 +38,7 @@ and the API (rebuild, release), tests. Imports the platform's field rules and th
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -194,6 +195,22 @@ def window_start_of(moment: datetime, *, window_seconds: int) -> datetime:
 
 
 _ORDERS = ProcessedOrder._meta.db_table
+# The batch's orders, staged by COPY in a temporary table of the session (emptied
+# at commit) for the statements that apply them: COPY's text format costs the
+# server a third of what parsing the same rows from one JSON literal did (30
+# against 87 ms for 20,000 orders), and the rows are sent without the SQL lexer.
+_STAGED = "order_windows_staged"
+_STAGED_COLUMNS = ("order_id", "user_id", "product_id", "product_name", "category", "amount", "ordered_at",
+                   "processed_at")
+_STAGE_SQL = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} (
+    order_id text, user_id text, product_id text, product_name text, category text,
+    amount numeric, ordered_at timestamptz, processed_at timestamptz
+) ON COMMIT DELETE ROWS;
+DELETE FROM {_STAGED}
+"""
+# An order's window, as window_start_of computes it.
+_WINDOW_START_SQL = "to_timestamp(floor(extract(epoch FROM ordered_at) / %(window)s) * %(window)s)"
 _WINDOWS = ProductWindow._meta.db_table
 _WATERMARKS = OrderWatermark._meta.db_table
 
@@ -233,10 +250,7 @@ ON CONFLICT (group_id, topic, partition) DO UPDATE SET
 # before), so there is always a row to lock.
 _APPLY_SQL = f"""
 WITH incoming AS (
-    SELECT t.*, to_timestamp(floor(extract(epoch FROM t.ordered_at) / %(window)s) * %(window)s) AS window_start
-    FROM json_to_recordset(%(orders)s::json) AS t(
-        order_id text, user_id text, product_id text, product_name text, category text,
-        amount numeric, ordered_at timestamptz, processed_at timestamptz)
+    SELECT t.*, {_WINDOW_START_SQL} AS window_start FROM {_STAGED} t
 ), mark AS ({_WATERMARK_SQL}
 ), existing AS (
     SELECT w.product_id, w.window_start, w.final
@@ -306,8 +320,9 @@ _CREATE_WINDOWS_SQL = f"""
 INSERT INTO {_WINDOWS} AS w
     (product_id, product_name, window_start, window_end,
      order_count, total_revenue, avg_order_value, late_count, late_revenue, final, updated_at)
-SELECT product_id, product_name, to_timestamp(start), to_timestamp(start + %(window)s), 0, 0, 0, 0, 0, false, now()
-FROM unnest(%(products)s::text[], %(names)s::text[], %(starts)s::bigint[]) AS t(product_id, product_name, start)
+SELECT product_id, max(product_name), start, start + make_interval(secs => %(window)s), 0, 0, 0, 0, 0, false, now()
+FROM (SELECT product_id, product_name, {_WINDOW_START_SQL} AS start FROM {_STAGED}) t
+GROUP BY product_id, start
 ORDER BY product_id, start
 ON CONFLICT (product_id, window_start) DO NOTHING
 RETURNING w.id, w.product_id, w.window_start
@@ -467,6 +482,32 @@ class WindowsApplied:
     open_windows: list[dict[str, Any]]  # current state of the windows the batch changed, still open
 
 
+_COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_rows(rows: Sequence[ProcessedOrderIn]) -> str:
+    """`rows` in COPY's text format (_STAGED_COLUMNS). The times are written by orjson
+    in one call (RFC 3339, UTC, Z). Text fields are escaped only when the batch holds
+    a backslash, tab or line break at all (the common case has none)."""
+    moments = orjson.dumps([t for r in rows for t in (r.order.timestamp, r.processed_at)],
+                           option=orjson.OPT_UTC_Z).decode()[2:-2].split('","')
+    def text(escape: bool) -> str:
+        if escape:
+            lines = ["\t".join((*(f.translate(_COPY_SPECIALS) for f in (
+                         o.order_id, o.user_id, o.product_id, r.product_name, r.category)),
+                         str(o.amount), moments[2 * i], moments[2 * i + 1]))
+                     for i, r in enumerate(rows) for o in (r.order,)]
+        else:
+            lines = [f"{o.order_id}\t{o.user_id}\t{o.product_id}\t{r.product_name}\t{r.category}\t"
+                     f"{o.amount}\t{moments[2 * i]}\t{moments[2 * i + 1]}"
+                     for i, r in enumerate(rows) for o in (r.order,)]
+        return "\n".join(lines) + "\n" if lines else ""
+    plain = text(escape=False)
+    if "\\" in plain or "\r" in plain or plain.count("\t") != 7 * len(rows) or plain.count("\n") != len(rows):
+        return text(escape=True)
+    return plain
+
+
 def order_windows_apply(
     *, orders: Sequence[ProcessedOrderIn], group: str = "", seen: Sequence[PartitionSeen] = (),
 ) -> WindowsApplied:
@@ -475,7 +516,8 @@ def order_windows_apply(
     `group` is the consumer group whose watermark decides lateness, `seen` the
     batch's partitions, which move it. Returns the windows the batch changed
     that are still open (the final ones are published by
-    `order_windows_publish_final`). One statement; must run inside the
+    `order_windows_publish_final`). The orders are staged by COPY, their missing
+    windows created, then one statement applies them; must run inside the
     caller's transaction (the consumer's batch transaction).
     """
     unique: dict[str, ProcessedOrderIn] = {}
@@ -484,28 +526,14 @@ def order_windows_apply(
     # A stable order of keys keeps concurrent writers (two groups, a rebalance)
     # from locking the same unique keys in opposite orders and deadlocking.
     rows = [unique[k] for k in sorted(unique)]
-    # One JSON document (orjson writes the datetimes as RFC 3339) is far cheaper to
-    # send than nine adapted arrays.
-    payload = orjson.dumps([
-        {
-            "order_id": r.order.order_id, "user_id": r.order.user_id, "product_id": r.order.product_id,
-            "product_name": r.product_name, "category": r.category, "amount": str(r.order.amount),
-            "ordered_at": r.order.timestamp, "processed_at": r.processed_at,
-        }
-        for r in rows
-    ]).decode()
-    seen_payload = _seen_json(seen)
     window_seconds = settings.ORDERS_WINDOW_SECONDS
-    touched = sorted({(r.order.product_id, int(r.order.timestamp.timestamp()) // window_seconds * window_seconds):
-                      r.product_name for r in rows}.items())
     params = _event_time_params(group)
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_WINDOWS_SQL, {
-            "window": window_seconds, "products": [p for (p, _), _ in touched],
-            "names": [n for _, n in touched], "starts": [s for (_, s), _ in touched],
-        })
+        cursor.execute(_STAGE_SQL)
+        cursor.copy_expert(f"COPY {_STAGED} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN", io.StringIO(_copy_rows(rows)))
+        cursor.execute(_CREATE_WINDOWS_SQL, {"window": window_seconds})
         created = {row[0] for row in cursor.fetchall()}
-        cursor.execute(_APPLY_SQL, {**params, "orders": payload, "seen": seen_payload})
+        cursor.execute(_APPLY_SQL, {**params, "seen": _seen_json(seen)})
         result = cursor.fetchall()
         unfilled = created - {row[8] for row in result if row[0] is not None}
         if unfilled:
