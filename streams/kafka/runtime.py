@@ -42,7 +42,6 @@ after the batch in flight. Imports the platform only.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -59,6 +58,7 @@ from django.db import close_old_connections, connection
 from . import offsets
 from .apply import apply_batch, apply_tick, decode_message
 from .client import client_config
+from .collector import tune_collector
 from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
 from .heartbeat import Pulse
 from .registry import ConsumerSpec, Envelope
@@ -388,22 +388,6 @@ def _timed_apply(spec: ConsumerSpec, batch: list[Envelope], limit: DlqLimit) -> 
     return applied, time.monotonic() - started
 
 
-def _tune_collector(threshold: int) -> None:
-    """The garbage collector for a batch process: what start-up allocated (Django,
-    the app registry, the modules) is frozen out of it, and it runs after
-    `threshold` net allocations instead of 700. Messages are freed by reference
-    counting when their batch lands; with Python's default, each batch's tens of
-    thousands of live objects were traversed again every few hundred allocations
-    (docs/kafka.md has the profile). Cycles still get collected: they count towards
-    the threshold until they are."""
-    if threshold <= 0:
-        return
-    gc.collect()
-    gc.freeze()
-    _gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(threshold, gen1, gen2)
-
-
 def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
     """Run until SIGTERM/SIGINT; the batch in flight is applied and committed first.
 
@@ -418,7 +402,7 @@ def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    _tune_collector(settings.CONSUMER_GC_THRESHOLD)
+    tune_collector(settings.CONSUMER_GC_THRESHOLD)
     logger.info(
         "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d pid=%d",
         spec.name, spec.group_id(), ",".join(loop.topics), options.batch_size, options.batch_time_ms, os.getpid(),
