@@ -18,7 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from console.filters import IsoDateTimeFilter
-from console.pagination import NewestFirstCursorPagination
+from console.pagination import NewestEventFirstCursorPagination
 
 from .models import ProcessedOrder, ProductWindow
 from .services import order_windows_release_late
@@ -99,7 +99,7 @@ class ProcessedOrderViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = ProcessedOrder.objects.all()
     serializer_class = ProcessedOrderSerializer
-    pagination_class = NewestFirstCursorPagination
+    pagination_class = NewestEventFirstCursorPagination
     filterset_class = ProcessedOrderFilter
     lookup_field = "order_id"
 

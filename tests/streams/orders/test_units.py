@@ -141,6 +141,19 @@ def test_api_lists_windows_filtered_by_product_and_time_and_processed_orders(cat
     assert client.post("/api/order-windows/", {}).status_code == 405  # read-only, whoever asks
     assert client.get("/api/order-windows/", {"since": "not a date"}).status_code == 400
 
+    # Pages of processed orders: newest by their own time, orders of one instant told apart
+    # by their id, so walking the cursors returns each order once.
+    tied = [dict(e, timestamp=events[0]["timestamp"]) for e in order_events(30, now=T0, spread_seconds=0)]
+    order_windows_apply(orders=_processed(tied, names))
+    seen, url, params = [], "/api/processed-orders/", {"limit": 7}
+    while url:
+        page = client.get(url, params).json()
+        seen += [(r["timestamp"], r["order_id"]) for r in page["results"]]
+        url, params = page["next"], None
+    assert len(seen) == len(set(seen)) == len(events) + len(tied)
+    times = [datetime.fromisoformat(t) for t, _ in seen]
+    assert times == sorted(times, reverse=True)
+
 
 @pytest.mark.django_db
 def test_admin_windows_chart_and_rebuild_action(catalog, client):
