@@ -58,10 +58,10 @@ from django.db import close_old_connections, connection
 from . import offsets
 from .apply import apply_batch, apply_tick, decode_message
 from .client import client_config
-from .collector import tune_collector
 from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
 from .heartbeat import Pulse
 from .registry import ConsumerSpec, Envelope
+from .startup import prepare_process
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
@@ -402,7 +402,7 @@ def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    tune_collector(settings.CONSUMER_GC_THRESHOLD)
+    prepare_process(settings.CONSUMER_GC_THRESHOLD)
     logger.info(
         "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d pid=%d",
         spec.name, spec.group_id(), ",".join(loop.topics), options.batch_size, options.batch_time_ms, os.getpid(),
