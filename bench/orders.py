@@ -449,7 +449,10 @@ def console_latency(run: Run, args: argparse.Namespace, rng: random.Random
                 latencies.append(seen[j][0] - produced_at)
     missing = total - len(latencies)
     if missing:
-        print(f"latency: {missing:,} of {total:,} orders never showed up in a window update")
+        ours = ProcessedOrder.objects.filter(order_id__startswith=f"order-{run.suffix}-lat-")
+        print(f"latency: {missing:,} of {total:,} orders never showed up in a window update "
+              f"({ours.filter(late=True).count():,} held as late on their windows; "
+              f"{ours.count():,} of {total:,} stored)")
     finals = [updates.finals[k] - (k[1] + window + args.grace) for k in closing if k in updates.finals]
     if len(finals) < len(closing):
         print(f"latency: {len(closing) - len(finals)} of {len(closing)} closed windows never arrived as final")
@@ -520,6 +523,7 @@ def main() -> None:
                 except BufferError:
                     producer.poll(0.05)
         closer_time = start + args.event_span + window + args.grace + 1
+        producer.flush(300)  # the queue may be full: the closing orders go last, after every order
         for partition, value in closing_orders(run, closer_time):
             producer.produce(topics["orders"], key=run.closer, value=value, partition=partition)
         if producer.flush(300):
