@@ -6,9 +6,9 @@ windows, reports, files, statistics, quarantine). `NewestFirstCursorPagination`
 is for tables that grow with the traffic (telemetry, processed orders, sensor
 readings, activity): opaque `next`/`previous` cursors over the primary key,
 newest first, so a page costs an index range scan and no COUNT(*), however
-deep the caller goes (processed orders, keyed by their order id, are paged
-newest by their own time). The raw rows of ingested files have their own keyset
-pages (ingest/api.py), as their table has no B-tree on the id.
+deep the caller goes (a table keyed by something else subclasses it with its
+own ordering, as processed orders do). The raw rows of ingested files have
+their own keyset pages (ingest/api.py), as their table has no B-tree on the id.
 """
 
 from __future__ import annotations
@@ -33,10 +33,3 @@ class NewestFirstCursorPagination(CursorPagination):
     def max_page_size(self) -> int:
         return settings.API_MAX_PAGE_SIZE
 
-
-class NewestEventFirstCursorPagination(NewestFirstCursorPagination):
-    """For a table keyed by the event's own id (processed orders): newest by the
-    event's time, over its index; events of the same instant are told apart by
-    the key, so no page repeats or skips one."""
-
-    ordering = ("-ordered_at", "-pk")

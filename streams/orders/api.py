@@ -18,7 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from console.filters import IsoDateTimeFilter
-from console.pagination import NewestEventFirstCursorPagination
+from console.pagination import NewestFirstCursorPagination
 
 from .models import ProcessedOrder, ProductWindow
 from .services import order_windows_release_late
@@ -94,12 +94,20 @@ class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
                         status=status.HTTP_200_OK)
 
 
+class NewestOrderFirstPagination(NewestFirstCursorPagination):
+    """Processed orders are keyed by their order id: newest by the order's own time,
+    over its index; orders of the same instant are told apart by the key, so no
+    page repeats or skips one."""
+
+    ordering = ("-ordered_at", "-pk")
+
+
 class ProcessedOrderViewSet(viewsets.ReadOnlyModelViewSet):
     """Validated, enriched orders as the window consumer stored them."""
 
     queryset = ProcessedOrder.objects.all()
     serializer_class = ProcessedOrderSerializer
-    pagination_class = NewestEventFirstCursorPagination
+    pagination_class = NewestOrderFirstPagination
     filterset_class = ProcessedOrderFilter
     lookup_field = "order_id"
 
