@@ -23,6 +23,7 @@ from django_celery_results.models import GroupResult, TaskResult
 
 from . import celery_ops
 from .admin_base import ReadOnlyAdmin
+from .audit import ActionError
 from .models import AuditEntry
 
 RETRY_PERMISSION = "console.retry_task"
@@ -126,7 +127,7 @@ class TaskResultAdmin(ReadOnlyAdmin):
         for result in queryset.filter(status=states.FAILURE).order_by("id")[:RETRY_BULK_LIMIT]:
             try:
                 sent.append(celery_ops.task_retry(result=result, by=request.user))
-            except celery_ops.TaskActionError as exc:
+            except ActionError as exc:
                 refused.append(f"{result.task_id}: {exc.message}")
         skipped = queryset.exclude(status=states.FAILURE).count()
         if sent:
@@ -159,7 +160,7 @@ class TaskResultAdmin(ReadOnlyAdmin):
         if request.method == "POST":
             try:
                 new_id = celery_ops.task_retry(result=result, by=request.user)
-            except celery_ops.TaskActionError as exc:
+            except ActionError as exc:
                 self.message_user(request, f"Not retried: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"Task {result.task_name} sent again as {new_id}.", messages.SUCCESS)

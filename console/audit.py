@@ -1,4 +1,6 @@
-"""The console's audit log: one row per operator action (console.models.AuditEntry)."""
+"""The console's audit log: one row per operator action (console.models.AuditEntry),
+and the two ways an action ends without its effect (failed, refused), which
+every action service raises and every page shows to the operator."""
 
 from __future__ import annotations
 
@@ -8,6 +10,22 @@ from typing import Any
 from .models import AuditEntry
 
 logger = logging.getLogger(__name__)
+
+
+class ActionError(Exception):
+    """The action could not be done; the message is for the operator."""
+
+    outcome = AuditEntry.Outcome.FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ActionRefused(ActionError):
+    """The action was not attempted: the request or the state does not allow it."""
+
+    outcome = AuditEntry.Outcome.REFUSED
 
 
 def audit_record(*, by: Any, action: str, target: str, outcome: str, detail: dict[str, Any] | None = None

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_results.models import TaskResult
 
-from .audit import audit_record
+from .audit import ActionError, ActionRefused, audit_record
 from .celery_signals import ARGUMENTS_KEY
 from .models import AuditEntry
 
@@ -206,20 +206,6 @@ def celery_overview(*, timeout: float | None = None, peek: int | None = None) ->
 # ------------------------------------------------------------------- services
 
 
-class TaskActionError(Exception):
-    """The action could not be done; the message is for the operator."""
-
-    outcome = AuditEntry.Outcome.FAILED
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class TaskActionRefused(TaskActionError):
-    outcome = AuditEntry.Outcome.REFUSED
-
-
 def task_retry(*, result: TaskResult, by: Any) -> str:
     """Send a failed task again: same name, args, kwargs and queue, a new id.
     A failure is retried once (the new task's own failure may be retried in turn),
@@ -229,17 +215,17 @@ def task_retry(*, result: TaskResult, by: Any) -> str:
         with transaction.atomic():
             locked = TaskResult.objects.select_for_update().get(pk=result.pk)
             if locked.status not in RETRYABLE_STATES:
-                raise TaskActionRefused(f"only a failed task can be retried; this one is {locked.status}")
+                raise ActionRefused(f"only a failed task can be retried; this one is {locked.status}")
             if not locked.task_name:
-                raise TaskActionRefused("the task's name was not recorded")
+                raise ActionRefused("the task's name was not recorded")
             arguments = task_arguments(locked)
             if arguments is None:
-                raise TaskActionRefused("the task's original arguments were not recorded (a worker without "
-                                        "console's task_prerun hook ran it): it cannot be retried from here")
+                raise ActionRefused("the task's original arguments were not recorded (a worker without "
+                                    "console's task_prerun hook ran it): it cannot be retried from here")
             earlier = AuditEntry.objects.filter(action=RETRY_ACTION, target=target,
                                                 outcome=AuditEntry.Outcome.SUCCEEDED).first()
             if earlier is not None:
-                raise TaskActionRefused(f"already retried as {earlier.detail.get('new_task_id')}")
+                raise ActionRefused(f"already retried as {earlier.detail.get('new_task_id')}")
             new_id = str(uuid.uuid4())
             queue = arguments.get("queue") or _app().conf.task_default_queue
             detail = {"task_name": locked.task_name, "new_task_id": new_id, "queue": queue,
@@ -248,11 +234,11 @@ def task_retry(*, result: TaskResult, by: Any) -> str:
                 _app().send_task(locked.task_name, args=arguments["args"], kwargs=arguments["kwargs"],
                                  queue=queue, task_id=new_id)
             except Exception as exc:  # the broker refused or is away
-                raise TaskActionError(f"the task could not be queued: {type(exc).__name__}: {exc}") from exc
+                raise ActionError(f"the task could not be queued: {type(exc).__name__}: {exc}") from exc
             audit_record(by=by, action=RETRY_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED,
                          detail=detail)
             return new_id
-    except TaskActionError as exc:
+    except ActionError as exc:
         audit_record(by=by, action=RETRY_ACTION, target=target, outcome=exc.outcome,
                      detail={"task_name": result.task_name, "message": exc.message})
         raise
@@ -277,16 +263,16 @@ def task_revoke(*, task_id: str, by: Any, queue: str | None = None, task_name: s
     try:
         existing = TaskResult.objects.filter(task_id=task_id).first()
         if existing is not None and existing.status in states.READY_STATES:
-            raise TaskActionRefused(f"the task has finished ({existing.status}): nothing to revoke")
+            raise ActionRefused(f"the task has finished ({existing.status}): nothing to revoke")
         if existing is not None and existing.status == states.STARTED:
-            raise TaskActionRefused("the task is running; revoke stops only tasks that have not started")
+            raise ActionRefused("the task is running; revoke stops only tasks that have not started")
         queue = queue or None
         client = _broker()
         try:
             removed = _remove_from_queue(client, queue, task_id) if queue else 0
             _app().control.revoke(task_id)
         except Exception as exc:
-            raise TaskActionError(f"the broker is unreachable: {type(exc).__name__}: {exc}") from exc
+            raise ActionError(f"the broker is unreachable: {type(exc).__name__}: {exc}") from exc
         finally:
             client.close()
         name = task_name or (existing.task_name if existing else "") or ""
@@ -296,7 +282,7 @@ def task_revoke(*, task_id: str, by: Any, queue: str | None = None, task_name: s
         audit_record(by=by, action=REVOKE_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED,
                      detail=detail)
         return detail
-    except TaskActionError as exc:
+    except ActionError as exc:
         audit_record(by=by, action=REVOKE_ACTION, target=target, outcome=exc.outcome,
                      detail={"task_name": task_name, "queue": queue, "message": exc.message})
         raise

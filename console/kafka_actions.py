@@ -33,7 +33,7 @@ from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
 from streams.kafka.registry import consumers
 from streams.kafka.topics import topic_name
 
-from .audit import audit_record
+from .audit import ActionError, ActionRefused, audit_record
 from .models import AuditEntry
 
 logger = logging.getLogger(__name__)
@@ -43,44 +43,30 @@ REDRIVE_ACTION = "dead_letter_redrive"
 MAX_HEADERS = 64
 
 
-class KafkaActionError(Exception):
-    """The action could not be done; the message is for the operator."""
-
-    outcome = AuditEntry.Outcome.FAILED
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class KafkaActionRefused(KafkaActionError):
-    outcome = AuditEntry.Outcome.REFUSED
-
-
 def parse_headers(text: str) -> list[tuple[str, bytes]]:
     """`name: value`, one per line (blank lines ignored) -> Kafka headers. Raises
-    KafkaActionRefused naming the line that has no name."""
+    ActionRefused naming the line that has no name."""
     headers = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
-            raise KafkaActionRefused(f"header line {number} is not 'name: value': {line[:80]!r}")
+            raise ActionRefused(f"header line {number} is not 'name: value': {line[:80]!r}")
         headers.append((name.strip(), value.strip().encode()))
     if len(headers) > MAX_HEADERS:
-        raise KafkaActionRefused(f"{len(headers)} headers; at most {MAX_HEADERS}")
+        raise ActionRefused(f"{len(headers)} headers; at most {MAX_HEADERS}")
     return headers
 
 
 def writable_topic(topic: str) -> None:
     """Refuses Kafka's internal topics and a topic that does not exist (no auto-creation from here)."""
     if not topic or topic.startswith("__"):
-        raise KafkaActionRefused(f"{topic!r} is an internal topic: the console does not write to it")
+        raise ActionRefused(f"{topic!r} is an internal topic: the console does not write to it")
     try:
         browse.topic_ranges(topic)
     except browse.BrowseError as exc:
-        raise KafkaActionRefused(str(exc)) from exc
+        raise ActionRefused(str(exc)) from exc
 
 
 def _audit_text(data: bytes | None, limit: int) -> str:
@@ -101,22 +87,22 @@ def message_produce(*, by: Any, topic: str, value: bytes, key: bytes | None = No
     target = _audit_text(f"topic:{topic}".encode(), 255)
     try:
         if len(value) > settings.CONSOLE_PRODUCE_MAX_BYTES:
-            raise KafkaActionRefused(f"the value is {len(value):,} bytes; at most "
-                                     f"{settings.CONSOLE_PRODUCE_MAX_BYTES:,} (CONSOLE_PRODUCE_MAX_BYTES)")
+            raise ActionRefused(f"the value is {len(value):,} bytes; at most "
+                                f"{settings.CONSOLE_PRODUCE_MAX_BYTES:,} (CONSOLE_PRODUCE_MAX_BYTES)")
         writable_topic(topic)
         delivered: list[tuple[str, int, int]] = []
         try:
             produce_and_wait([Outbound(topic=topic, value=value, key=key, headers=headers or None)],
                              timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0), delivered=delivered)
         except DeliveryError as exc:
-            raise KafkaActionError(f"the broker did not acknowledge the message: {exc}") from exc
+            raise ActionError(f"the broker did not acknowledge the message: {exc}") from exc
         except Exception as exc:  # KafkaException, e.g. a value over the broker's message.max.bytes
-            raise KafkaActionError(f"the message could not be published: {type(exc).__name__}: {exc}") from exc
+            raise ActionError(f"the message could not be published: {type(exc).__name__}: {exc}") from exc
         _topic, partition, offset = delivered[0]
         detail.update(partition=partition, offset=offset)
         audit_record(by=by, action=PRODUCE_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED, detail=detail)
         return {"topic": topic, "partition": partition, "offset": offset}
-    except KafkaActionError as exc:
+    except ActionError as exc:
         audit_record(by=by, action=PRODUCE_ACTION, target=target, outcome=exc.outcome,
                      detail={**detail, "message": _audit_text(exc.message.encode(), 2000)})
         raise
@@ -211,16 +197,16 @@ def dead_letters_plan(*, topic: str, partition: int, start: int, stop: int | Non
     CONSOLE_DLQ_REDRIVE_MAX messages; `stop` None is the partition's end."""
     writers = dead_letter_topics()
     if topic not in writers:
-        raise KafkaActionRefused(f"{topic!r} is not a dead-letter topic of any registered consumer "
-                                 f"(those are: {', '.join(sorted(writers))})")
+        raise ActionRefused(f"{topic!r} is not a dead-letter topic of any registered consumer "
+                            f"(those are: {', '.join(sorted(writers))})")
     if start < 0:
-        raise KafkaActionRefused("the first offset must be 0 or more")
+        raise ActionRefused("the first offset must be 0 or more")
     limit = settings.CONSOLE_DLQ_REDRIVE_MAX
     try:
         messages, reached = browse.read_range(topic, partition, start, stop if stop is not None else 2**62,
                                               limit=limit)
     except browse.BrowseError as exc:
-        raise KafkaActionRefused(str(exc)) from exc
+        raise ActionRefused(str(exc)) from exc
     plan = RedrivePlan(topic=topic, partition=partition, start=start, stop=reached,
                        limit_reached=len(messages) >= limit)
     reads = _consumed_topics()
@@ -291,25 +277,25 @@ def dead_letters_redrive(*, by: Any, topic: str, partition: int, start: int, sto
             ready = plan.ready
             detail.update(counts=plan.counts, targets=plan.by_target)
             if not ready:
-                raise KafkaActionRefused("nothing to re-drive in this range: " + ", ".join(
+                raise ActionRefused("nothing to re-drive in this range: " + ", ".join(
                     f"{n} {STATUS_TEXT[s]}" for s, n in plan.counts.items() if n) if plan.letters
                     else "nothing to re-drive: the range is empty")
             if expected is not None and expected != len(ready):
-                raise KafkaActionRefused(f"the dry run showed {expected} to re-drive, there are {len(ready)} now: "
-                                         "look at the dry run again")
+                raise ActionRefused(f"the dry run showed {expected} to re-drive, there are {len(ready)} now: "
+                                    "look at the dry run again")
             delivered: list[tuple[str, int, int]] = []
             try:
                 produce_and_wait([_redrive_message(d) for d in ready],
                                  timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0), delivered=delivered)
             except DeliveryError as exc:
-                raise KafkaActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
+                raise ActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
             except Exception as exc:
-                raise KafkaActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
+                raise ActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
             detail["offsets"] = [d.message.offset for d in ready]
             audit_record(by=by, action=REDRIVE_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED,
                          detail=detail)
             return {"redriven": len(ready), "targets": plan.by_target, "counts": plan.counts}
-    except KafkaActionError as exc:
+    except ActionError as exc:
         audit_record(by=by, action=REDRIVE_ACTION, target=target, outcome=exc.outcome,
                      detail={**detail, "message": _audit_text(exc.message.encode(), 2000)})
         raise

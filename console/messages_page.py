@@ -15,6 +15,7 @@ import binascii
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
+from confluent_kafka import KafkaException
 from django.contrib import admin
 from django.contrib import messages as admin_messages
 from django.db.models import Q
@@ -26,8 +27,10 @@ from django.utils.dateparse import parse_datetime
 
 from quarantine.models import QuarantineRecord
 from streams.kafka import browse, cluster
+from streams.kafka.client import failure_reason
 
 from . import kafka_actions
+from .audit import ActionError, ActionRefused
 from .highlight import style_css, value_html
 from .lag_history import topic_rates
 
@@ -40,8 +43,16 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
     return {**admin.site.each_context(request), "title": title, **extra}
 
 
+def _topics_overview(**kwargs) -> tuple[list[cluster.TopicInfo], str]:
+    """The cluster's topics, or none and the broker's reason when it does not answer."""
+    try:
+        return cluster.topics_overview(**kwargs), ""
+    except KafkaException as exc:
+        return [], failure_reason(exc)
+
+
 def topics(request: HttpRequest) -> HttpResponse:
-    infos = cluster.topics_overview(include_internal=request.GET.get("internal") == "1")
+    infos, error = _topics_overview(include_internal=request.GET.get("internal") == "1")
     configs = cluster.topic_configs([t.name for t in infos])
     rates = topic_rates(since=dj_timezone.now() - timedelta(minutes=RATE_MINUTES))
     dead_letter = kafka_actions.dead_letter_topics()
@@ -49,7 +60,7 @@ def topics(request: HttpRequest) -> HttpResponse:
              "writers": dead_letter.get(t.name, [])} for t in infos]
     max_messages = max([t.messages for t in infos] + [1])
     return TemplateResponse(request, "ops/topics.html", _context(
-        request, "Kafka topics", rows=rows, max_messages=max_messages, rate_minutes=RATE_MINUTES,
+        request, "Kafka topics", rows=rows, max_messages=max_messages, rate_minutes=RATE_MINUTES, error=error,
     ))
 
 
@@ -242,18 +253,18 @@ def produce(request: HttpRequest) -> HttpResponse:
             try:
                 value = base64.b64decode(form["value"], validate=True) if form["encoding"] else form["value"].encode()
             except (binascii.Error, ValueError) as exc:
-                raise kafka_actions.KafkaActionRefused(f"the value is not valid base64: {exc}") from exc
+                raise ActionRefused(f"the value is not valid base64: {exc}") from exc
             where = kafka_actions.message_produce(
                 by=request.user, topic=form["topic"], value=value,
                 key=form["key"].encode() if form["key"] != "" else None, headers=headers, copied_from=source)
-        except kafka_actions.KafkaActionError as exc:
+        except ActionError as exc:
             admin_messages.error(request, f"Not produced: {exc.message}")
         else:
             admin_messages.success(request, f"Produced to {where['topic']}[{where['partition']}]@{where['offset']}"
                                             + (f", a copy of {source}" if source else "") + ".")
             return HttpResponseRedirect(reverse("ops-message", args=[where["topic"], where["partition"],
                                                                      where["offset"]]))
-    names = [t.name for t in cluster.topics_overview()]
+    names = [t.name for t in _topics_overview()[0]]
     return TemplateResponse(request, "ops/produce.html", _context(
         request, "Produce a message" if not source else f"Produce a copy of {source}", form=form, topics=names,
     ))
@@ -277,7 +288,7 @@ def redrive(request: HttpRequest, name: str) -> HttpResponse:
             done = kafka_actions.dead_letters_redrive(by=request.user, topic=name, partition=partition,
                                                       start=start, stop=stop if stop is not None else 2**62,
                                                       expected=expected)
-        except kafka_actions.KafkaActionError as exc:
+        except ActionError as exc:
             admin_messages.error(request, f"Not re-driven: {exc.message}")
         else:
             targets = ", ".join(f"{n} to {t}" for t, n in done["targets"].items())
@@ -288,7 +299,7 @@ def redrive(request: HttpRequest, name: str) -> HttpResponse:
     if error is None:
         try:
             plan = kafka_actions.dead_letters_plan(topic=name, partition=partition, start=start, stop=stop)
-        except kafka_actions.KafkaActionError as exc:
+        except ActionError as exc:
             error = exc.message
     return TemplateResponse(request, "ops/redrive.html", _context(
         request, f"Re-drive dead letters from {name}", topic=name, plan=plan, error=error,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from confluent_kafka import KafkaException
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -27,8 +28,10 @@ from django.urls import path, reverse
 
 from quarantine.models import QuarantineRecord
 from streams.kafka import cluster
+from streams.kafka.client import failure_reason
 
 from . import celery_ops, messages_page
+from .audit import ActionError
 from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
 from .lag_history import lines_svg
@@ -42,7 +45,12 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
 def dashboard(request: HttpRequest) -> HttpResponse:
     checks = run_checks()
     kafka_up = checks["kafka"]["status"] == "up"
-    lags = cluster.consumer_lag() if kafka_up else []
+    lags, lag_error = [], ""
+    if kafka_up:
+        try:
+            lags = cluster.consumer_lag()
+        except KafkaException as exc:  # the broker went away after its check: say so, render the rest
+            lag_error = failure_reason(exc)
     max_lag = max([g.lag for g in lags] + [1])
     quarantine = {
         row["status"]: row["n"]
@@ -57,7 +65,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         group.health = states.get(group.consumer, {})
     return TemplateResponse(request, "ops/dashboard.html", _context(
         request, "Operations",
-        checks=checks, lags=lags, max_lag=max_lag, kafka_up=kafka_up, states=states,
+        checks=checks, lags=lags, lag_error=lag_error, max_lag=max_lag, kafka_up=kafka_up, states=states,
         quarantine=quarantine, open_by_source=open_by_source,
     ))
 
@@ -114,7 +122,7 @@ def celery_revoke(request: HttpRequest) -> HttpResponse:
             detail = celery_ops.task_revoke(task_id=task_id, by=request.user,
                                             queue=request.POST.get("queue", "").strip()[:255] or None,
                                             task_name=request.POST.get("task_name", "")[:255])
-        except celery_ops.TaskActionError as exc:
+        except ActionError as exc:
             admin_messages.error(request, f"Not revoked: {exc.message}")
         else:
             where = "taken off its queue" if detail["removed_from_queue"] else "workers told to drop it"

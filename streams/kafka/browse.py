@@ -25,9 +25,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from .client import client_config
+from .client import client_config, failure_reason
 
 TIMEOUT = 5.0
 BROWSE_SCAN_LIMIT = 20_000  # messages read per page at most, over all partitions
@@ -119,7 +119,8 @@ class Page:
 
 
 class BrowseError(ValueError):
-    """A request the browser cannot answer: an unknown topic or partition, an offset out of range."""
+    """A request the browser cannot answer: an unknown topic or partition, an offset out of
+    range, or a cluster that cannot answer for the topic now (said with the broker's reason)."""
 
 
 def _consumer() -> Consumer:
@@ -147,14 +148,17 @@ LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 def partition_ranges(consumer: Consumer, topic: str) -> list[PartitionRange]:
     if not LEGAL_TOPIC.fullmatch(topic):  # Kafka's own rule; never sent to the broker otherwise
         raise BrowseError(f"topic {topic!r} does not exist (not a legal topic name)")
-    metadata = consumer.list_topics(topic, timeout=TIMEOUT)
-    info = metadata.topics.get(topic)
-    if info is None or info.error is not None:
-        raise BrowseError(f"topic {topic!r} does not exist")
-    ranges = []
-    for pid in sorted(info.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=TIMEOUT, cached=False)
-        ranges.append(PartitionRange(pid, low, high))
+    try:
+        metadata = consumer.list_topics(topic, timeout=TIMEOUT)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise BrowseError(f"topic {topic!r} does not exist")
+        ranges = []
+        for pid in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=TIMEOUT, cached=False)
+            ranges.append(PartitionRange(pid, low, high))
+    except KafkaException as exc:  # the broker away, or a partition without a leader for now
+        raise BrowseError(f"Kafka cannot answer for {topic!r} now ({failure_reason(exc)}); try again") from exc
     return ranges
 
 

@@ -3,6 +3,10 @@ message browser's reads are browse.py.
 
 Selectors: they never change offsets or data. Consumer-group lag comes from
 the group's committed offsets and the partitions' high watermarks.
+
+A partition the broker cannot answer for right now (no leader yet after the
+topic was made, a topic being deleted, a broker restarting) is reported as such
+with the broker's reason, never as an error of the whole view.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from .client import client_config
+from .client import client_config, failure_reason
 from .registry import consumers
 from .topics import all_topics, topic_name
 
@@ -25,6 +29,7 @@ class PartitionInfo:
     partition: int
     low: int
     high: int
+    error: str = ""  # why the broker did not give its watermarks (then low = high = 0)
 
     @property
     def messages(self) -> int:
@@ -54,6 +59,7 @@ class GroupLag:
     members: int
     topics: list[str]
     partitions: list[dict] = field(default_factory=list)
+    unavailable: list[dict] = field(default_factory=list)  # {"topic", "partition", "error"}: not in the lag
 
     @property
     def lag(self) -> int:
@@ -68,6 +74,14 @@ def _probe() -> Consumer:
     }))
 
 
+def watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int] | str:
+    """(low, high) of one partition, or the broker's reason when it cannot say now."""
+    try:
+        return consumer.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
+    except KafkaException as exc:
+        return failure_reason(exc)
+
+
 def topics_overview(*, include_internal: bool = False) -> list[TopicInfo]:
     logical_by_name = {t.name: t.logical for t in all_topics()}
     probe = _probe()
@@ -79,8 +93,9 @@ def topics_overview(*, include_internal: bool = False) -> list[TopicInfo]:
                 continue
             info = TopicInfo(name=name, logical=logical_by_name.get(name))
             for pid in sorted(metadata.topics[name].partitions):
-                low, high = probe.get_watermark_offsets(TopicPartition(name, pid), timeout=TIMEOUT, cached=False)
-                info.partitions.append(PartitionInfo(pid, low, high))
+                marks = watermarks(probe, TopicPartition(name, pid))
+                info.partitions.append(PartitionInfo(pid, 0, 0, marks) if isinstance(marks, str)
+                                       else PartitionInfo(pid, *marks))
             infos.append(info)
         return infos
     finally:
@@ -164,7 +179,11 @@ def consumer_lag() -> list[GroupLag]:
                 except Exception:
                     pass
             for tp in partitions:
-                low, high = probe.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
+                marks = watermarks(probe, tp)
+                if isinstance(marks, str):
+                    lag.unavailable.append({"topic": tp.topic, "partition": tp.partition, "error": marks})
+                    continue
+                low, high = marks
                 offset = committed.get((tp.topic, tp.partition), -1)
                 start = offset if offset >= 0 else low
                 lag.partitions.append({

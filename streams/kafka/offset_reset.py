@@ -40,7 +40,7 @@ from confluent_kafka.admin import AdminClient
 from django.db import connection, transaction
 
 from . import offsets
-from .client import client_config
+from .client import client_config, failure_reason
 from .models import ConsumerOffset
 from .registry import ConsumerSpec
 from .topics import topic_name
@@ -177,12 +177,6 @@ class ResetPlan:
 # ------------------------------------------------------------------ reading the cluster
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
-        return exc.args[0].str()
-    return f"{type(exc).__name__}: {exc}" if str(exc) else "no answer in time"
-
-
 def _admin() -> AdminClient:
     return AdminClient(client_config())
 
@@ -198,7 +192,7 @@ def group_state(group: str, admin: AdminClient | None = None) -> tuple[str, int]
     try:
         described = admin.describe_consumer_groups([group], request_timeout=TIMEOUT)[group].result(timeout=2 * TIMEOUT)
     except (KafkaException, TimeoutError) as exc:
-        raise OffsetResetError(f"the group {group} could not be described: {_reason(exc)}") from exc
+        raise OffsetResetError(f"the group {group} could not be described: {failure_reason(exc)}") from exc
     return str(described.state).split(".")[-1].lower(), len(described.members)
 
 
@@ -207,7 +201,7 @@ def _committed(admin: AdminClient, group: str, partitions: list[TopicPartition])
     try:
         listed = admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT)[group].result(timeout=2 * TIMEOUT)
     except (KafkaException, TimeoutError) as exc:
-        raise OffsetResetError(f"the group's committed offsets could not be read: {_reason(exc)}") from exc
+        raise OffsetResetError(f"the group's committed offsets could not be read: {failure_reason(exc)}") from exc
     return {(tp.topic, tp.partition): tp.offset for tp in listed.topic_partitions if tp.offset >= 0}
 
 
@@ -258,7 +252,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
             try:
                 metadata = probe.list_topics(name, timeout=TIMEOUT).topics.get(name)
             except KafkaException as exc:
-                raise OffsetResetError(f"Kafka could not be asked about {name}: {_reason(exc)}") from exc
+                raise OffsetResetError(f"Kafka could not be asked about {name}: {failure_reason(exc)}") from exc
             if metadata is None or metadata.error is not None or not metadata.partitions:
                 raise InvalidReset(f"the topic {name} does not exist on the cluster")
             pids = sorted(metadata.partitions)
@@ -276,7 +270,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
                 marks[(tp.topic, tp.partition)] = probe.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
             except KafkaException as exc:
                 raise OffsetResetError(f"the watermarks of {tp.topic}[{tp.partition}] could not be read: "
-                                       f"{_reason(exc)}") from exc
+                                       f"{failure_reason(exc)}") from exc
         by_time: dict[tuple[str, int], int] = {}
         if request.target == TIMESTAMP:
             assert request.timestamp is not None
@@ -285,7 +279,7 @@ def plan_reset(spec: ConsumerSpec, request: ResetRequest) -> ResetPlan:
                 found = probe.offsets_for_times([TopicPartition(p.topic, p.partition, ms) for p in partitions],
                                                 timeout=TIMEOUT)
             except KafkaException as exc:
-                raise OffsetResetError(f"offsets_for_times failed: {_reason(exc)}") from exc
+                raise OffsetResetError(f"offsets_for_times failed: {failure_reason(exc)}") from exc
             by_time = {(tp.topic, tp.partition): tp.offset for tp in found}
     finally:
         probe.close()

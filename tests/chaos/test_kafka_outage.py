@@ -103,3 +103,24 @@ def test_kafka_broker_restart_under_rest_load(kafka, processes, services, figure
         catch_up=secs(time.monotonic() - load_ended), consumer_alive=consumer.poll() is None,
         at=datetime.now(UTC).strftime("%H:%M:%S"),
     )
+
+
+def test_operator_pages_say_the_broker_is_away(kafka, services):
+    """With the broker stopped, the Kafka pages of the admin answer within their
+    timeouts and say why they show nothing; none is a 500."""
+    from django.test import Client
+
+    operator = get_user_model().objects.create_superuser("chaos-operator", password="pw-for-tests-1")
+    client = Client(raise_request_exception=False)
+    client.force_login(operator)
+    topic = kafka.name("orders")
+    with services.down("kafka"):
+        started = time.monotonic()
+        dashboard = client.get("/admin/ops/")
+        topics = client.get("/admin/ops/topics/")
+        browser = client.get(f"/admin/ops/topics/{topic}/")
+        took = time.monotonic() - started
+    assert dashboard.status_code == 200 and "Kafka is unreachable" in dashboard.content.decode()
+    assert topics.status_code == 200 and "Kafka could not list its topics" in topics.content.decode()
+    assert browser.status_code == 200 and "Kafka cannot answer for" in browser.content.decode()
+    assert took < 60, f"the pages took {took:.0f} s"
