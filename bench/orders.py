@@ -75,6 +75,7 @@ from django.db.models import Sum  # noqa: E402
 
 from quarantine.models import QuarantineRecord  # noqa: E402
 from streams.kafka.client import client_config  # noqa: E402
+from streams.kafka.heartbeat import rival_group  # noqa: E402
 from streams.kafka.models import ConsumerHeartbeat, ConsumerOffset  # noqa: E402
 from streams.kafka.topics import admin_client  # noqa: E402
 from streams.models import ProcessedOrder, Product, ProductWindow  # noqa: E402
@@ -497,6 +498,12 @@ def main() -> None:
     if not args.skip_quix and not args.quix_python.exists():
         parser.error(f"{args.quix_python} is missing: python3.11 -m venv .run/bench-quix && "
                      ".run/bench-quix/bin/pip install -r requirements-bench.txt (or use make bench-orders)")
+
+    # The windows are shared per database: a live order_windows of another group (`make run`,
+    # a leftover bench process) would hold the bench's consumers and close its windows.
+    rival = rival_group(consumer="order_windows", group="bench")
+    if rival:
+        raise SystemExit(f"bench-orders cannot run now: {rival}")
 
     load_start = load()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,

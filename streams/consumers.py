@@ -35,6 +35,7 @@ register(ConsumerSpec(
     tick=orders.tick_order_windows,
     dead_letter_topic="orders_dlq",
     offsets_in_db=True,
+    one_group_per_database=True,  # the windows and their closing are shared by every group
     description="Processed orders -> per-product tumbling windows (exactly once, event time) -> product-metrics.",
 ))
 register(ConsumerSpec(

@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from . import offsets
-from .faults import DlqLimit, describe, is_transient
+from .faults import DlqLimit, SystemicFailure, describe, is_transient
+from .heartbeat import rival_group
 from .producer import Outbound, produce_and_wait
 from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, record_dead_letters
 from .topics import topic_name
@@ -117,6 +118,15 @@ class AppliedBatch:
     refused: int  # messages the database (or the handler) refused, dead-lettered with the error
 
 
+def _check_group(spec: ConsumerSpec) -> None:
+    """SystemicFailure (the batch held, the consumer paused with the reason) while a
+    consumer that allows one group per database has a rival group live there."""
+    if spec.one_group_per_database:
+        reason = rival_group(consumer=spec.name, group=spec.group_id())
+        if reason:
+            raise SystemicFailure(reason)
+
+
 def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: DlqLimit | None = None) -> AppliedBatch:
     """Apply one batch: the handler and the dead-letter records in one transaction,
     then publish and wait for the broker.
@@ -132,6 +142,7 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
         if e.rejection is not None
     ]
     close_old_connections()
+    _check_group(spec)
     with transaction.atomic():
         if spec.offsets_in_db:
             offsets.record(spec.group_id(), envelopes)  # in the batch's transaction: applied once
@@ -155,6 +166,7 @@ def apply_tick(spec: ConsumerSpec) -> int:
     if spec.tick is None:
         return 0
     close_old_connections()
+    _check_group(spec)
     with transaction.atomic():
         outcome = spec.tick()
     if outcome.outbound:

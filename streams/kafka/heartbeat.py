@@ -5,7 +5,9 @@ transaction): a row per process (consumer, host:pid) is upserted at most every
 CONSUMER_HEARTBEAT_SECONDS, and at once when the state changes. A heartbeat
 that cannot be written (PostgreSQL is down) is skipped, never fatal: the row
 then goes stale, which is what /healthz reports. `consumer_health()` reads
-the rows for /healthz and the operations dashboard.
+the rows for /healthz and the operations dashboard. `rival_group()` reads them
+for a consumer whose state in PostgreSQL is shared across groups (one group per
+database, ConsumerSpec.one_group_per_database).
 
 Imports: Django and the streams app's ConsumerHeartbeat model only.
 """
@@ -43,12 +45,17 @@ def batch_quantile(buckets: dict[str, int], q: float) -> float | None:
     return bounds[-1][0]
 
 
+def process_member() -> str:
+    """This process as a heartbeat row names it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
 class Pulse:
     """The heartbeat of one consumer process."""
 
     def __init__(self, *, consumer: str, group_id: str, topics: list[str]) -> None:
         self.consumer = consumer
-        self.member = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.member = process_member()
         self.group_id = group_id
         self.topics = topics
         self.state = "running"
@@ -122,6 +129,35 @@ class Pulse:
 
 # ---------------------------------------------------------------- reads
 FAILING_STATES = ("waiting", "paused", "crashed")
+
+# A live process of the same consumer in another group that started before this one
+# (this process's own row; now() before its first beat). Equal start times block both.
+_RIVAL_SQL = """
+SELECT r.group_id, r.member, r.started_at FROM streams_consumerheartbeat r
+WHERE r.consumer = %(consumer)s AND r.group_id <> %(group)s AND r.state <> 'stopped'
+  AND r.beat_at >= now() - make_interval(secs => %(stale)s)
+  AND r.started_at <= coalesce((SELECT started_at FROM streams_consumerheartbeat
+                                WHERE consumer = %(consumer)s AND member = %(member)s), now())
+ORDER BY r.started_at LIMIT 1
+"""
+
+
+def rival_group(*, consumer: str, group: str) -> str | None:
+    """Why this process must not apply now, or None: a process of `consumer` in another
+    consumer group is live on this database and started first. For consumers whose
+    state is shared by every group (order windows): two groups would close and count
+    the same windows, each by its own watermark. The first group keeps working, the
+    later one waits (its batch held, uncommitted) until the other stops beating."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RIVAL_SQL, {"consumer": consumer, "group": group, "member": process_member(),
+                                    "stale": settings.CONSUMER_HEARTBEAT_STALE_SECONDS})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    rival, member, started = row
+    return (f"another consumer group, {rival}, runs {consumer} on this database (process {member}, started "
+            f"{started:%Y-%m-%d %H:%M:%S} UTC): its state is shared, so only one group may run it; stop that "
+            f"group or this one")
 
 
 def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]:

@@ -116,6 +116,10 @@ class ConsumerSpec:
     # a transaction at most every CONSUMER_TICK_SECONDS, also when no message arrives; its
     # outbound is published like a batch's.
     tick: Callable[[], BatchOutcome] | None = None
+    # Its state in PostgreSQL is shared by every group (windows closed by the group's own
+    # watermark): while a process of another group is live on the database, this one
+    # applies nothing and holds its batch (heartbeat.rival_group says why).
+    one_group_per_database: bool = False
 
     def group_id(self) -> str:
         from django.conf import settings

@@ -1,14 +1,21 @@
-"""Shared pieces of the chaos tests: offsets, a REST load, clocks."""
+"""Shared pieces of the chaos tests: offsets, a REST load, clocks, a SIGKILL loop under load."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import random
+import signal
+import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from streams.kafka.producer import produce_and_wait
 from tests.conftest import committed
 
 
@@ -113,3 +120,83 @@ def wall(monotonic_at: float) -> float:
 
 def unique_suffix() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process and (a Celery worker's pool) its children, children first."""
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            os.kill(int(child), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+@dataclass
+class KillRun:
+    """What `kill_under_load` did: when each process was killed, and the phase's bounds."""
+
+    current: dict[str, subprocess.Popen]  # the processes running now, by name
+    kills: dict[str, list[float]]  # time.monotonic() of each kill, by name
+    began: float
+    kills_done: float
+
+
+def kill_under_load(*, processes, start: Callable[[str], subprocess.Popen], started: Callable[[str, str], bool],
+                    names: Sequence[str], slices: Sequence[Sequence], pause: float, kills: int,
+                    uptime: tuple[float, float]) -> KillRun:
+    """Produce `slices` one after another (`pause` s apart) while one thread per name
+    SIGKILLs that process `kills` times, each once it said it started (`started(name,
+    its log)`) and ran a random `uptime`, and starts it again at once. Fails when a
+    process exits by itself or a thread gets stuck."""
+    current = {name: start(name) for name in names}
+    done: dict[str, list[float]] = {name: [] for name in names}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def produce_load() -> None:
+        try:
+            for chunk in slices:
+                produce_and_wait(list(chunk), timeout=60)
+                if stop.wait(pause):
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+
+    def killer(name: str, seed: int) -> None:
+        own = random.Random(seed)
+        try:
+            for _ in range(kills):
+                proc = current[name]
+                deadline = time.monotonic() + 90
+                while not started(name, processes.log(proc)):
+                    assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
+                    assert time.monotonic() < deadline, f"{name} did not start within 90 s"
+                    time.sleep(0.05)
+                time.sleep(own.uniform(*uptime))
+                assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
+                kill_tree(proc)
+                done[name].append(time.monotonic())
+                current[name] = start(name)  # at once
+        except BaseException as exc:
+            errors.append(exc)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=produce_load, name="load")]
+    threads += [threading.Thread(target=killer, args=(name, n), name=f"kill-{name}") for n, name in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join(timeout=400)
+    kills_done = time.monotonic()
+    threads[0].join(timeout=120)
+    stop.set()
+    assert not errors, errors
+    assert all(not t.is_alive() for t in threads), "a load or kill thread is stuck"
+    assert {name: len(k) for name, k in done.items()} == {name: kills for name in names}
+    return KillRun(current=current, kills=done, began=began, kills_done=kills_done)

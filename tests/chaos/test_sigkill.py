@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from ingest.models import IngestedFile, SensorReading as RawReading
 from ingest.services import file_event, files_requeue_stale
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound
 from streams.models import ActivityEvent, MachineMetric, ProcessedOrder, Product, SensorReading
 from streams.orders.demo import catalog_seed_demo, order_events
 from streams.activity.demo import activity_events, sensor_events
@@ -25,7 +21,7 @@ from tests.ingest.conftest import HEADER, rows
 from tests.streams.orders.test_pipeline import expected_windows, stored_windows
 
 from .conftest import secs
-from .helpers import caught_up
+from .helpers import caught_up, kill_under_load
 
 STALE_SECONDS = 20  # the scan's stale time here (production: INGEST_STALE_SECONDS, 900 s)
 
@@ -52,21 +48,6 @@ def registration(i: int) -> dict:
             "price": 10.0 + i, "currency": "BRL", "stockQuantity": i, "category": "chaos"}
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a process and (a Celery worker's pool) its children, children first."""
-    try:
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    except OSError:
-        children = []
-    for child in children:
-        try:
-            os.kill(int(child), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-
-
 def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, services, figures, inbox):
     catalog_seed_demo(count=5)
     rng = random.Random(11)
@@ -83,12 +64,10 @@ def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, serv
             return processes.celery_worker(**worker_env)
         return processes.consumer(name, "--batch-size", "200", **env)
 
-    def started(name: str, proc: subprocess.Popen) -> bool:
-        text = processes.log(proc)
-        return ("ready." in text) if name == "celery" else ("consumer_started" in text)
+    def started(name: str, log: str) -> bool:
+        return ("ready." in log) if name == "celery" else ("consumer_started" in log)
 
     names = [*CONSUMERS, "celery"]
-    current = {name: start(name) for name in names}
 
     # The load: every pipeline's input, in slices produced while the processes are being killed.
     metrics = [Outbound(kafka.name("metrics"), {"id": i % 50, "val": i * 0.25, "time": BASE_TIME + i}, key=str(i % 50))
@@ -111,50 +90,9 @@ def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, serv
             + [Outbound(kafka.name("product_registrations"), p, key=p["productId"]) for p in part(products)]
             + [file_event(file_path=f, file_name=f) for f in part(file_names)]
         )
-    errors: list[BaseException] = []
-    kills: dict[str, list[float]] = {name: [] for name in names}
-    stop = threading.Event()
-
-    def produce_load() -> None:
-        try:
-            for chunk in slices:
-                produce_and_wait(chunk, timeout=60)
-                if stop.wait(2.5):
-                    return
-        except BaseException as exc:
-            errors.append(exc)
-
-    def killer(name: str, seed: int) -> None:
-        own = random.Random(seed)
-        try:
-            for _ in range(KILLS):
-                proc = current[name]
-                deadline = time.monotonic() + 90
-                while not started(name, proc):
-                    assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
-                    assert time.monotonic() < deadline, f"{name} did not start within 90 s"
-                    time.sleep(0.05)
-                time.sleep(own.uniform(*UPTIME))
-                assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
-                kill_tree(proc)
-                kills[name].append(time.monotonic())
-                current[name] = start(name)  # at once
-        except BaseException as exc:
-            errors.append(exc)
-
-    began = time.monotonic()
-    threads = [threading.Thread(target=produce_load, name="load")]
-    threads += [threading.Thread(target=killer, args=(name, n), name=f"kill-{name}") for n, name in enumerate(names)]
-    for t in threads:
-        t.start()
-    for t in threads[1:]:
-        t.join(timeout=400)
-    kills_done = time.monotonic()
-    threads[0].join(timeout=120)
-    stop.set()
-    assert not errors, errors
-    assert all(not t.is_alive() for t in threads), "a load or kill thread is stuck"
-    assert {name: len(k) for name, k in kills.items()} == {name: KILLS for name in names}
+    run = kill_under_load(processes=processes, start=start, started=started, names=names, slices=slices,
+                          pause=2.5, kills=KILLS, uptime=UPTIME)
+    current, kills, began, kills_done = run.current, run.kills, run.began, run.kills_done
 
     # Convergence: every group at the end of its topics, every table equal to what was produced.
     expected = expected_windows(orders)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -22,15 +21,14 @@ from decimal import Decimal
 
 import pytest
 
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound
 from streams.models import ProcessedOrder, ProductWindow
 from streams.orders.demo import catalog_seed_demo
 from tests.conftest import wait_until
 from tests.streams.orders.test_pipeline import expected_windows
 
 from .conftest import secs
-from .helpers import caught_up
-from .test_sigkill import kill_tree
+from .helpers import caught_up, kill_under_load
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka_partitions(2), pytest.mark.timeout(600)]
 
@@ -65,51 +63,11 @@ def test_sigkill_the_order_consumers_final_windows_once_and_totals_exact(kafka, 
     def start_consumer(name: str) -> subprocess.Popen:
         return processes.consumer(name, "--batch-size", "200", **env)
 
-    current = {name: start_consumer(name) for name in names}
-    slices = [events[c * N_ORDERS // CHUNKS:(c + 1) * N_ORDERS // CHUNKS] for c in range(CHUNKS)]
-    errors: list[BaseException] = []
-    kills: dict[str, int] = {name: 0 for name in names}
-    stop = threading.Event()
-
-    def produce_load() -> None:
-        try:
-            for chunk in slices:
-                produce_and_wait([Outbound(kafka.name("orders"), e, key=e["product_id"]) for e in chunk], timeout=60)
-                if stop.wait(1.5):
-                    return
-        except BaseException as exc:
-            errors.append(exc)
-
-    def killer(name: str, seed: int) -> None:
-        own = random.Random(seed)
-        try:
-            for _ in range(KILLS):
-                proc = current[name]
-                deadline = time.monotonic() + 90
-                while "consumer_started" not in processes.log(proc):
-                    assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
-                    assert time.monotonic() < deadline, f"{name} did not start within 90 s"
-                    time.sleep(0.05)
-                time.sleep(own.uniform(*UPTIME))
-                assert proc.poll() is None, f"{name} exited by itself:\n{processes.log(proc)[-3000:]}"
-                kill_tree(proc)
-                kills[name] += 1
-                current[name] = start_consumer(name)
-        except BaseException as exc:
-            errors.append(exc)
-
-    began = time.monotonic()
-    threads = [threading.Thread(target=produce_load, name="load")]
-    threads += [threading.Thread(target=killer, args=(name, n), name=f"kill-{name}") for n, name in enumerate(names)]
-    for t in threads:
-        t.start()
-    for t in threads[1:]:
-        t.join(timeout=400)
-    kills_done = time.monotonic()
-    threads[0].join(timeout=120)
-    stop.set()
-    assert not errors, errors
-    assert kills == {name: KILLS for name in names}
+    slices = [[Outbound(kafka.name("orders"), e, key=e["product_id"])
+               for e in events[c * N_ORDERS // CHUNKS:(c + 1) * N_ORDERS // CHUNKS]] for c in range(CHUNKS)]
+    run = kill_under_load(processes=processes, start=start_consumer,
+                          started=lambda _name, log: "consumer_started" in log, names=names, slices=slices, pause=1.5, kills=KILLS, uptime=UPTIME)
+    current, began, kills_done = run.current, run.began, run.kills_done
 
     expected = expected_windows(events)
 
@@ -152,7 +110,8 @@ def test_sigkill_the_order_consumers_final_windows_once_and_totals_exact(kafka, 
         repeats += len(finals) - 1
     late = sum(w.late_count for w in stored.values())
     figures.record(
-        "sigkill-windows", kills=sum(kills.values()), orders=f"{ProcessedOrder.objects.count()}/{N_ORDERS}",
+        "sigkill-windows", kills=sum(len(k) for k in run.kills.values()),
+        orders=f"{ProcessedOrder.objects.count()}/{N_ORDERS}",
         windows=f"{len(stored)}/{len(expected)}", final_messages=sum(len([m for m in v if m["final"]])
                                                                     for v in per_window.values()),
         final_repeats=repeats, late_orders=late, kill_phase=secs(kills_done - began),

@@ -19,10 +19,12 @@ from django.utils import timezone
 from console.models import AuditEntry
 
 from quarantine.models import QuarantineRecord
+from streams.kafka.heartbeat import consumer_health
+from streams.kafka.models import ConsumerHeartbeat
 from streams.kafka.producer import Outbound, produce_and_wait, producer_config
 from streams.models import ProcessedOrder, Product, ProductWindow
 from streams.orders.demo import order_events
-from tests.conftest import wait_until
+from tests.conftest import committed, wait_until
 from tests.streams.conftest import consumed
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -162,17 +164,60 @@ def test_sigkill_of_order_windows_mid_stream_never_double_counts(kafka, processe
     consumer.wait(timeout=10)
     assert ProcessedOrder.objects.count() < 12_000, "finished before the kill; produce more"
 
-    processes.consumer("order_windows", "--batch-size", "500", **WIDE_GRACE)
+    restarted = processes.consumer("order_windows", "--batch-size", "500", **WIDE_GRACE)
     expected = expected_windows(events)
     wait_until(lambda: stored_windows() == expected, timeout=120, message="exact windows after the restart")
     assert ProcessedOrder.objects.count() == 12_000
 
-    # A whole replay from the start (a new consumer group) changes nothing.
+    # A whole replay from the start (a new consumer group) changes nothing. One group runs
+    # order_windows at a time: the first stops, and its killed process's heartbeat, still
+    # fresh, is counted stale after 6 s here (test_a_second_order_windows_group_waits...).
+    processes.stop(restarted)
     replay = processes.consumer("order_windows", "--batch-size", "2000",
-                                CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-replay", **WIDE_GRACE)
+                                CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-replay",
+                                CONSUMER_HEARTBEAT_STALE_SECONDS="6", CONSUMER_BACKOFF_MAX_SECONDS="1", **WIDE_GRACE)
     wait_until(lambda: consumed(processes, replay) >= 12_500, timeout=60,
                message="the replay to reach the end of the topic")
     assert stored_windows() == expected
+
+
+def test_a_second_order_windows_group_waits_while_the_first_runs(kafka, processes, catalog):
+    """The windows are shared by every group on the database, and each group closes them
+    by its own watermark and clock. A second group of order_windows (another
+    CONSUMER_GROUP_PREFIX: a stale deployment, a leftover process) holds its batches,
+    uncommitted, and its heartbeat says why, while the first group's process is live;
+    once that one stops, it applies them, which changes nothing (each order is stored once)."""
+    events = order_events(60, now=T0 + timedelta(minutes=1), spread_seconds=60, rng=random.Random(5))
+    names = dict(Product.objects.values_list("product_id", "name"))
+    produce_and_wait([
+        Outbound(kafka.name("processed_orders"),
+                 {**e, "product_name": names[e["product_id"]], "category": "", "processed_at": e["timestamp"]},
+                 key=e["order_id"])
+        for e in events
+    ])
+    first = processes.consumer("order_windows", **WIDE_GRACE)
+    expected = expected_windows(events)
+    wait_until(lambda: stored_windows() == expected, message="the first group's windows")
+
+    rival_group = f"{kafka.group_prefix}-rival-order_windows"
+    rival = processes.consumer("order_windows", CONSUMER_GROUP_PREFIX=kafka.group_prefix + "-rival",
+                               CONSUMER_BACKOFF_MAX_SECONDS="1", **WIDE_GRACE)
+
+    def rival_state() -> tuple[str, str]:
+        row = ConsumerHeartbeat.objects.filter(group_id=rival_group).order_by("-beat_at").first()
+        return (row.state, row.reason) if row else ("", "")
+
+    wait_until(lambda: rival_state()[0] == "paused", message="the second group to hold its batch")
+    assert f"another consumer group, {kafka.group_prefix}-order_windows, runs order_windows" in rival_state()[1]
+    assert committed(kafka, rival_group, ["processed_orders"])[0] == 0
+    assert consumer_health(["order_windows"])["order_windows"]["status"] == "failing"
+    assert stored_windows() == expected
+
+    processes.stop(first)
+    wait_until(lambda: committed(kafka, rival_group, ["processed_orders"]) == (60, 60), timeout=60,
+               message="the second group to apply and commit once the first stopped")
+    assert rival_state()[0] == "running" and rival.poll() is None
+    assert stored_windows() == expected and ProcessedOrder.objects.count() == 60
 
 
 def test_duplicate_order_id_is_counted_once(kafka, processes, catalog):
