@@ -89,7 +89,7 @@ test-chaos: services  ## Fault-injection suite: services stopped/restarted and p
 screenshots: services browser-deps  ## Refresh docs/images/ from the browser tests
 	SCREENSHOT_DIR=$(CURDIR)/docs/images $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
-bench-ingest: services  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
+bench-ingest: migrate  ## Benchmark file ingestion: 1M-row file, event -> rows -> aggregates vs psql \copy
 	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 # Quix Streams needs confluent-kafka < 2.13 (the console pins 2.16), so it gets its own virtualenv.
@@ -99,7 +99,7 @@ $(BENCH_QUIX_VENV)/.installed: requirements-bench.txt
 	$(BENCH_QUIX_VENV)/bin/pip install -q -r requirements-bench.txt
 	@touch $@
 
-bench-orders: services $(BENCH_QUIX_VENV)/.installed  ## Benchmark the order pipeline: console vs Quix Streams
+bench-orders: migrate $(BENCH_QUIX_VENV)/.installed  ## Benchmark the order pipeline: console vs Quix Streams
 	$(PY) bench/orders.py $(BENCH_ARGS)
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
