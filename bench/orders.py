@@ -397,9 +397,13 @@ def console_latency(run: Run, args: argparse.Namespace, rng: random.Random
     console_start(run, env, args.batch_size)
     producer = bench_producer()
     # Warm-up: closer orders until one comes back as a window, so start-up is not measured.
+    # They go to the partition of a measured product (its key): on a partition that no
+    # measured product hashes to, they would leave an input partition that falls quiet as
+    # the run starts, and that holds the watermark for ORDERS_IDLE_CLOSE_SECONDS (30 s), as
+    # designed; that made the slow latency runs of 2026-12-02 and 2026-12-06.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and run.closer not in updates.products:
-        producer.produce(topics["orders"], key=run.closer, value=json.dumps({
+        producer.produce(topics["orders"], key=run.products[0], value=json.dumps({
             "order_id": f"order-{run.suffix}-warm-{uuid.uuid4().hex[:8]}", "user_id": "user-bench",
             "product_id": run.closer, "amount": 1.0, "timestamp": iso(time.time())}).encode())
         producer.flush(10)
