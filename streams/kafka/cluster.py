@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from .client import client_config, failure_reason
@@ -74,17 +74,36 @@ def _probe() -> Consumer:
     }))
 
 
-def watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int] | str:
-    """(low, high) of one partition, or the broker's reason when it cannot say now."""
-    try:
-        return consumer.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
-    except KafkaException as exc:
-        return failure_reason(exc)
+# The cluster did not answer at all (rather than refusing one partition): asking
+# about the next partitions would only wait TIMEOUT again for each.
+UNREACHABLE = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+
+
+class Watermarks:
+    """(low, high) of partitions, asked one at a time with `consumer`; the broker's reason
+    instead for a partition it cannot answer for now. Once the cluster stops answering
+    in time, the partitions left get that reason without another wait."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.unreachable = ""
+
+    def __call__(self, tp: TopicPartition) -> tuple[int, int] | str:
+        if self.unreachable:
+            return self.unreachable
+        try:
+            return self.consumer.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
+        except KafkaException as exc:
+            reason = failure_reason(exc)
+            if exc.args and getattr(exc.args[0], "code", lambda: None)() in UNREACHABLE:
+                self.unreachable = reason
+            return reason
 
 
 def topics_overview(*, include_internal: bool = False) -> list[TopicInfo]:
     logical_by_name = {t.name: t.logical for t in all_topics()}
     probe = _probe()
+    watermarks = Watermarks(probe)
     try:
         metadata = probe.list_topics(timeout=TIMEOUT)
         infos: list[TopicInfo] = []
@@ -93,7 +112,7 @@ def topics_overview(*, include_internal: bool = False) -> list[TopicInfo]:
                 continue
             info = TopicInfo(name=name, logical=logical_by_name.get(name))
             for pid in sorted(metadata.topics[name].partitions):
-                marks = watermarks(probe, TopicPartition(name, pid))
+                marks = watermarks(TopicPartition(name, pid))
                 info.partitions.append(PartitionInfo(pid, 0, 0, marks) if isinstance(marks, str)
                                        else PartitionInfo(pid, *marks))
             infos.append(info)
@@ -152,6 +171,7 @@ def consumer_lag() -> list[GroupLag]:
             except Exception:
                 described[group] = None
     probe = _probe()
+    watermarks = Watermarks(probe)
     try:
         metadata = probe.list_topics(timeout=TIMEOUT)
         result: list[GroupLag] = []
@@ -179,7 +199,7 @@ def consumer_lag() -> list[GroupLag]:
                 except Exception:
                     pass
             for tp in partitions:
-                marks = watermarks(probe, tp)
+                marks = watermarks(tp)
                 if isinstance(marks, str):
                     lag.unavailable.append({"topic": tp.topic, "partition": tp.partition, "error": marks})
                     continue

@@ -216,7 +216,9 @@ def test_a_second_order_windows_group_waits_while_the_first_runs(kafka, processe
     processes.stop(first)
     wait_until(lambda: committed(kafka, rival_group, ["processed_orders"]) == (60, 60), timeout=60,
                message="the second group to apply and commit once the first stopped")
-    assert rival_state()[0] == "running" and rival.poll() is None
+    # Its heartbeat says running from its next loop step on, just after the commit.
+    wait_until(lambda: rival_state()[0] == "running", timeout=30, message="the second group's heartbeat")
+    assert rival.poll() is None
     assert stored_windows() == expected and ProcessedOrder.objects.count() == 60
 
 
