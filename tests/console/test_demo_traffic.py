@@ -1,7 +1,13 @@
 """`manage.py demo_traffic`: what `make run` feeds the pipelines with."""
 
+import random
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.core.management import call_command
+
+from console.management.commands.demo_traffic import STRAGGLER_MINUTES, order_and_reading_events
+from streams.kafka.topics import topic_name
 
 from streams.models import Product
 
@@ -17,3 +23,14 @@ def test_one_round_feeds_every_input(kafka, settings, tmp_path):
     assert Product.objects.active().filter(product_id__in=[f"prod-{i}" for i in range(1, 6)]).count() == 5
     (csv,) = tmp_path.glob("demo-*.csv")
     assert csv.read_text().startswith('"ts","device","co"')
+
+
+def test_now_and_then_an_order_is_minutes_late():
+    """Under `make run` a late order shows up now and then, held on its final window."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    straggler_time = (now - timedelta(minutes=STRAGGLER_MINUTES)).isoformat()
+    orders = [e.value for seed in range(60) for e in order_and_reading_events(int(now.timestamp()),
+                                                                              random.Random(seed))
+              if e.topic == topic_name("orders")]
+    late = [o for o in orders if o.get("timestamp") == straggler_time]
+    assert 0 < len(late) < len(orders) / 20  # a few, not a share of the traffic

@@ -4,6 +4,7 @@ import math
 import random
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -29,15 +30,24 @@ def telemetry_events(now: int, rng: random.Random) -> list[Outbound]:
     return events
 
 
+# Rounds that also carry one straggler: an order from STRAGGLER_MINUTES ago, whose window
+# is final by then, so it is held as late on it (the "Late count" column, the chart's
+# tooltip) for an operator to release.
+STRAGGLER_SHARE = 0.1
+STRAGGLER_MINUTES = 3
+
+
 def order_and_reading_events(now: int, rng: random.Random) -> list[Outbound]:
-    """Orders (a few invalid, to show the dead-letter path), sensor readings, user activity."""
+    """Orders (a few invalid, to show the dead-letter path; now and then one minutes late,
+    to show late orders), sensor readings, user activity."""
     from streams.orders.demo import order_events
     from streams.activity.demo import activity_events, sensor_events
 
-    events = [
-        Outbound(topic_name("orders"), order, key=str(order.get("product_id") or ""))
-        for order in order_events(rng.randint(10, 30), invalid_share=0.05, rng=rng)
-    ]
+    orders = order_events(rng.randint(10, 30), invalid_share=0.05, rng=rng)
+    if rng.random() < STRAGGLER_SHARE:
+        late = datetime.fromtimestamp(now, tz=UTC) - timedelta(minutes=STRAGGLER_MINUTES)
+        orders += order_events(1, now=late, rng=rng)
+    events = [Outbound(topic_name("orders"), order, key=str(order.get("product_id") or "")) for order in orders]
     events += [Outbound(topic_name("sensor_data"), e, key=e["sensor_id"]) for e in sensor_events(5, rng=rng)]
     events += [Outbound(topic_name("user_activity"), e, key=str(e["user_id"])) for e in activity_events(5, rng=rng)]
     return events

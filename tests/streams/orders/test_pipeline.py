@@ -209,7 +209,7 @@ def test_a_second_order_windows_group_waits_while_the_first_runs(kafka, processe
 
     wait_until(lambda: rival_state()[0] == "paused", message="the second group to hold its batch")
     assert f"another consumer group, {kafka.group_prefix}-order_windows, runs order_windows" in rival_state()[1]
-    assert committed(kafka, rival_group, ["processed_orders"])[0] == 0
+    assert committed(kafka, rival_group, ["processed_orders"])[0] <= 0  # nothing committed (-1: not known yet)
     assert consumer_health(["order_windows"])["order_windows"]["status"] == "failing"
     assert stored_windows() == expected
 
