@@ -16,6 +16,13 @@ def client_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+def failure_code(exc: Exception) -> int | None:
+    """librdkafka's error code of a failed call (KafkaError._TIMED_OUT ...), None for another error."""
+    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "code"):
+        return exc.args[0].code()
+    return None
+
+
 def failure_reason(exc: Exception) -> str:
     """The broker's own words for a failed call ("Broker: Not leader for partition"),
     else the exception's type and text."""

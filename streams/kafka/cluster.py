@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from .client import client_config, failure_reason
+from .client import client_config, failure_code, failure_reason
 from .registry import consumers
 from .topics import all_topics, topic_name
 
@@ -95,7 +95,7 @@ class Watermarks:
             return self.consumer.get_watermark_offsets(tp, timeout=TIMEOUT, cached=False)
         except KafkaException as exc:
             reason = failure_reason(exc)
-            if exc.args and getattr(exc.args[0], "code", lambda: None)() in UNREACHABLE:
+            if failure_code(exc) in UNREACHABLE:
                 self.unreachable = reason
             return reason
 

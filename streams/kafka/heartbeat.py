@@ -133,10 +133,10 @@ FAILING_STATES = ("waiting", "paused", "crashed")
 # A live process of the same consumer in another group that started before this one
 # (this process's own row; now() before its first beat). Equal start times block both.
 _RIVAL_SQL = """
-SELECT r.group_id, r.member, r.started_at FROM streams_consumerheartbeat r
+SELECT r.group_id, r.member, r.started_at FROM {table} r
 WHERE r.consumer = %(consumer)s AND r.group_id <> %(group)s AND r.state <> 'stopped'
   AND r.beat_at >= now() - make_interval(secs => %(stale)s)
-  AND r.started_at <= coalesce((SELECT started_at FROM streams_consumerheartbeat
+  AND r.started_at <= coalesce((SELECT started_at FROM {table}
                                 WHERE consumer = %(consumer)s AND member = %(member)s), now())
 ORDER BY r.started_at LIMIT 1
 """
@@ -148,9 +148,13 @@ def rival_group(*, consumer: str, group: str) -> str | None:
     state is shared by every group (order windows): two groups would close and count
     the same windows, each by its own watermark. The first group keeps working, the
     later one waits (its batch held, uncommitted) until the other stops beating."""
+    from .models import ConsumerHeartbeat
+
     with connection.cursor() as cursor:
-        cursor.execute(_RIVAL_SQL, {"consumer": consumer, "group": group, "member": process_member(),
-                                    "stale": settings.CONSUMER_HEARTBEAT_STALE_SECONDS})
+        cursor.execute(_RIVAL_SQL.format(table=ConsumerHeartbeat._meta.db_table), {
+            "consumer": consumer, "group": group, "member": process_member(),
+            "stale": settings.CONSUMER_HEARTBEAT_STALE_SECONDS,
+        })
         row = cursor.fetchone()
     if row is None:
         return None
