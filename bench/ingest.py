@@ -295,10 +295,12 @@ def main() -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        try:
-            admin_client().delete_topics([topic_name("file_events"), topic_name("dead_letters")])
-        except Exception:
-            pass
+        admin = admin_client()  # kept until its futures are resolved
+        for future in admin.delete_topics([topic_name("file_events"), topic_name("dead_letters")]).values():
+            try:
+                future.result(timeout=60)
+            except Exception as exc:
+                print(f"cleanup: {exc}", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
             with connection.cursor() as cursor:

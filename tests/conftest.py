@@ -164,6 +164,22 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.services)
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Where each failure or error stopped, last: CI keeps only the tail of the output, and a
+    timeout's own traceback is printed above the stacks of every thread."""
+    lines = []
+    for kind in ("failed", "error"):
+        for report in terminalreporter.stats.get(kind, []):
+            entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", None) or []
+            places = ["/".join(str(e.reprfileloc.path).split("/")[-2:]) + f":{e.reprfileloc.lineno}"
+                      for e in entries[-6:] if getattr(e, "reprfileloc", None)]
+            lines.append(f"{kind.upper()} {report.nodeid} ({report.when}): {' < '.join(reversed(places))}")
+    if lines:
+        terminalreporter.section("where the failures stopped (innermost first)")
+        for line in lines:
+            terminalreporter.line(line)
+
+
 @pytest.fixture
 def kafka(settings, request) -> Iterator[KafkaNamespace]:
     # One partition per topic unless a test asks for more: every partition
@@ -175,12 +191,13 @@ def kafka(settings, request) -> Iterator[KafkaNamespace]:
     from console.celery import app as celery_app
 
     celery_app.conf.task_default_queue = namespace._previous_queue
-    futures = admin_client().delete_topics(
-        [str(t["name"]) for t in namespace.topics.values()], operation_timeout=30
-    )
+    # The client must outlive its futures: one collected at once may leave them unresolved for
+    # ever (a CI run hung here 300 s) or fail them with _DESTROY (confluent-kafka-python #541, #1298).
+    admin = admin_client()
+    futures = admin.delete_topics([str(t["name"]) for t in namespace.topics.values()], operation_timeout=30)
     for future in futures.values():
         try:
-            future.result()
+            future.result(timeout=60)
         except Exception:  # a topic the test deleted itself, or one never created
             pass
 

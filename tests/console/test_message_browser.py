@@ -91,7 +91,8 @@ def test_seek_by_offset_and_by_time(kafka, operator):
     assert bad.status_code == 200 and "whole numbers" in bad.context["error"]
     assert client.get(f"/admin/ops/topics/{topic}/", {"partition": 7}).context["error"].endswith("no partition 7")
     # Browsing joined no group and committed nothing: no browser group exists on the broker.
-    groups = admin_client().list_consumer_groups(request_timeout=10).result().valid
+    admin = admin_client()  # kept until its future is resolved
+    groups = admin.list_consumer_groups(request_timeout=10).result(timeout=30).valid
     assert not [g.group_id for g in groups if g.group_id.startswith("console-browse")]
 
 
