@@ -259,6 +259,7 @@ def console_env(run: Run, topics: dict[str, str], tag: str, grace: int) -> dict[
     env.update({f"KAFKA_TOPIC_{logical.upper()}": name for logical, name in topics.items()})
     env["CONSUMER_GROUP_PREFIX"] = f"{run.prefix}-{tag}"
     env["LOG_LEVEL"] = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    env["DEBUG"] = "false"  # as in production: a development .env's DEBUG keeps every query's SQL in memory
     return env
 
 

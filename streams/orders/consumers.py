@@ -40,13 +40,14 @@ from .services import (
     orders_watermark_advance,
     validate_order,
 )
+from .wire import plain_order, plain_processed_order
 
 ORDERS_CONSUMER = "orders"
 WINDOWS_CONSUMER = "order_windows"
 
 
 def decode_order(envelope: Envelope) -> Order:
-    return validate_order(decode_json_object(envelope.raw))
+    return plain_order(envelope.raw) or validate_order(decode_json_object(envelope.raw))
 
 
 def _product_rejection(envelope: Envelope, product_id: str, reason: str, rule: str) -> Rejection:
@@ -120,6 +121,16 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
 
 
 def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
+    plain = plain_processed_order(envelope.raw)
+    if plain is not None:
+        order, name, category, processed_at = plain
+        return ProcessedOrderIn(order=order, product_name=name, category=category, processed_at=processed_at,
+                                upstream_mark=_upstream_mark(envelope))
+    return decode_processed_order_fully(envelope)
+
+
+def decode_processed_order_fully(envelope: Envelope) -> ProcessedOrderIn:
+    """Every rule, every error named: what `wire.plain_processed_order` leaves undecided."""
     data = decode_json_object(envelope.raw)
     processed_at = data.get("processed_at")
     name = plain_text(data.get("product_name"), 255)
