@@ -42,12 +42,7 @@ class _OrderWire(msgspec.Struct, forbid_unknown_fields=True):
     timestamp: str
 
 
-class _ProcessedWire(msgspec.Struct, forbid_unknown_fields=True):
-    order_id: str
-    user_id: str
-    product_id: str
-    amount: Decimal
-    timestamp: str
+class _ProcessedWire(_OrderWire, forbid_unknown_fields=True):
     product_name: str
     category: str
     processed_at: str
