@@ -7,6 +7,9 @@
   (services.py: watermark, final windows, late orders) -> `product-metrics`;
   its `tick` closes windows on a quiet stream.
 
+Both decode a plain message by wire.py's typed path and anything else by the
+full rules, which name every error.
+
 Imports the platform, the products catalog model and this package.
 """
 
