@@ -24,6 +24,7 @@ register(ConsumerSpec(
     topics=("orders",),
     decode=orders.decode_order,
     handle_batch=orders.handle_orders,
+    tick=orders.tick_orders,
     dead_letter_topic="orders_dlq",
     description="Orders -> validated, enriched with the catalog -> processed-orders.",
 ))

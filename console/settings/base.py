@@ -334,6 +334,14 @@ CONSUMER_TICK_SECONDS = env.float("CONSUMER_TICK_SECONDS", default=1.0)
 # What start-up allocated is frozen out of it. 0 keeps Python's default.
 CONSUMER_GC_THRESHOLD = env.int("CONSUMER_GC_THRESHOLD", default=500_000)
 CONSUMER_GROUP_PREFIX = env.str("CONSUMER_GROUP_PREFIX", default="console")
+# Group membership (docs/kafka.md, "Several members per group"): cooperative-sticky
+# assignment, so a member joining or leaving never stops the others; static membership
+# when a process has an instance id (`run_consumer --instance-id`, CONSUMER_INSTANCE_ID;
+# `make run` and compose give each replica one), so a crashed process restarted with its
+# id takes its partitions back at once. A member that dies and is not restarted keeps
+# its partitions unread for the session timeout, then the others take them over.
+CONSUMER_SESSION_TIMEOUT_MS = env.int("CONSUMER_SESSION_TIMEOUT_MS", default=30000)
+CONSUMER_INSTANCE_ID = env.str("CONSUMER_INSTANCE_ID", default="")
 # A batch that cannot be applied (PostgreSQL or Kafka away, a systemic failure)
 # is held and tried again with exponential backoff up to this many seconds apart;
 # the consumer never exits over it (streams/kafka/faults.py).

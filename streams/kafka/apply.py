@@ -26,7 +26,15 @@ from . import offsets
 from .faults import DlqLimit, SystemicFailure, describe, is_transient
 from .heartbeat import rival_group
 from .producer import Outbound, produce_and_wait
-from .registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, record_dead_letters
+from .registry import (
+    BatchOutcome,
+    ConsumerSpec,
+    Envelope,
+    MessageRejected,
+    PartitionProgress,
+    Rejection,
+    record_dead_letters,
+)
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
@@ -160,15 +168,16 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
     return AppliedBatch(outcome=outcome, refused=len(refused))
 
 
-def apply_tick(spec: ConsumerSpec) -> int:
+def apply_tick(spec: ConsumerSpec, progress: PartitionProgress) -> int:
     """Run the consumer's `tick` (work due by the clock, such as closing quiet windows) in
-    one transaction, then publish what it returned. Returns the messages published."""
+    one transaction, with the member's partition progress, then publish what it returned.
+    Returns the messages published."""
     if spec.tick is None:
         return 0
     close_old_connections()
     _check_group(spec)
     with transaction.atomic():
-        outcome = spec.tick()
+        outcome = spec.tick(progress)
     if outcome.outbound:
         produce_and_wait(outcome.outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
     return len(outcome.outbound)

@@ -16,10 +16,14 @@ psycopg2's exception classes only):
   is rolled back instead and retried with backoff, and the consumer reports
   itself paused with the reason (after Sentry arroyo's DlqLimit).
 * `Backoff`: exponential delays with a cap, for both of the above.
+* `fault_point(name)`: where the fault-injection tests kill a process at an
+  exact step (CONSUMER_FAULT_KILL_AT=name in its environment); a no-op otherwise.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +46,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+# Read once: the fault-injection tests start a process with it; production never sets it.
+_KILL_AT = os.environ.get("CONSUMER_FAULT_KILL_AT", "")
+
+
+def fault_point(name: str) -> None:
+    """SIGKILL this process here when CONSUMER_FAULT_KILL_AT names this point: the crash
+    at an exact step that a test cannot hit by timing a kill from outside."""
+    if _KILL_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -99,6 +99,18 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True)
+class PartitionProgress:
+    """What one member knows of its partitions when its tick runs: which assigned ones are
+    applied up to their end (`caught_up`), which are not (`behind`: unread messages, or a
+    batch not applied yet), and every partition of the input topics (`partitions`). A
+    partition in none of the first two is another member's, or nobody's right now."""
+
+    caught_up: tuple[tuple[str, int], ...] = ()
+    behind: tuple[tuple[str, int], ...] = ()
+    partitions: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class ConsumerSpec:
     name: str
     topics: tuple[str, ...]  # logical topic names (settings.KAFKA_TOPICS)
@@ -113,9 +125,9 @@ class ConsumerSpec:
     # a batch skipped on replay does not publish again.
     offsets_in_db: bool = False
     # Work due by the clock (closing windows on a quiet stream): called by the runtime inside
-    # a transaction at most every CONSUMER_TICK_SECONDS, also when no message arrives; its
-    # outbound is published like a batch's.
-    tick: Callable[[], BatchOutcome] | None = None
+    # a transaction at most every CONSUMER_TICK_SECONDS, also when no message arrives, with
+    # the member's PartitionProgress; its outbound is published like a batch's.
+    tick: Callable[[PartitionProgress], BatchOutcome] | None = None
     # Its state in PostgreSQL is shared by every group (windows closed by the group's own
     # watermark): while a process of another group is live on the database, this one
     # applies nothing and holds its batch (heartbeat.rival_group says why).

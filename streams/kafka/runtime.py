@@ -34,10 +34,24 @@ why. A commit the broker refuses (it is away, or this member was dropped from
 the group meanwhile) is logged and let go: the batch is applied, so its
 offsets go with the next commit, or the next owner replays it idempotently.
 
-Rebalances: when partitions are revoked, the batch in flight is applied and
-committed first, in the callback; a batch that cannot be applied then is let
-go uncommitted, for the next owner to replay. On SIGTERM/SIGINT the loop stops
-after the batch in flight. Imports the platform only.
+Rebalances are incremental (cooperative-sticky; docs/kafka.md has the figures
+that chose it): a member joining or leaving moves only the partitions that
+change owner, and the others keep flowing. When partitions are revoked, the
+batch in flight is applied and committed first, in the callback; what cannot
+be applied then is let go uncommitted for the revoked partitions (the next
+owner replays it) and kept, still held, for the partitions this member keeps.
+Lost partitions (the member was dropped) commit nothing. With an instance id
+the member is static: a crashed process restarted with the same id gets its
+partitions back without a rebalance. A fatal error of the group (another
+process took this instance id) stops the process with the reason. On
+SIGTERM/SIGINT the loop stops after the batch in flight.
+
+Progress: per assigned partition the loop knows the offset after what it
+took and, from librdkafka's cached high watermark, whether everything there
+is applied. A consumer with a `tick` gets that (`PartitionProgress`) on every
+tick: event time (streams/orders) lets a partition stop holding the watermark
+back only when it is caught up, never because its reader stopped. Imports
+the platform only.
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,9 +73,9 @@ from django.db import close_old_connections, connection
 from . import offsets
 from .apply import apply_batch, apply_tick, decode_message
 from .client import client_config
-from .faults import Backoff, DlqLimit, SystemicFailure, describe, is_transient
+from .faults import Backoff, DlqLimit, SystemicFailure, describe, fault_point, is_transient
 from .heartbeat import Pulse
-from .registry import ConsumerSpec, Envelope
+from .registry import ConsumerSpec, Envelope, PartitionProgress
 from .startup import prepare_process
 from .topics import topic_name
 
@@ -75,10 +90,19 @@ class RunOptions:
     batch_time_ms: int
     auto_offset_reset: str = "earliest"
     healthcheck_file: str | None = None
+    instance_id: str = ""  # static membership when set (stable across restarts of this replica)
+
+
+def instance_id(spec: ConsumerSpec, given: str) -> str:
+    """The member's `group.instance.id`: `<group>-<given>`, where `{hostname}` in `given` is
+    this host's name (a compose replica's container). Empty: a dynamic member."""
+    if not given:
+        return ""
+    return f"{spec.group_id()}-{given.replace('{hostname}', socket.gethostname())}"[:240]
 
 
 def consumer_config(spec: ConsumerSpec, options: RunOptions) -> dict[str, Any]:
-    return client_config(**{
+    config = {
         "group.id": spec.group_id(),
         "client.id": f"console-{spec.name}",
         "auto.offset.reset": options.auto_offset_reset,
@@ -87,7 +111,19 @@ def consumer_config(spec: ConsumerSpec, options: RunOptions) -> dict[str, Any]:
         "enable.partition.eof": False,
         # librdkafka prefetches whole batches in its own thread: a full batch is usually waiting.
         "queued.min.messages": max(options.batch_size * 2, 10000),
-    })
+        # Incremental rebalances: the members that keep their partitions never stop.
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": settings.CONSUMER_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": max(1000, settings.CONSUMER_SESSION_TIMEOUT_MS // 10),
+    }
+    member = instance_id(spec, options.instance_id)
+    if member:
+        config["group.instance.id"] = member
+    return client_config(**config)
+
+
+class GroupFenced(Exception):
+    """A fatal error of the group membership: another process uses this instance id."""
 
 
 class BatchLoop:
@@ -110,23 +146,40 @@ class BatchLoop:
         self.held = False  # the pending batch failed and waits for a retry (partitions paused)
         self.next_offset: dict[Key, int] = {}  # per assigned partition: the offset after what we took
         self.skip_below: dict[Key, int] = {}  # offsets_in_db: what the database says is applied
+        # offsets_in_db: positions PostgreSQL holds ahead of Kafka's committed offset at assignment
+        # (a crash between the two commits), committed on the next beat even if no message follows.
+        self.commit_due: dict[Key, int] = {}
+        self.commit_due_after = 0.0  # time.monotonic() of the next attempt after a refused one
         self.stale: set[Key] = set()  # partitions that delivered while paused: seek back on resume
-        self.last_tick = time.monotonic()
+        self.partitions: dict[str, int] = {}  # input topic -> partition count (metadata, for the tick)
+        self.partitions_checked = 0.0
+        self.last_tick = 0.0  # the first step ticks: a member reports its partitions before its first batch
         self.last_health = 0.0
 
     # ---------------------------------------------------------------- rebalance callbacks
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions added to this member (incremental: the ones it had stay as they are)."""
         keys = [(p.topic, p.partition) for p in partitions]
-        if self.spec.offsets_in_db:
-            stored = self._db_positions(keys)
+        if not partitions:
+            return
+        stored = self._db_positions(keys) if self.spec.offsets_in_db else {}
+        try:
             committed = {(p.topic, p.partition): p.offset for p in consumer.committed(partitions, timeout=10)}
-            for p in partitions:
-                key = (p.topic, p.partition)
-                if key in stored and stored[key] > committed.get(key, OFFSET_INVALID):
-                    p.offset = stored[key]  # applied in PostgreSQL, not yet committed to Kafka
-                    self.skip_below[key] = stored[key]
-            consumer.assign(partitions)
+        except KafkaException as exc:  # the start positions are then learnt from the first messages
+            logger.warning("consumer_committed_unknown consumer=%s error=%s", self.spec.name, describe(exc))
+            committed = {}
+        for p in partitions:
+            key = (p.topic, p.partition)
+            start = committed.get(key, OFFSET_INVALID)
+            if key in stored and stored[key] > start:
+                p.offset = start = stored[key]  # applied in PostgreSQL, not yet committed to Kafka
+                self.skip_below[key] = stored[key]
+                self.commit_due[key] = stored[key]
+            if start >= 0:
+                self.next_offset[key] = start  # nothing taken yet: the progress starts here
+        consumer.incremental_assign(partitions)
+        self.last_tick = 0.0  # report the new partitions (PartitionProgress) before their first batch
         logger.info("consumer_assigned consumer=%s partitions=%s", self.spec.name,
                     ",".join(f"{t}[{p}]" for t, p in keys))
 
@@ -145,13 +198,17 @@ class BatchLoop:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The partitions are already someone else's (the member was dropped): let the batch go."""
-        self.held = True  # nothing of it may be committed now
-        self._on_revoke(consumer, partitions)
+        self._on_revoke(consumer, partitions, lost=True)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if (self.pending or self.flight) and not self.held:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition], lost: bool = False) -> None:
+        """Partitions taken from this member: what it took from them is applied and committed
+        first; what cannot be is let go for their next owner, and kept (held) for the rest."""
+        if not partitions:
+            return
+        was_held = self.held
+        if (self.pending or self.flight) and not self.held and not lost:
             self._apply_and_commit()  # the batches in flight go first, as the partitions go
-        if self.flight is not None:  # lost: it finishes, its offsets are not committed
+        if self.flight is not None:  # lost, or held: it finishes, its offsets are not committed
             batch, future, _started = self.flight
             self.flight = None
             self.pending = batch + self.pending
@@ -159,16 +216,27 @@ class BatchLoop:
                 future.result()
             except Exception as exc:
                 logger.warning("consumer_batch_failed_on_loss consumer=%s error=%s", self.spec.name, describe(exc))
-        if self.pending:
+            self.held = True  # applied or not, nothing of it is committed now: the kept part is retried
+        gone = {(p.topic, p.partition) for p in partitions}
+        if lost:
+            gone |= {(p.topic, p.partition) for p in consumer.assignment()}
+        left = [e for e in self.pending if (e.topic, e.partition) in gone]
+        if left:
             logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (the next owner replays it)",
-                           self.spec.name, len(self.pending))
-        self.pending, self.held = [], False
-        for p in partitions:
-            key = (p.topic, p.partition)
+                           self.spec.name, len(left))
+        self.pending = [e for e in self.pending if (e.topic, e.partition) not in gone]
+        for key in gone:
             self.next_offset.pop(key, None)
             self.skip_below.pop(key, None)
+            self.commit_due.pop(key, None)
             self.stale.discard(key)
-        logger.info("consumer_revoked consumer=%s partitions=%d", self.spec.name, len(partitions))
+        if not self.pending and self.held:
+            self.held = False  # nothing left to retry: the partitions kept flow again
+            kept = [p for p in consumer.assignment() if (p.topic, p.partition) not in gone]
+            if kept:
+                consumer.resume(kept)
+        logger.info("consumer_revoked consumer=%s partitions=%s lost=%s", self.spec.name,
+                    ",".join(f"{t}[{p}]" for t, p in sorted(gone)), lost)
 
     # ---------------------------------------------------------------------------- loop
 
@@ -197,6 +265,8 @@ class BatchLoop:
     def _step(self) -> None:
         self._touch_healthcheck()
         self.pulse.beat()
+        if self.commit_due:
+            self._commit_due()
         if self.held:
             return self._retry_held()
         self._fill()  # while the previous batch is applied on the apply thread
@@ -235,6 +305,7 @@ class BatchLoop:
         for message in messages:
             error = message.error()
             if error is not None:
+                _raise_if_fatal(error)
                 if error.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consumer_fetch_error consumer=%s error=%s", spec.name, error)
                 continue
@@ -290,12 +361,38 @@ class BatchLoop:
         ends: dict[Key, int] = {}
         for e in batch:
             ends[(e.topic, e.partition)] = max(ends.get((e.topic, e.partition), 0), e.offset + 1)
+        for key in ends.keys() & self.commit_due.keys():
+            del self.commit_due[key]  # this commit goes further
+        fault_point("before_kafka_commit")
         try:
             self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
                                  asynchronous=False)
         except KafkaException as exc:
             logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
                            self.spec.name, describe(exc))
+
+    def _commit_due(self) -> None:
+        """Commit the positions PostgreSQL held ahead of Kafka at assignment (offsets_in_db).
+
+        Without it a quiet partition's committed offset would stay behind what is applied
+        for as long as nothing new arrives: its lag on the dashboard, on /metrics and in
+        `kafka-consumer-groups` would never reach 0. A refused commit is tried again a
+        second later; the positions are applied, so committing them is always safe."""
+        if time.monotonic() < self.commit_due_after:
+            return
+        due = sorted(self.commit_due.items())
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in due], asynchronous=False)
+        except KafkaException as exc:
+            self.commit_due_after = time.monotonic() + 1.0
+            logger.warning("consumer_commit_failed consumer=%s error=%s (positions applied in PostgreSQL; "
+                           "tried again)", self.spec.name, describe(exc))
+            return
+        for key, offset in due:
+            if self.commit_due.get(key) == offset:
+                del self.commit_due[key]
+        logger.info("consumer_positions_committed consumer=%s partitions=%s", self.spec.name,
+                    ",".join(f"{t}[{p}]@{o}" for (t, p), o in due))
 
     # --------------------------------------------------------------------- held batches
 
@@ -311,7 +408,9 @@ class BatchLoop:
         wait = self.backoff.remaining()
         if wait > 0:
             for message in self.consumer.consume(num_messages=100, timeout=min(wait, 0.2)):
-                if message.error() is None:  # fetched before the pause took hold: taken again later
+                if message.error() is not None:
+                    _raise_if_fatal(message.error())
+                else:  # fetched before the pause took hold: taken again later
                     key = (message.topic(), message.partition())
                     self.next_offset.setdefault(key, message.offset())
                     self.stale.add(key)
@@ -362,10 +461,37 @@ class BatchLoop:
             return
         self.last_tick = time.monotonic()
         try:
-            self.worker.submit(apply_tick, self.spec).result()
+            self.worker.submit(apply_tick, self.spec, self._progress()).result()
         except Exception as exc:  # the next tick tries again; a tick never stops the consumer
             logger.warning("consumer_tick_failed consumer=%s error=%s", self.spec.name, describe(exc))
             self._on_worker(connection.close)
+
+    def _progress(self) -> PartitionProgress:
+        """Which assigned partitions are applied up to their end (librdkafka's cached high
+        watermark, refreshed by every fetch response: no broker call), and every partition
+        of the input topics (metadata, looked up at most every 30 s)."""
+        busy = {(e.topic, e.partition) for e in self.pending}
+        caught, behind = [], []
+        for tp in self.consumer.assignment():
+            key = (tp.topic, tp.partition)
+            try:
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                low = high = OFFSET_INVALID
+            position = self.next_offset.get(key)
+            at_end = high >= 0 and (position >= high if position is not None else low == high)
+            (caught if at_end and key not in busy else behind).append(key)
+        if time.monotonic() - self.partitions_checked > 30.0 or not self.partitions:
+            self.partitions_checked = time.monotonic()
+            for topic in self.topics:
+                try:
+                    meta = self.consumer.list_topics(topic, timeout=2).topics.get(topic)
+                except KafkaException:
+                    continue
+                if meta is not None and meta.error is None and meta.partitions:
+                    self.partitions[topic] = len(meta.partitions)
+        every = tuple((t, p) for t, n in sorted(self.partitions.items()) for p in range(n))
+        return PartitionProgress(caught_up=tuple(sorted(caught)), behind=tuple(sorted(behind)), partitions=every)
 
     def _on_worker(self, fn: Any) -> None:
         """Run `fn` on the apply thread (its database connection is that thread's), ignoring errors."""
@@ -379,6 +505,14 @@ class BatchLoop:
         if path and time.monotonic() - self.last_health >= 1.0:
             self.last_health = time.monotonic()
             Path(path).touch()
+
+
+def _raise_if_fatal(error: KafkaError) -> None:
+    """A fatal error of the client (another process took this static member's instance id):
+    this process cannot consume any more; it stops, its heartbeat says why."""
+    if error.fatal() or error.code() == KafkaError._FATAL:
+        raise GroupFenced(f"the consumer group refused this member: {error.str()} (is another process "
+                          "running with the same --instance-id / CONSUMER_INSTANCE_ID?)")
 
 
 def _timed_apply(spec: ConsumerSpec, batch: list[Envelope], limit: DlqLimit) -> tuple[Any, float]:
@@ -404,8 +538,9 @@ def run(spec: ConsumerSpec, options: RunOptions) -> dict[str, int]:
     signal.signal(signal.SIGTERM, _stop)
     prepare_process(settings.CONSUMER_GC_THRESHOLD)
     logger.info(
-        "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d pid=%d",
+        "consumer_started consumer=%s group=%s topics=%s batch_size=%d batch_time_ms=%d pid=%d instance=%s",
         spec.name, spec.group_id(), ",".join(loop.topics), options.batch_size, options.batch_time_ms, os.getpid(),
+        instance_id(spec, options.instance_id) or "-",
     )
     try:
         totals = loop.run()

@@ -16,7 +16,7 @@ Imports the platform, the products catalog model and this package.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from streams.kafka.decoding import decode_json_object, iso, parse_timestamp
 from streams.kafka.producer import Outbound
-from streams.kafka.registry import BatchOutcome, Envelope, MessageRejected, Rejection
+from streams.kafka.registry import BatchOutcome, Envelope, MessageRejected, PartitionProgress, Rejection
 from streams.kafka.topics import topic_name
 from streams.products.models import Product
 
@@ -41,6 +41,7 @@ from .services import (
     order_windows_publish_final,
     order_windows_tick,
     orders_watermark_advance,
+    record_progress,
     validate_order,
 )
 from .wire import plain_order, plain_processed_order
@@ -61,29 +62,33 @@ def _product_rejection(envelope: Envelope, product_id: str, reason: str, rule: s
     )
 
 
-def _newest_per_partition(envelopes: Sequence[Envelope],
-                          moment: Callable[[Envelope], datetime]) -> list[PartitionSeen]:
-    """The newest `moment(envelope)` of each (topic, partition) of the batch."""
+def _newest_per_partition(envelopes: Sequence[Envelope], moment: Callable[[Envelope], datetime],
+                          oldest: bool = False) -> list[PartitionSeen]:
+    """The newest (or `oldest`) `moment(envelope)` of each (topic, partition) of the batch."""
     newest: dict[tuple[str, int], datetime] = {}
     for envelope in envelopes:
         at = moment(envelope)
         key = (envelope.topic, envelope.partition)
-        if key not in newest or at > newest[key]:
+        if key not in newest or (at < newest[key] if oldest else at > newest[key]):
             newest[key] = at
     return [PartitionSeen(topic=t, partition=p, max_event_at=m) for (t, p), m in sorted(newest.items())]
 
 
+# The stamp while `orders` has no watermark (a partition of its input not seen yet and
+# not idle): downstream, it moves no partition's watermark, so nothing closes on it.
+NO_WATERMARK = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
     """Validate against the catalog (one query per batch) and enrich; stamp each
-    processed order with this consumer's watermark from before the batch
+    processed order with a time no order of this batch or after it is older than
     (services.orders_watermark_advance: two statements per batch)."""
-    before = orders_watermark_advance(
+    mark = orders_watermark_advance(
         group=group_of(ORDERS_CONSUMER),
         seen=_newest_per_partition(envelopes, lambda e: e.value.timestamp),
+        oldest=_newest_per_partition(envelopes, lambda e: e.value.timestamp, oldest=True),
     )
-    if before is None:  # the group's first batch: none of its orders is older than the oldest
-        before = min((e.value.timestamp for e in envelopes), default=None)
-    stamp = [(UPSTREAM_WATERMARK_HEADER, iso(before).encode())] if before is not None else None
+    stamp = [(UPSTREAM_WATERMARK_HEADER, iso(mark or NO_WATERMARK).encode())]
     product_ids = {e.value.product_id for e in envelopes}
     catalog = {
         row[0]: row
@@ -198,14 +203,14 @@ def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
     Closing here too, not only in the tick, closes windows as soon as the batch's
     watermark passes them; it is cheap (one indexed UPDATE). A window this batch
     changed and then closed was published final: no open update may follow it."""
-    group = windows_group()
+    group, upstream = windows_group(), group_of(ORDERS_CONSUMER)
     result = order_windows_apply(
-        orders=[e.value for e in envelopes], group=group,
+        orders=[e.value for e in envelopes], group=group, upstream=upstream,
         # A partition's watermark moves by the stamps of `orders` (handle_orders), or,
         # on a message without one, by the order's own time.
         seen=_newest_per_partition(envelopes, lambda e: e.value.upstream_mark or e.value.order.timestamp),
     )
-    closed = order_windows_close(group=group)
+    closed = order_windows_close(group=group, upstream=upstream)
     order_windows_publish_final()
     target = topic_name("product_metrics")
     return BatchOutcome(
@@ -215,9 +220,17 @@ def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
     )
 
 
-def tick_order_windows() -> BatchOutcome:
-    """ConsumerSpec.tick of `order_windows`: the idle timer. The final windows are
-    published (and marked after the broker's ack) inside the tick's transaction,
-    so the outcome carries nothing more to publish."""
-    order_windows_tick(group=windows_group())
+def tick_order_windows(progress: PartitionProgress) -> BatchOutcome:
+    """ConsumerSpec.tick of `order_windows`: the member's progress, then the idle timer.
+    The final windows are published (and marked after the broker's ack) inside the
+    tick's transaction, so the outcome carries nothing more to publish."""
+    order_windows_tick(group=windows_group(), upstream=group_of(ORDERS_CONSUMER), progress=progress)
+    return BatchOutcome()
+
+
+def tick_orders(progress: PartitionProgress) -> BatchOutcome:
+    """ConsumerSpec.tick of `orders`: the member's progress on the group's watermark rows,
+    so that a caught-up input partition stops holding the stamps back, and one whose
+    member died holds them."""
+    record_progress(group=group_of(ORDERS_CONSUMER), progress=progress)
     return BatchOutcome()

@@ -104,16 +104,25 @@ class OrderWatermark(models.Model):
     """How far event time has got in one partition, for one consumer group.
 
     Written in each batch's transaction (set-based), so it survives a crash or
-    a rebalance together with the windows. The group's watermark is the lowest
-    `max_event_at` of its partitions heard from within ORDERS_IDLE_CLOSE_SECONDS,
-    minus ORDERS_WINDOW_GRACE_SECONDS (services.py).
+    a rebalance together with the windows, and by each member's tick (whether
+    its partitions are applied up to their end). The group's watermark is the
+    lowest `max_event_at` of its partitions that are not idle, minus
+    ORDERS_WINDOW_GRACE_SECONDS; a partition is idle only when it has been
+    caught up for ORDERS_IDLE_CLOSE_SECONDS and its member still says so
+    (services.py).
     """
 
     group_id = models.CharField(max_length=255)
     topic = models.CharField(max_length=255)
     partition = models.IntegerField()
-    max_event_at = models.DateTimeField(help_text="The newest order time seen in this partition.")
-    seen_at = models.DateTimeField(help_text="Wall clock of the last batch with a message from this partition.")
+    max_event_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="The newest order time seen in this partition (empty: none yet).")
+    seen_at = models.DateTimeField(null=True, blank=True,
+                                   help_text="Wall clock of the last batch with a message from this partition.")
+    caught_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last time the member owning this partition found it applied up to its end.")
+    idle_since = models.DateTimeField(
+        null=True, blank=True, help_text="Caught up, with no message, since then (empty: has a backlog or a batch).")
 
     class Meta:
         constraints = [
@@ -122,4 +131,5 @@ class OrderWatermark(models.Model):
         ordering = ["group_id", "topic", "partition"]
 
     def __str__(self) -> str:
-        return f"{self.group_id} {self.topic}[{self.partition}] {self.max_event_at:%Y-%m-%d %H:%M:%S}"
+        newest = f"{self.max_event_at:%Y-%m-%d %H:%M:%S}" if self.max_event_at else "none yet"
+        return f"{self.group_id} {self.topic}[{self.partition}] {newest}"

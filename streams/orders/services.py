@@ -54,6 +54,7 @@ from django.db import connection, transaction
 from console.audit import audit_record
 from streams.kafka.decoding import FieldChecker, parse_timestamp
 from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
+from streams.kafka.registry import PartitionProgress
 from streams.kafka.topics import topic_name
 
 from .models import OrderWatermark, ProcessedOrder, ProductWindow
@@ -215,17 +216,34 @@ _WINDOW_START_SQL = "date_bin(make_interval(secs => %(window)s), ordered_at, 'ep
 _WINDOWS = ProductWindow._meta.db_table
 _WATERMARKS = OrderWatermark._meta.db_table
 
-# The group's watermark: the lowest newest-order-time of the partitions heard
-# from within the idle time, minus the grace. NULL when no partition is active.
+# A partition stops holding its group's watermark back only when it is truly idle:
+# a member of the group has reported it applied up to its end (`caught_up_at`,
+# refreshed by every tick of the member that owns it) without a break for the idle
+# time (`idle_since`, cleared by every batch with a message from it). A partition
+# that is unassigned, being rebalanced, owned by a dead or paused member (its
+# reports stop for `fresh` seconds) or has unread messages holds the watermark at
+# its last newest-order-time; one never seen (NULL) holds it undefined. Event time
+# is a property of the data, never of how healthy the readers are.
+_NOT_IDLE = """NOT coalesce(idle_since <= now() - make_interval(secs => %(idle)s)
+                 AND caught_up_at > now() - make_interval(secs => %(fresh)s), false)"""
+
+# The group's watermark: the lowest newest-order-time of its partitions that are
+# not idle, minus the grace; NULL while one of them was never seen. `quiet` (the
+# wall-clock close may apply) only when no partition of the group, nor of the
+# upstream group whose stamps it reads (`orders` for `order_windows`), is anything
+# but idle: "no batch arrived" is not "no data".
 _WATERMARK_SQL = f"""
-SELECT min(max_event_at) - make_interval(secs => %(grace)s) AS at,
+SELECT CASE WHEN bool_and(max_event_at IS NOT NULL) FILTER (WHERE group_id = %(group)s)
+            THEN min(max_event_at) FILTER (WHERE group_id = %(group)s) END
+       - make_interval(secs => %(grace)s) AS at,
        count(*) = 0 AS quiet
 FROM {_WATERMARKS}
-WHERE group_id = %(group)s AND seen_at > now() - make_interval(secs => %(idle)s)
+WHERE group_id IN (%(group)s, %(upstream)s) AND {_NOT_IDLE}
 """
 
 # Move the watermark rows of the batch's partitions (`seen`: a JSON array of
-# topic, partition, max_event_at) forward; never back.
+# topic, partition, max_event_at) forward, never back; a message ends the
+# partition's idle streak.
 _SEEN_SQL = f"""
 INSERT INTO {_WATERMARKS} AS m (group_id, topic, partition, max_event_at, seen_at)
 SELECT %(group)s, topic, partition, max_event_at, now()
@@ -233,7 +251,34 @@ FROM json_to_recordset(%(seen)s::json) AS s(topic text, partition int, max_event
 ORDER BY topic, partition
 ON CONFLICT (group_id, topic, partition) DO UPDATE SET
     max_event_at = greatest(m.max_event_at, EXCLUDED.max_event_at),
-    seen_at = EXCLUDED.seen_at
+    seen_at = EXCLUDED.seen_at,
+    idle_since = NULL
+"""
+
+# A member's tick (PartitionProgress): its caught-up partitions keep or start
+# their idle streak and say they are watched; its partitions with a backlog end
+# theirs. Every partition of the input gets a row (NULL: never seen), so one no
+# member has reported yet holds the watermark. Rows of partitions the input no
+# longer has are removed (only when the member knows every partition).
+_PROGRESS_SQL = f"""
+WITH s AS (
+    SELECT * FROM json_to_recordset(%(progress)s::json) AS s(topic text, partition int, state text)
+), added AS (
+    INSERT INTO {_WATERMARKS} AS m (group_id, topic, partition, max_event_at, seen_at, caught_up_at, idle_since)
+    SELECT %(group)s, topic, partition, NULL, NULL,
+           CASE WHEN state = 'caught' THEN now() END, CASE WHEN state = 'caught' THEN now() END
+    FROM s ORDER BY topic, partition
+    ON CONFLICT (group_id, topic, partition) DO NOTHING
+), gone AS (
+    DELETE FROM {_WATERMARKS} m
+    WHERE m.group_id = %(group)s AND %(complete)s
+      AND NOT EXISTS (SELECT 1 FROM s WHERE s.topic = m.topic AND s.partition = m.partition)
+)
+UPDATE {_WATERMARKS} m SET
+    caught_up_at = CASE WHEN s.state = 'caught' THEN now() ELSE m.caught_up_at END,
+    idle_since = CASE WHEN s.state = 'caught' THEN coalesce(m.idle_since, now()) END
+FROM s
+WHERE m.group_id = %(group)s AND m.topic = s.topic AND m.partition = s.partition AND s.state <> 'other'
 """
 
 # Insert the batch's orders idempotently and add exactly the inserted, on-time
@@ -430,9 +475,29 @@ def window_message(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _event_time_params(group: str) -> dict[str, Any]:
-    return {"group": group, "grace": settings.ORDERS_WINDOW_GRACE_SECONDS,
-            "idle": settings.ORDERS_IDLE_CLOSE_SECONDS, "window": settings.ORDERS_WINDOW_SECONDS}
+def report_fresh_seconds() -> float:
+    """How long a caught-up report counts: a few ticks. A partition whose member stops
+    reporting (dead, paused, rebalanced away) holds the watermark again after this."""
+    return max(10.0, 5 * settings.CONSUMER_TICK_SECONDS)
+
+
+def _event_time_params(group: str, upstream: str | None = None) -> dict[str, Any]:
+    return {"group": group, "upstream": upstream or group, "grace": settings.ORDERS_WINDOW_GRACE_SECONDS,
+            "idle": settings.ORDERS_IDLE_CLOSE_SECONDS, "fresh": report_fresh_seconds(),
+            "window": settings.ORDERS_WINDOW_SECONDS}
+
+
+def record_progress(*, group: str, progress: PartitionProgress) -> None:
+    """Store a member's PartitionProgress on its group's watermark rows (its tick's
+    transaction): what lets a partition stop holding the watermark, or hold it again."""
+    mine = {**{k: "caught" for k in progress.caught_up}, **{k: "behind" for k in progress.behind}}
+    rows = [{"topic": t, "partition": p, "state": mine.pop((t, p), "other")} for t, p in progress.partitions]
+    rows += [{"topic": t, "partition": p, "state": state} for (t, p), state in sorted(mine.items())]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_PROGRESS_SQL, {"group": group, "progress": orjson.dumps(rows).decode(),
+                                       "complete": bool(progress.partitions)})
 
 
 # The header `orders` stamps on each processed order: its own watermark (without
@@ -447,10 +512,27 @@ def _seen_json(seen: Sequence[PartitionSeen]) -> str:
     ]).decode()
 
 
-def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen]) -> datetime | None:
-    """The `orders` consumer's watermark before this batch (the lowest newest-order
-    time of its input partitions active within ORDERS_IDLE_CLOSE_SECONDS, no grace),
-    then the batch's partitions move it. None before the group's first batch.
+# The stamp of an `orders` batch: a time no order of this batch, nor any later order
+# of the input, is older than. For a partition in the batch, its oldest order here;
+# for every other partition that is not idle, its newest order so far (the orders
+# of a partition come in event-time order). NULL while such a partition was never
+# seen. After the batch's rows moved (_SEEN_SQL), in the same transaction.
+_STAMP_SQL = f"""
+SELECT CASE WHEN bool_and(coalesce(b.min_event_at, m.max_event_at) IS NOT NULL)
+            THEN min(coalesce(b.min_event_at, m.max_event_at)) END
+FROM {_WATERMARKS} m
+LEFT JOIN json_to_recordset(%(batch)s::json) AS b(topic text, partition int, min_event_at timestamptz)
+    ON b.topic = m.topic AND b.partition = m.partition
+WHERE m.group_id = %(group)s AND (b.topic IS NOT NULL OR {_NOT_IDLE})
+"""
+
+
+def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen],
+                             oldest: Sequence[PartitionSeen] = ()) -> datetime | None:
+    """The `orders` consumer's stamp for this batch (_STAMP_SQL: no order of this batch
+    or after it is older), after the batch's partitions (`seen`: newest per partition,
+    `oldest`: oldest per partition) moved the group's rows. None while a partition of
+    the input that is not idle was never seen.
 
     Why: `processed-orders` is keyed by order, so one partition of it mixes the
     orders of every input partition. Had `order_windows` taken the newest order
@@ -460,11 +542,13 @@ def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen]) -> da
     event-time order, so none that follows this batch is older than the value
     returned here. Inside the caller's transaction (the batch's)."""
     with connection.cursor() as cursor:
-        cursor.execute(_WATERMARK_SQL, {"group": group, "grace": 0, "idle": settings.ORDERS_IDLE_CLOSE_SECONDS})
-        before, _quiet = cursor.fetchone()
         if seen:
             cursor.execute(_SEEN_SQL, {"group": group, "seen": _seen_json(seen)})
-    return before
+        cursor.execute(_STAMP_SQL, {**_event_time_params(group), "batch": orjson.dumps([
+            {"topic": s.topic, "partition": s.partition, "min_event_at": s.max_event_at} for s in oldest
+        ]).decode()})
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @dataclass(frozen=True)
@@ -511,6 +595,7 @@ def _copy_rows(rows: Sequence[ProcessedOrderIn]) -> str:
 
 def order_windows_apply(
     *, orders: Sequence[ProcessedOrderIn], group: str = "", seen: Sequence[PartitionSeen] = (),
+    upstream: str | None = None,
 ) -> WindowsApplied:
     """Store orders once each; add the new on-time ones to their windows, count the late ones.
 
@@ -528,7 +613,7 @@ def order_windows_apply(
     # from locking the same unique keys in opposite orders and deadlocking.
     rows = [unique[k] for k in sorted(unique)]
     window_seconds = settings.ORDERS_WINDOW_SECONDS
-    params = _event_time_params(group)
+    params = _event_time_params(group, upstream)
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_SQL)
         cursor.copy_expert(f"COPY {_STAGED} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN", io.StringIO(_copy_rows(rows)))
@@ -544,13 +629,13 @@ def order_windows_apply(
     return WindowsApplied(stored=stored, late=late, open_windows=[window_message(row) for row in changed])
 
 
-def order_windows_close(*, group: str) -> set[tuple[str, int]]:
+def order_windows_close(*, group: str, upstream: str | None = None) -> set[tuple[str, int]]:
     """Mark the windows that are due as final (the watermark of `group` passed their
-    end, or the group is quiet and the wall clock passed end + grace + idle close).
-    Returns them, as (product_id, window_start epoch seconds). Inside the caller's
-    transaction (a batch's or a tick's)."""
+    end, or the group and its `upstream` group are quiet and the wall clock passed end
+    + grace + idle close). Returns them, as (product_id, window_start epoch seconds).
+    Inside the caller's transaction (a batch's or a tick's)."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLOSE_SQL, _event_time_params(group))
+        cursor.execute(_CLOSE_SQL, _event_time_params(group, upstream))
         return {(product_id, int(start)) for product_id, start in cursor.fetchall()}
 
 
@@ -576,10 +661,14 @@ def order_windows_publish_final(*, ids: Sequence[int] | None = None, limit: int 
     return len(rows)
 
 
-def order_windows_tick(*, group: str) -> int:
-    """The idle timer: close what is due and publish the final windows. Returns windows
-    published. Called on every batch and by the runtime's tick, also on a quiet stream."""
-    order_windows_close(group=group)
+def order_windows_tick(*, group: str, upstream: str | None = None,
+                       progress: PartitionProgress | None = None) -> int:
+    """The idle timer: record the member's progress (when the runtime's tick gives it),
+    close what is due and publish the final windows. Returns windows published. Called
+    on every batch and by the runtime's tick, also on a quiet stream."""
+    if progress is not None:
+        record_progress(group=group, progress=progress)
+    order_windows_close(group=group, upstream=upstream)
     return order_windows_publish_final()
 
 

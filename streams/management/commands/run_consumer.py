@@ -30,12 +30,19 @@ class Command(BaseCommand):
             help="Where a new consumer group starts reading (default earliest).",
         )
         parser.add_argument(
+            "--instance-id", default=None, metavar="ID",
+            help="A stable id for this replica (static group membership: restarted with the same id, "
+                 "it takes its partitions back at once). `{hostname}` is replaced by the host's name. "
+                 "Default CONSUMER_INSTANCE_ID; none: a dynamic member.",
+        )
+        parser.add_argument(
             "--healthcheck-file", default=None, metavar="PATH",
             help="Touch this file at most once a second while healthy (a liveness probe for containers).",
         )
 
     def handle(self, *args, name: str | None, list: bool, batch_size: int | None,
-               batch_time: int | None, offset_reset: str, healthcheck_file: str | None, **options) -> None:
+               batch_time: int | None, offset_reset: str, healthcheck_file: str | None,
+               instance_id: str | None, **options) -> None:
         if list:
             for spec in consumers().values():
                 topics = ", ".join(topic_name(t) for t in spec.topics)
@@ -55,6 +62,7 @@ class Command(BaseCommand):
             batch_time_ms=batch_time if batch_time is not None else settings.CONSUMER_BATCH_TIME_MS,
             auto_offset_reset=offset_reset,
             healthcheck_file=healthcheck_file,
+            instance_id=instance_id if instance_id is not None else settings.CONSUMER_INSTANCE_ID,
         )
         if run_options.batch_size < 1 or run_options.batch_time_ms < 1:
             raise CommandError("--batch-size and --batch-time must be positive.")

@@ -57,6 +57,37 @@ def test_a_batch_applied_in_postgresql_but_not_committed_to_kafka_is_not_applied
     assert processes.stop(consumer) == 0
 
 
+def test_a_crash_between_the_two_commits_on_a_quiet_topic_still_commits_to_the_end(kafka, processes):
+    """SIGKILL after the batch's transaction committed in PostgreSQL and before the Kafka
+    commit (the `before_kafka_commit` fault point), then nothing more is produced: the
+    next process has nothing to apply, and still commits the stored positions, so the
+    group's lag reaches 0 within a few seconds instead of staying behind for ever."""
+    import time
+
+    from streams.kafka.models import ConsumerOffset
+
+    group = f"{kafka.group_prefix}-telemetry"
+    produce_and_wait(metric_events(kafka, 40))
+    # One replica (static membership): its restart takes the partitions back at once.
+    crashing = processes.consumer("telemetry", "--instance-id", "1", CONSUMER_FAULT_KILL_AT="before_kafka_commit")
+    assert crashing.wait(timeout=60) == -signal.SIGKILL, processes.log(crashing)
+    assert MachineMetric.objects.count() == 40  # applied in PostgreSQL ...
+    assert ConsumerOffset.objects.get(group=group).next_offset == 40
+    assert committed(kafka, group, ["metrics"]) == (0, 40)  # ... and never committed to Kafka
+
+    started = time.monotonic()
+    replacement = processes.consumer("telemetry", "--instance-id", "1")
+    wait_until(lambda: committed(kafka, group, ["metrics"]) == (40, 40), timeout=30,
+               message="the stored positions committed to Kafka with no new message")
+    took = time.monotonic() - started
+    assert took < 20, f"the commit took {took:.1f} s"
+    log = processes.log(replacement)
+    assert "consumer_positions_committed" in log
+    assert "consumer_batch " not in log, "the replacement applied a batch again"
+    assert MachineMetric.objects.count() == 40
+    assert processes.stop(replacement) == 0
+
+
 @pytest.mark.kafka_partitions(3)
 def test_sigkill_mid_stream_applies_every_message_exactly_once(kafka, processes):
     total = 30000

@@ -17,12 +17,14 @@ from django.utils import timezone
 
 from streams.models import OrderWatermark, ProcessedOrder, Product, ProductWindow
 from streams.orders.demo import catalog_seed_demo
+from streams.kafka.registry import PartitionProgress
 from streams.orders.services import (
     PartitionSeen,
     ProcessedOrderIn,
     order_windows_apply,
     order_windows_release_late,
     order_windows_tick,
+    record_progress,
     validate_order,
 )
 
@@ -121,7 +123,7 @@ def test_watermark_is_the_slowest_active_partition_and_an_idle_one_stops_holding
     assert not window(T0).final, "partition 1 (newest T0+20) holds the watermark at T0+10"
     # Partition 1 goes quiet for longer than the idle time: it no longer holds the watermark.
     OrderWatermark.objects.filter(group_id=GROUP, partition=1).update(
-        seen_at=timezone.now() - timedelta(seconds=3601))
+        idle_since=timezone.now() - timedelta(seconds=3601), caught_up_at=timezone.now())
     order_windows_tick(group=GROUP)
     assert window(T0).final
     assert not window(T0 + timedelta(seconds=180)).final  # T0+200 - 10 s does not pass T0+240
@@ -130,6 +132,94 @@ def test_watermark_is_the_slowest_active_partition_and_an_idle_one_stops_holding
     assert result.late == 1 and window(T0).late_count == 1
     apply([order(5, T0 + timedelta(seconds=400))], partition=0)
     assert not window(T0 + timedelta(seconds=180)).final
+
+
+def backdate(partition: int, *, idle_for: float | None = None, reported_ago: float = 0.0) -> None:
+    """As if the partition's member had reported it caught up `idle_for` seconds ago and last
+    said so `reported_ago` seconds ago (the clock of the rule, without waiting for it)."""
+    now = timezone.now()
+    OrderWatermark.objects.filter(group_id=GROUP, partition=partition).update(
+        idle_since=None if idle_for is None else now - timedelta(seconds=idle_for),
+        caught_up_at=now - timedelta(seconds=reported_ago))
+
+
+PARTITIONS = tuple((TOPIC, p) for p in range(3))
+
+
+def test_watermark_rule_unassigned_backlogged_and_truly_idle_partitions(kafka, catalog, event_time, settings):
+    """The rule, partition by partition: only a partition caught up for the idle time, and
+    still reported so by its member, stops holding the watermark. An unassigned one (no
+    member reports it), one with a backlog, and one whose member stopped reporting (dead,
+    paused) hold it at their last order time; one never seen holds it undefined."""
+    settings.ORDERS_IDLE_CLOSE_SECONDS = 30
+    # A member owns partitions 0 and 1; partition 2 is nobody's yet (its member died at start).
+    record_progress(group=GROUP, progress=PartitionProgress(caught_up=(), behind=PARTITIONS[:2],
+                                                            partitions=PARTITIONS))
+    apply([order(1, T0 + timedelta(seconds=10))], partition=0)
+    apply([order(2, T0 + timedelta(seconds=200))], partition=1)
+    assert not window(T0).final, "partition 2 was never seen: no watermark at all"
+    apply([order(3, T0 + timedelta(seconds=20))], partition=2)
+    apply([order(4, T0 + timedelta(seconds=300))], partition=0)
+    assert not window(T0).final, "partition 2 (newest T0+20) holds the watermark"
+
+    # Partition 2 is unassigned for an hour: never reported caught up, it keeps holding.
+    backdate(2, idle_for=None, reported_ago=3600)
+    order_windows_tick(group=GROUP)
+    assert not window(T0).final
+    # Its member reports it caught up, but for less than the idle time: still holds.
+    record_progress(group=GROUP, progress=PartitionProgress(caught_up=(PARTITIONS[2],), partitions=PARTITIONS))
+    order_windows_tick(group=GROUP)
+    assert not window(T0).final
+    # Caught up for longer than the idle time, but its member stopped reporting (it died): holds.
+    backdate(2, idle_for=3600, reported_ago=600)
+    order_windows_tick(group=GROUP)
+    assert not window(T0).final
+    # Reported with a backlog (a new member found unread messages there): holds, streak ended.
+    record_progress(group=GROUP, progress=PartitionProgress(behind=(PARTITIONS[2],), partitions=PARTITIONS))
+    assert OrderWatermark.objects.get(group_id=GROUP, partition=2).idle_since is None
+    order_windows_tick(group=GROUP)
+    assert not window(T0).final
+    # Truly idle: caught up for longer than the idle time and reported so now. It stops holding.
+    backdate(2, idle_for=31)
+    order_windows_tick(group=GROUP)
+    assert window(T0).final
+    # A message on it ends the streak: it holds again from its new order time.
+    apply([order(5, T0 + timedelta(seconds=250))], partition=2)
+    assert OrderWatermark.objects.get(group_id=GROUP, partition=2).idle_since is None
+    apply([order(6, T0 + timedelta(seconds=500))], partition=0)
+    apply([order(7, T0 + timedelta(seconds=500))], partition=1)
+    assert not window(T0 + timedelta(seconds=240)).final, "partition 2 at T0+250 holds T0+240's window"
+
+
+def test_the_wall_clock_closes_nothing_while_the_group_is_stalled(kafka, catalog, event_time, settings):
+    """The stall of issue 22: the members stop applying (a dead member, a rebalance) while
+    their partitions have a backlog. The wall clock passes every window's end + grace +
+    idle, and no batch arrives: nothing closes, because no partition is caught up."""
+    settings.ORDERS_IDLE_CLOSE_SECONDS = 30
+    now = timezone.now()
+    record_progress(group=GROUP, progress=PartitionProgress(behind=PARTITIONS, partitions=PARTITIONS))
+    for p in range(3):
+        apply([order(10 + p, now - timedelta(seconds=600 - p))], partition=p)
+    start = window_start_for(now - timedelta(seconds=600))
+    OrderWatermark.objects.filter(group_id=GROUP).update(seen_at=now - timedelta(seconds=3600))
+    order_windows_tick(group=GROUP)  # no member reports anything: every partition holds
+    assert not window(start).final
+    # The upstream group (its stamps feed this one) has a partition that is not idle: still quiet is not quiet.
+    for p in range(3):
+        backdate(p, idle_for=3600)
+    OrderWatermark.objects.create(group_id="upstream", topic="orders", partition=0,
+                                  max_event_at=now - timedelta(seconds=900), seen_at=now)
+    order_windows_tick(group=GROUP, upstream="upstream")
+    assert not window(start).final
+    # Everything caught up and idle, upstream too: the wall clock closes it.
+    OrderWatermark.objects.filter(group_id="upstream").update(idle_since=now - timedelta(seconds=3600),
+                                                              caught_up_at=now)
+    order_windows_tick(group=GROUP, upstream="upstream")
+    assert window(start).final
+
+
+def window_start_for(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(int(moment.timestamp()) // 60 * 60, tz=UTC)
 
 
 def test_a_quiet_stream_closes_its_windows_by_wall_clock(kafka, catalog, event_time, settings):
@@ -146,8 +236,8 @@ def test_a_quiet_stream_closes_its_windows_by_wall_clock(kafka, catalog, event_t
     order_windows_tick(group=GROUP)
     due.refresh_from_db()
     assert not due.final, "the partition is active and its watermark (now - 60 s) is behind the end"
-    # No message for longer than the idle time: the wall clock is past end + grace + idle, the tick closes it.
-    mark.seen_at = now - timedelta(seconds=31)
+    # Caught up with no message for longer than the idle time: the wall clock is past end + grace + idle, the tick closes it.
+    mark.idle_since, mark.caught_up_at = now - timedelta(seconds=31), timezone.now()
     mark.save()
     order_windows_tick(group=GROUP)
     due.refresh_from_db()
@@ -215,7 +305,7 @@ def test_orders_read_one_input_partition_ahead_of_another_are_not_made_late_down
     """Both hops' handlers, batch by batch. `orders` takes input partition 0 up to
     T0+130 in its first batch but partition 1 only to T0+3; `processed-orders` (keyed
     by order) then holds orders of both in each of its partitions. The stamp of
-    `orders` (its watermark from before the batch), not each downstream partition's
+    `orders` (a time no order of its batch or after it is older than), not each downstream partition's
     newest order, moves the windows' watermark: no order of partition 1 is late."""
     from streams.kafka.registry import Envelope
     from streams.kafka.topics import topic_name
@@ -249,7 +339,8 @@ def test_orders_read_one_input_partition_ahead_of_another_are_not_made_late_down
     hop2(first, 0)
     assert not window(T0).final, "partition 1 of `orders` (newest T0+3) holds the first window open"
     second = hop1({1: rest, 0: [order(300, at(131))]}, 100)
-    assert {o.headers[0][1] for o in second} == {at(3).isoformat().replace("+00:00", "Z").encode()}
+    # The oldest order of partition 1 in this batch (T0+4): nothing of it or after it is older.
+    assert {o.headers[0][1] for o in second} == {at(4).isoformat().replace("+00:00", "Z").encode()}
     hop2(second, 100)
     everything = ahead + behind + rest + [order(300, at(131))]
     assert not ProcessedOrder.objects.filter(late=True).exists()
