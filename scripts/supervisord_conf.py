@@ -1,5 +1,7 @@
-"""Write the supervisord config for `make run`: the Procfile's processes, one
-`run_consumer` per registered consumer, and the demo traffic (unless DEMO=0).
+"""Write the supervisord config for `make run`: the Procfile's processes,
+`run_consumer` for every registered consumer (CONSUMER_REPLICAS_<NAME> processes
+of it, 1 by default, each with a stable instance id: static group membership),
+and the demo traffic (unless DEMO=0).
 
     python scripts/supervisord_conf.py > .run/supervisord.conf
 
@@ -75,11 +77,21 @@ def programs():
     django.setup()
     from streams.kafka.registry import consumers
 
-    yield from procfile()
+    for name, command in procfile():
+        yield name, command, 1
     for name in consumers():
-        yield f"consumer-{name}", f".venv/bin/python manage.py run_consumer {name}"
+        yield f"consumer-{name}", f".venv/bin/python manage.py run_consumer {name}", replicas(name)
     if os.environ.get("DEMO", "1") != "0":
-        yield "demo", ".venv/bin/python manage.py demo_traffic --forever"
+        yield "demo", ".venv/bin/python manage.py demo_traffic --forever", 1
+
+
+def replicas(consumer):
+    """CONSUMER_REPLICAS_<NAME> (CONSUMER_REPLICAS_ORDER_WINDOWS=3): processes of one consumer."""
+    variable = f"CONSUMER_REPLICAS_{consumer.upper()}"
+    value = os.environ.get(variable, "1")
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        sys.exit(f"{variable}={value!r}: give a number of processes from 1 to 64")
+    return int(value)
 
 
 def argv(name, command):
@@ -97,7 +109,7 @@ def section(header, options):
 
 def config():
     progs = list(programs())
-    width = max(len(name) for name, _ in progs)
+    width = max(len(name) + (3 if count > 1 else 0) for name, _, count in progs)
     sock = RUN / "supervisor.sock"
     parts = [
         section("supervisord", {
@@ -129,9 +141,17 @@ def config():
     ]
     # One group, so that a shutdown stops every program at once (supervisord
     # stops groups one after another); supervisorctl names them stack:NAME.
-    parts.append(section("group:stack", {"programs": ",".join(name for name, _ in progs)}))
-    for name, command in progs:
-        parts.append(section(f"program:{name}", {"command": argv(name, command), **PROGRAM_OPTIONS}))
+    parts.append(section("group:stack", {"programs": ",".join(name for name, _, _ in progs)}))
+    for name, command, count in progs:
+        options = {"command": argv(name, command), **PROGRAM_OPTIONS}
+        if name.startswith("consumer-"):
+            # Each replica's own instance id (its process number): restarted after a crash,
+            # it takes its partitions back without a rebalance (docs/kafka.md).
+            options["command"] += " --instance-id %(process_num)d"
+            if count > 1:
+                options["numprocs"] = str(count)
+                options["process_name"] = "%(program_name)s-%(process_num)d"
+        parts.append(section(f"program:{name}", options))
     return "\n".join(parts)
 
 

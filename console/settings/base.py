@@ -340,7 +340,7 @@ CONSUMER_GROUP_PREFIX = env.str("CONSUMER_GROUP_PREFIX", default="console")
 # `make run` and compose give each replica one), so a crashed process restarted with its
 # id takes its partitions back at once. A member that dies and is not restarted keeps
 # its partitions unread for the session timeout, then the others take them over.
-CONSUMER_SESSION_TIMEOUT_MS = env.int("CONSUMER_SESSION_TIMEOUT_MS", default=30000)
+CONSUMER_SESSION_TIMEOUT_MS = env.int("CONSUMER_SESSION_TIMEOUT_MS", default=10000)
 CONSUMER_INSTANCE_ID = env.str("CONSUMER_INSTANCE_ID", default="")
 # A batch that cannot be applied (PostgreSQL or Kafka away, a systemic failure)
 # is held and tried again with exponential backoff up to this many seconds apart;

@@ -2,7 +2,8 @@
 
     decode (per message, pure) -> apply (one DB transaction: the handler, the
     dead-letter records, the consumer's offsets when it keeps them in
-    PostgreSQL) -> publish outbound + dead letters, wait for acks
+    PostgreSQL) -> publish outbound + dead letters, wait for acks -> the
+    outcome's `after_publish` steps (each its own transaction)
 
 Faults (the rules are in faults.py): a message the database refuses is found
 by bisecting the batch in savepoints and dead-lettered with the error, and the
@@ -91,7 +92,8 @@ def _refusal(envelope: Envelope, exc: Exception) -> Rejection:
 
 def _merge(first: BatchOutcome, second: BatchOutcome) -> BatchOutcome:
     return BatchOutcome(outbound=first.outbound + second.outbound, rejected=first.rejected + second.rejected,
-                        applied=first.applied + second.applied)
+                        applied=first.applied + second.applied,
+                        after_publish=first.after_publish + second.after_publish)
 
 
 def apply_isolating(spec: ConsumerSpec, envelopes: Sequence[Envelope]) -> tuple[BatchOutcome, list[Rejection]]:
@@ -165,6 +167,12 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
     outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
     if outbound:
         produce_and_wait(outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
+    for step in outcome.after_publish:
+        try:
+            with transaction.atomic():
+                step()
+        except Exception as exc:  # it may only lag: the batch is applied and published
+            logger.warning("consumer_after_publish_failed consumer=%s error=%s", spec.name, describe(exc))
     return AppliedBatch(outcome=outcome, refused=len(refused))
 
 

@@ -5,7 +5,8 @@ transaction): a row per process (consumer, host:pid) is upserted at most every
 CONSUMER_HEARTBEAT_SECONDS, and at once when the state changes. A heartbeat
 that cannot be written (PostgreSQL is down) is skipped, never fatal: the row
 then goes stale, which is what /healthz reports. `consumer_health()` reads
-the rows for /healthz and the operations dashboard. `rival_group()` reads them
+the rows for /healthz and the operations dashboard, each process described by
+`member_entry()` (its instance id, its partitions, live or not). `rival_group()` reads them
 for a consumer whose state in PostgreSQL is shared across groups (one group per
 database, ConsumerSpec.one_group_per_database).
 
@@ -18,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -53,11 +54,13 @@ def process_member() -> str:
 class Pulse:
     """The heartbeat of one consumer process."""
 
-    def __init__(self, *, consumer: str, group_id: str, topics: list[str]) -> None:
+    def __init__(self, *, consumer: str, group_id: str, topics: list[str], instance_id: str = "") -> None:
         self.consumer = consumer
         self.member = process_member()
         self.group_id = group_id
         self.topics = topics
+        self.instance_id = instance_id
+        self.partitions: list[list[Any]] = []
         self.state = "running"
         self.reason = ""
         self.last_error = ""
@@ -86,6 +89,12 @@ class Pulse:
         self.counts["refused"] += refused
         self.last_batch_at = timezone.now()
         self.set_state("running", "")
+
+    def set_partitions(self, partitions: list[tuple[str, int]]) -> None:
+        """The member's assignment changed: written with the next beat (at once)."""
+        listed = [[t, p] for t, p in sorted(partitions)]
+        if listed != self.partitions:
+            self.partitions, self._dirty = listed, True
 
     def set_state(self, state: str, reason: str) -> None:
         if state != self.state or reason != self.reason:
@@ -118,7 +127,8 @@ class Pulse:
         ConsumerHeartbeat.objects.update_or_create(
             consumer=self.consumer, member=self.member,
             defaults={
-                "group_id": self.group_id, "topics": self.topics, "state": self.state, "reason": self.reason,
+                "group_id": self.group_id, "topics": self.topics, "instance_id": self.instance_id,
+                "partitions": self.partitions, "state": self.state, "reason": self.reason,
                 "last_error": self.last_error, "last_error_at": self.last_error_at,
                 "started_at": self.started_at, "beat_at": timezone.now(), "last_batch_at": self.last_batch_at,
                 "batch_buckets": self.batch_buckets, "batch_seconds_sum": self.batch_seconds_sum,
@@ -129,6 +139,8 @@ class Pulse:
 
 # ---------------------------------------------------------------- reads
 FAILING_STATES = ("waiting", "paused", "crashed")
+# A row silent for longer is history: consumer_health and the dashboard no longer read it.
+HISTORY = timedelta(days=1)
 
 # A live process of the same consumer in another group that started before this one
 # (this process's own row; now() before its first beat). Equal start times block both.
@@ -164,6 +176,22 @@ def rival_group(*, consumer: str, group: str) -> str | None:
             f"group or this one")
 
 
+def member_entry(row: Any, *, now: datetime) -> dict[str, Any]:
+    """One process (a ConsumerHeartbeat row) as consumer_health and the operations pages
+    describe it: live when it beat within CONSUMER_HEARTBEAT_STALE_SECONDS; its partitions
+    as (topic, partition) pairs."""
+    stale = timedelta(seconds=settings.CONSUMER_HEARTBEAT_STALE_SECONDS)
+    return {
+        "member": row.member, "group_id": row.group_id, "instance_id": row.instance_id,
+        "partitions": [(str(topic), int(partition)) for topic, partition in row.partitions or []],
+        "state": row.state, "live": now - row.beat_at <= stale, "reason": row.reason,
+        "beat_age_s": round((now - row.beat_at).total_seconds(), 1),
+        "last_batch_at": row.last_batch_at.isoformat() if row.last_batch_at else None,
+        "last_error": row.last_error, "messages": row.messages, "applied": row.applied,
+        "dead_lettered": row.dead_lettered,
+    }
+
+
 def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Per consumer: status (running, failing, stopped, not started), reason, members.
 
@@ -172,20 +200,12 @@ def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]
     stopped beating. Rows older than a day are not looked at."""
     from .models import ConsumerHeartbeat
 
-    stale = timedelta(seconds=settings.CONSUMER_HEARTBEAT_STALE_SECONDS)
     now = timezone.now()
-    rows = list(ConsumerHeartbeat.objects.filter(beat_at__gte=now - timedelta(days=1)).order_by("-beat_at"))
+    rows = list(ConsumerHeartbeat.objects.filter(beat_at__gte=now - HISTORY).order_by("-beat_at"))
     result: dict[str, dict[str, Any]] = {name: {"status": "not started", "members": []} for name in names or []}
     for row in rows:
         entry = result.setdefault(row.consumer, {"status": "not started", "members": []})
-        live = now - row.beat_at <= stale
-        entry["members"].append({
-            "member": row.member, "state": row.state, "live": live, "reason": row.reason,
-            "beat_age_s": round((now - row.beat_at).total_seconds(), 1),
-            "last_batch_at": row.last_batch_at.isoformat() if row.last_batch_at else None,
-            "last_error": row.last_error, "messages": row.messages, "applied": row.applied,
-            "dead_lettered": row.dead_lettered,
-        })
+        entry["members"].append(member_entry(row, now=now))
     for entry in result.values():
         members = entry["members"]
         live = [m for m in members if m["live"] and m["state"] != "stopped"]

@@ -24,6 +24,10 @@ class ConsumerHeartbeat(models.Model):
     member = models.CharField(max_length=200, help_text="host:pid of the process.")
     group_id = models.CharField(max_length=255)
     topics = models.JSONField(default=list)
+    instance_id = models.CharField(max_length=255, blank=True,
+                                   help_text="Static member's group.instance.id (empty: a dynamic member).")
+    partitions = models.JSONField(default=list, blank=True,
+                                  help_text="The partitions assigned to this member: [topic, partition] pairs.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     reason = models.TextField(blank=True, help_text="Why the consumer is waiting, paused or crashed.")
     last_error = models.TextField(blank=True)

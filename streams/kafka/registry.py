@@ -96,6 +96,10 @@ class BatchOutcome:
     outbound: list[Outbound] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     applied: int = 0
+    # Steps that must follow the broker's acknowledgement of `outbound`, each in a
+    # transaction of its own (a watermark that must never get ahead of what downstream
+    # can read). One that fails is logged and let go: it may only lag.
+    after_publish: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

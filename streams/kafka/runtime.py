@@ -111,11 +111,15 @@ def consumer_config(spec: ConsumerSpec, options: RunOptions) -> dict[str, Any]:
         "enable.partition.eof": False,
         # librdkafka prefetches whole batches in its own thread: a full batch is usually waiting.
         "queued.min.messages": max(options.batch_size * 2, 10000),
+    }
+    membership = {
         # Incremental rebalances: the members that keep their partitions never stop.
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": settings.CONSUMER_SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": max(1000, settings.CONSUMER_SESSION_TIMEOUT_MS // 10),
     }
+    # KAFKA_CLIENT_CONFIG may still set these (a cluster with its own limits); it wins.
+    config.update({k: v for k, v in membership.items() if k not in settings.KAFKA_CLIENT_CONFIG})
     member = instance_id(spec, options.instance_id)
     if member:
         config["group.instance.id"] = member
@@ -133,11 +137,12 @@ class BatchLoop:
         self.spec = spec
         self.options = options
         self.topics = [topic_name(t) for t in spec.topics]
-        self.consumer = Consumer(consumer_config(spec, options))
+        self.consumer = Consumer({**consumer_config(spec, options), "on_commit": self._on_commit})
         self.totals = {"batches": 0, "messages": 0, "applied": 0, "rejected": 0}
         self.backoff = Backoff(cap=settings.CONSUMER_BACKOFF_MAX_SECONDS)
         self.limit = DlqLimit(max_consecutive=settings.CONSUMER_DLQ_MAX_CONSECUTIVE)
-        self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(), topics=self.topics)
+        self.pulse = Pulse(consumer=spec.name, group_id=spec.group_id(), topics=self.topics,
+                           instance_id=instance_id(spec, options.instance_id))
         self.stopping = False
         self.pending: list[Envelope] = []  # consumed, not yet applied
         # The batch being applied on the apply thread: (batch, its future, when it was handed over).
@@ -150,6 +155,9 @@ class BatchLoop:
         # (a crash between the two commits), committed on the next beat even if no message follows.
         self.commit_due: dict[Key, int] = {}
         self.commit_due_after = 0.0  # time.monotonic() of the next attempt after a refused one
+        self.commit_sent: dict[Key, int] = {}  # the newest offset sent per partition
+        self.commit_ok: dict[Key, int] = {}  # the newest offset the broker confirmed per partition
+        self.in_revoke = False  # commits are synchronous in a revoke (the partitions go right after)
         self.stale: set[Key] = set()  # partitions that delivered while paused: seek back on resume
         self.partitions: dict[str, int] = {}  # input topic -> partition count (metadata, for the tick)
         self.partitions_checked = 0.0
@@ -180,6 +188,7 @@ class BatchLoop:
                 self.next_offset[key] = start  # nothing taken yet: the progress starts here
         consumer.incremental_assign(partitions)
         self.last_tick = 0.0  # report the new partitions (PartitionProgress) before their first batch
+        self.pulse.set_partitions([(p.topic, p.partition) for p in consumer.assignment()])
         logger.info("consumer_assigned consumer=%s partitions=%s", self.spec.name,
                     ",".join(f"{t}[{p}]" for t, p in keys))
 
@@ -207,7 +216,11 @@ class BatchLoop:
             return
         was_held = self.held
         if (self.pending or self.flight) and not self.held and not lost:
-            self._apply_and_commit()  # the batches in flight go first, as the partitions go
+            self.in_revoke = True
+            try:
+                self._apply_and_commit()  # the batches in flight go first, as the partitions go
+            finally:
+                self.in_revoke = False
         if self.flight is not None:  # lost, or held: it finishes, its offsets are not committed
             batch, future, _started = self.flight
             self.flight = None
@@ -229,12 +242,16 @@ class BatchLoop:
             self.next_offset.pop(key, None)
             self.skip_below.pop(key, None)
             self.commit_due.pop(key, None)
+            self.commit_sent.pop(key, None)
+            self.commit_ok.pop(key, None)
             self.stale.discard(key)
         if not self.pending and self.held:
             self.held = False  # nothing left to retry: the partitions kept flow again
             kept = [p for p in consumer.assignment() if (p.topic, p.partition) not in gone]
             if kept:
                 consumer.resume(kept)
+        self.pulse.set_partitions([(p.topic, p.partition) for p in consumer.assignment()
+                                   if (p.topic, p.partition) not in gone])
         logger.info("consumer_revoked consumer=%s partitions=%s lost=%s", self.spec.name,
                     ",".join(f"{t}[{p}]" for t, p in sorted(gone)), lost)
 
@@ -249,6 +266,8 @@ class BatchLoop:
                 self._step()
             if (self.pending or self.flight) and not self.held:
                 self._apply_and_commit()
+            if self.commit_due:
+                self._send_commit({k: o for k, o in self.commit_due.items() if o > self.commit_ok.get(k, -1)})
             if self.pending:
                 logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
                                self.spec.name, len(self.pending))
@@ -364,35 +383,64 @@ class BatchLoop:
         for key in ends.keys() & self.commit_due.keys():
             del self.commit_due[key]  # this commit goes further
         fault_point("before_kafka_commit")
+        self._send_commit(ends)
+
+    def _send_commit(self, offsets: dict[Key, int]) -> None:
+        """Commit `offsets` (all applied). Asynchronous on the loop: a commit must not stop the
+        batches while the group rebalances (the coordinator holds it until the rebalance is
+        done, up to a departed member's session timeout); `_on_commit` hears the answer, and
+        a refused commit is sent again (commit_due). Synchronous in a revoke and at the stop,
+        where the partitions go right after."""
+        listed = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+        if not listed:
+            return
+        for (t, p), o in offsets.items():
+            self.commit_sent[(t, p)] = max(self.commit_sent.get((t, p), -1), o)
         try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
-                                 asynchronous=False)
+            self.consumer.commit(offsets=listed, asynchronous=not (self.in_revoke or self.stopping))
         except KafkaException as exc:
             logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
                            self.spec.name, describe(exc))
 
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The broker's answer to a commit (served by `consume()`): a refused offset that is
+        still this member's newest for its partition is due again a second later, so a quiet
+        partition's committed offset never stays behind what is applied."""
+        refused = []
+        for tp in partitions:
+            key, offset = (tp.topic, tp.partition), tp.offset
+            if error is None and tp.error is None:
+                self.commit_ok[key] = max(self.commit_ok.get(key, -1), offset)
+                if self.commit_due.get(key, offset + 1) <= offset:
+                    del self.commit_due[key]
+            elif (key in self.next_offset and offset == self.commit_sent.get(key)
+                  and offset > self.commit_ok.get(key, -1)):
+                self.commit_due[key] = max(self.commit_due.get(key, -1), offset)
+                refused.append(f"{tp.topic}[{tp.partition}]@{offset}")
+        if refused:
+            self.commit_due_after = time.monotonic() + 1.0
+            logger.warning("consumer_commit_failed consumer=%s error=%s partitions=%s (applied; sent again)",
+                           self.spec.name, error or partitions[0].error, ",".join(refused))
+
     def _commit_due(self) -> None:
-        """Commit the positions PostgreSQL held ahead of Kafka at assignment (offsets_in_db).
+        """Commit positions that are applied but not committed to Kafka: those PostgreSQL held
+        ahead of Kafka at assignment (offsets_in_db: a crash between the two commits), and
+        commits the broker refused (a rebalance).
 
         Without it a quiet partition's committed offset would stay behind what is applied
         for as long as nothing new arrives: its lag on the dashboard, on /metrics and in
-        `kafka-consumer-groups` would never reach 0. A refused commit is tried again a
-        second later; the positions are applied, so committing them is always safe."""
+        `kafka-consumer-groups` would never reach 0. The positions are applied, so
+        committing them is always safe; a refusal sends them again a second later."""
         if time.monotonic() < self.commit_due_after:
             return
-        due = sorted(self.commit_due.items())
-        try:
-            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in due], asynchronous=False)
-        except KafkaException as exc:
-            self.commit_due_after = time.monotonic() + 1.0
-            logger.warning("consumer_commit_failed consumer=%s error=%s (positions applied in PostgreSQL; "
-                           "tried again)", self.spec.name, describe(exc))
+        due = {k: o for k, o in self.commit_due.items() if o > self.commit_ok.get(k, -1)}
+        self.commit_due = dict(due)
+        if not due:
             return
-        for key, offset in due:
-            if self.commit_due.get(key) == offset:
-                del self.commit_due[key]
-        logger.info("consumer_positions_committed consumer=%s partitions=%s", self.spec.name,
-                    ",".join(f"{t}[{p}]@{o}" for (t, p), o in due))
+        self.commit_due_after = time.monotonic() + 1.0  # until the answer comes
+        self._send_commit(due)
+        logger.info("consumer_positions_commit consumer=%s partitions=%s", self.spec.name,
+                    ",".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(due.items())))
 
     # --------------------------------------------------------------------- held batches
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.utils import timezone
@@ -40,7 +40,8 @@ from .services import (
     order_windows_close,
     order_windows_publish_final,
     order_windows_tick,
-    orders_watermark_advance,
+    orders_stamp,
+    orders_watermark_seen,
     record_progress,
     validate_order,
 )
@@ -82,12 +83,11 @@ NO_WATERMARK = datetime(1970, 1, 1, tzinfo=UTC)
 def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
     """Validate against the catalog (one query per batch) and enrich; stamp each
     processed order with a time no order of this batch or after it is older than
-    (services.orders_watermark_advance: two statements per batch)."""
-    mark = orders_watermark_advance(
-        group=group_of(ORDERS_CONSUMER),
-        seen=_newest_per_partition(envelopes, lambda e: e.value.timestamp),
-        oldest=_newest_per_partition(envelopes, lambda e: e.value.timestamp, oldest=True),
-    )
+    (services.orders_stamp). The group's watermark rows move only after the broker
+    acknowledged the batch (after_publish: services.orders_watermark_seen)."""
+    group = group_of(ORDERS_CONSUMER)
+    mark = orders_stamp(group=group, oldest=_newest_per_partition(envelopes, lambda e: e.value.timestamp,
+                                                                  oldest=True))
     stamp = [(UPSTREAM_WATERMARK_HEADER, iso(mark or NO_WATERMARK).encode())]
     product_ids = {e.value.product_id for e in envelopes}
     catalog = {
@@ -125,6 +125,8 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
             headers=stamp,
         ))
     outcome.applied = len(outcome.outbound)
+    outcome.after_publish.append(partial(
+        orders_watermark_seen, group=group, seen=_newest_per_partition(envelopes, lambda e: e.value.timestamp)))
     return outcome
 
 

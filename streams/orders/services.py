@@ -514,41 +514,51 @@ def _seen_json(seen: Sequence[PartitionSeen]) -> str:
 
 # The stamp of an `orders` batch: a time no order of this batch, nor any later order
 # of the input, is older than. For a partition in the batch, its oldest order here;
-# for every other partition that is not idle, its newest order so far (the orders
-# of a partition come in event-time order). NULL while such a partition was never
-# seen. After the batch's rows moved (_SEEN_SQL), in the same transaction.
+# for every other partition that is not idle, its newest order published so far (the
+# orders of a partition come in event-time order). NULL while such a partition was
+# never seen. The rows move only after the batch's orders are acknowledged by the
+# broker (orders_watermark_seen): a crash between the database commit and the publish
+# replays those orders, and a row moved before them would have stamped other
+# partitions' orders past them, so that they arrived late downstream.
 _STAMP_SQL = f"""
-SELECT CASE WHEN bool_and(coalesce(b.min_event_at, m.max_event_at) IS NOT NULL)
-            THEN min(coalesce(b.min_event_at, m.max_event_at)) END
-FROM {_WATERMARKS} m
-LEFT JOIN json_to_recordset(%(batch)s::json) AS b(topic text, partition int, min_event_at timestamptz)
-    ON b.topic = m.topic AND b.partition = m.partition
-WHERE m.group_id = %(group)s AND (b.topic IS NOT NULL OR {_NOT_IDLE})
+WITH b AS (
+    SELECT * FROM json_to_recordset(%(batch)s::json) AS b(topic text, partition int, min_event_at timestamptz)
+), candidates AS (
+    SELECT min_event_at AS at FROM b
+    UNION ALL
+    SELECT m.max_event_at FROM {_WATERMARKS} m
+    WHERE m.group_id = %(group)s AND {_NOT_IDLE}
+      AND NOT EXISTS (SELECT 1 FROM b WHERE b.topic = m.topic AND b.partition = m.partition)
+)
+SELECT CASE WHEN bool_and(at IS NOT NULL) THEN min(at) END FROM candidates
 """
 
 
-def orders_watermark_advance(*, group: str, seen: Sequence[PartitionSeen],
-                             oldest: Sequence[PartitionSeen] = ()) -> datetime | None:
-    """The `orders` consumer's stamp for this batch (_STAMP_SQL: no order of this batch
-    or after it is older), after the batch's partitions (`seen`: newest per partition,
-    `oldest`: oldest per partition) moved the group's rows. None while a partition of
-    the input that is not idle was never seen.
+def orders_stamp(*, group: str, oldest: Sequence[PartitionSeen]) -> datetime | None:
+    """The `orders` consumer's stamp for a batch (_STAMP_SQL) whose oldest order per
+    partition is `oldest`: no order of this batch or after it is older. None while a
+    partition of the input that is not idle was never seen. Read-only, in the batch's
+    transaction.
 
     Why: `processed-orders` is keyed by order, so one partition of it mixes the
     orders of every input partition. Had `order_windows` taken the newest order
     time of its own partitions, a batch of `orders` that read one input partition
     ahead of another would move every downstream partition past the other's
-    orders, and those would arrive late. The orders of an input partition come in
-    event-time order, so none that follows this batch is older than the value
-    returned here. Inside the caller's transaction (the batch's)."""
+    orders, and those would arrive late."""
     with connection.cursor() as cursor:
-        if seen:
-            cursor.execute(_SEEN_SQL, {"group": group, "seen": _seen_json(seen)})
         cursor.execute(_STAMP_SQL, {**_event_time_params(group), "batch": orjson.dumps([
             {"topic": s.topic, "partition": s.partition, "min_event_at": s.max_event_at} for s in oldest
         ]).decode()})
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def orders_watermark_seen(*, group: str, seen: Sequence[PartitionSeen]) -> None:
+    """Move the `orders` group's rows by a batch's newest order per partition, once the
+    broker acknowledged the batch's processed orders (BatchOutcome.after_publish)."""
+    if seen:
+        with connection.cursor() as cursor:
+            cursor.execute(_SEEN_SQL, {"group": group, "seen": _seen_json(seen)})
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_a_crash_between_the_two_commits_on_a_quiet_topic_still_commits_to_the_e
     took = time.monotonic() - started
     assert took < 20, f"the commit took {took:.1f} s"
     log = processes.log(replacement)
-    assert "consumer_positions_committed" in log
+    assert "consumer_positions_commit " in log
     assert "consumer_batch " not in log, "the replacement applied a batch again"
     assert MachineMetric.objects.count() == 40
     assert processes.stop(replacement) == 0

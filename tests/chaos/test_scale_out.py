@@ -1,0 +1,279 @@
+"""Scale-out that stays exact: several members per consumer group over 6-partition
+topics, members added, SIGTERMed, SIGKILLed and restarted under load.
+
+Each group starts with 3 static members (`--instance-id 0..2`, as `make run` and
+compose start replicas) and goes through 9 membership changes while the load is
+produced: a member added, one SIGKILLed and restarted with its id, the added one
+SIGTERMed for good, a dynamic member (no id) added, another SIGKILLed and
+restarted, and a rolling restart (SIGTERM, start) of the first.
+
+Asserted, from what a user sees:
+  * every effect once: rows, dead letters (quarantine records), lag 0;
+  * the order windows: with the orders produced in event-time order, no order is
+    late, every window equals an independent sum, and each is published final
+    with one content;
+  * a crash costs seconds: on the members that keep running, the longest gap
+    between applied batches while the load flows is at most 2 s, and a member
+    SIGKILLed and restarted with its id applies again within 10 s of its restart.
+
+The figures (members, changes, longest stall per group, restart-to-applied,
+late orders, windows checked) are printed with the chaos figures. Chaos tier
+(`make test-chaos`); it takes about three minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from quarantine.models import QuarantineRecord
+from streams.kafka.producer import Outbound, produce_and_wait
+from streams.models import MachineMetric, ProcessedOrder, ProductWindow
+from streams.orders.demo import catalog_seed_demo
+from tests.conftest import wait_until
+from tests.streams.orders.test_pipeline import expected_windows
+
+from .conftest import secs
+from .helpers import caught_up, kill_tree
+
+pytestmark = [pytest.mark.chaos, pytest.mark.kafka_partitions(6), pytest.mark.timeout(900)]
+
+STALL_LIMIT = 2.0  # seconds: the longest gap between batches on a member that keeps running
+RESTART_LIMIT = 10.0  # seconds from a SIGKILLed member's restart to its first applied batch
+STEP = 3.5  # seconds between membership changes
+BATCH_LINE = re.compile(r"^ts=(\S+ \S+) level=INFO logger=streams\.kafka\.runtime consumer_batch ", re.M)
+
+
+def batch_times(log: str) -> list[float]:
+    """Wall-clock times of a process's applied batches, from its log."""
+    return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() for m in BATCH_LINE.finditer(log)]
+
+
+@dataclass
+class Member:
+    proc: subprocess.Popen
+    instance: str | None
+    started: float  # time.time()
+    ended: float | None = None
+    how: str = ""  # "sigterm", "sigkill" or "" (ran to the end)
+    restart_of: bool = False  # started again, with its id, after a SIGKILL
+
+
+@dataclass
+class Group:
+    """The members of one consumer's group, as processes of `run_consumer NAME`."""
+
+    name: str
+    start: Callable[..., subprocess.Popen]
+    members: list[Member] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+    def add(self, instance: str | None, *, restart_of: bool = False) -> Member:
+        args = ("--instance-id", instance) if instance is not None else ()
+        member = Member(self.start(self.name, *args), instance, time.time(), restart_of=restart_of)
+        self.members.append(member)
+        return member
+
+    def live(self, instance: str | None) -> Member:
+        return next(m for m in reversed(self.members) if m.instance == instance and m.ended is None)
+
+    def sigkill(self, instance: str) -> None:
+        member = self.live(instance)
+        kill_tree(member.proc)
+        member.ended, member.how = time.time(), "sigkill"
+
+    def sigterm(self, instance: str | None) -> None:
+        member = self.live(instance)
+        member.proc.send_signal(signal.SIGTERM)
+        member.proc.wait(timeout=60)
+        member.ended, member.how = time.time(), "sigterm"
+        assert member.proc.returncode == 0, f"{self.name} did not stop cleanly"
+
+    def churn(self, stop: threading.Event) -> None:
+        """The 9 membership changes, STEP seconds apart."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("add 3", lambda: self.add("3")),
+            ("sigkill 1", lambda: self.sigkill("1")),
+            ("restart 1", lambda: self.add("1", restart_of=True)),
+            ("sigterm 3", lambda: self.sigterm("3")),
+            ("add dynamic", lambda: self.add(None)),
+            ("sigkill 2", lambda: self.sigkill("2")),
+            ("restart 2", lambda: self.add("2", restart_of=True)),
+            ("sigterm 0", lambda: self.sigterm("0")),
+            ("start 0", lambda: self.add("0")),
+        ]
+        for what, step in steps:
+            # A kill and its restart are 1.5 s apart, as a supervisor restarts a process.
+            if stop.wait(1.5 if what.startswith("restart") else STEP):
+                return
+            step()
+            self.changes.append(what)
+
+    def figures(self, *, flowing: tuple[float, float], processes) -> dict[str, float]:
+        """The longest gap between batches of a member while it ran and the load flowed (from
+        its first batch), and how long each restarted member took to apply its first batch."""
+        longest, restarts = 0.0, []
+        for member in self.members:
+            times = batch_times(processes.log(member.proc))
+            if member.restart_of:
+                assert times, f"{self.name} restarted member {member.instance} applied nothing"
+                restarts.append(times[0] - member.started)
+            end = min(member.ended or flowing[1], flowing[1])
+            inside = [t for t in times if flowing[0] <= t <= end]
+            if len(inside) >= 2:
+                longest = max(longest, max(b - a for a, b in zip(inside, inside[1:])))
+                longest = max(longest, end - inside[-1] if member.ended is None else 0.0)
+        return {"longest_stall": longest, "restart_to_applied": max(restarts, default=0.0)}
+
+
+def run_groups(*, names: Sequence[str], start: Callable[..., subprocess.Popen], processes,
+               load: Sequence[Sequence[Outbound]], pause: float) -> tuple[list[Group], tuple[float, float]]:
+    """Start 3 static members per group, produce `load` slice by slice `pause` s apart while
+    every group goes through its changes, and return the groups and when the load flowed."""
+    groups = [Group(name, start) for name in names]
+    for group in groups:
+        for instance in ("0", "1", "2"):
+            group.add(instance)
+    for group in groups:
+        wait_until(lambda: all(batch_times(processes.log(m.proc)) or "consumer_assigned" in processes.log(m.proc)
+                               for m in group.members), timeout=90, message=f"{group.name}'s members to join")
+    stop, errors = threading.Event(), []
+
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 (reported below)
+                errors.append(exc)
+                stop.set()
+        return run
+
+    def produce_load() -> None:
+        for chunk in load:
+            produce_and_wait(list(chunk), timeout=60)
+            if stop.wait(pause):
+                return
+
+    began = time.time()
+    threads = [threading.Thread(target=guarded(produce_load), name="load")]
+    threads += [threading.Thread(target=guarded(lambda g=g: g.churn(stop)), name=f"churn-{g.name}") for g in groups]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    ended = time.time()
+    assert not errors, errors
+    for group in groups:
+        assert len(group.changes) == 9, (group.name, group.changes)
+        for member in group.members:
+            if member.ended is None:
+                assert member.proc.poll() is None, f"{group.name} exited:\n{processes.log(member.proc)[-3000:]}"
+    return groups, (began + 2.0, ended)
+
+
+def test_order_groups_of_three_members_changing_under_load_stay_exact(kafka, processes, figures):
+    catalog_seed_demo(count=5)
+    rng = random.Random(22)
+    n_valid, n_invalid, slices = 60_000, 600, 60
+    # Two hours ago: at the end, the wall-clock rule closes the last windows once all is caught up.
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    span = 20 * 60  # event time rises over 20 minutes, in order
+    events = [{"order_id": f"scale-{i}", "user_id": f"user-{rng.randint(1, 5000)}",
+               "product_id": f"prod-{rng.randint(1, 5)}", "amount": rng.randint(100, 90000) / 100,
+               "timestamp": (start + timedelta(seconds=span * i / n_valid)).isoformat()} for i in range(n_valid)]
+    invalid = set(rng.sample(range(n_valid), n_invalid))
+    produced = [dict(e, product_id="prod-unknown") if i in invalid else e for i, e in enumerate(events)]
+    valid = [e for i, e in enumerate(events) if i not in invalid]
+    # Keyed by user: spread over the 6 partitions, each partition in event-time order.
+    load = [[Outbound(kafka.name("orders"), e, key=e["user_id"])
+             for e in produced[c * n_valid // slices:(c + 1) * n_valid // slices]] for c in range(slices)]
+    env = {"CONSUMER_BATCH_TIME_MS": "200", "ORDERS_WINDOW_GRACE_SECONDS": "10",
+           "ORDERS_IDLE_CLOSE_SECONDS": "20"}
+
+    def start_member(name: str, *args: str) -> subprocess.Popen:
+        return processes.consumer(name, *args, **env)
+
+    groups, flowing = run_groups(names=("orders", "order_windows"), start=start_member, processes=processes,
+                                 load=load, pause=0.6)
+    expected = expected_windows(valid)
+
+    def windows() -> dict[tuple[str, int], ProductWindow]:
+        return {(w.product_id, int(w.window_start.timestamp())): w for w in ProductWindow.objects.all()}
+
+    def settled() -> bool:
+        stored = windows()
+        return (ProcessedOrder.objects.count() == len(valid) and stored.keys() == expected.keys()
+                and all(w.final and w.final_published_at for w in stored.values()))
+
+    wait_until(settled, timeout=240, interval=1, message="every order stored and every window final and published")
+    for name, logical in (("orders", "orders"), ("order_windows", "processed_orders")):
+        wait_until(lambda: caught_up(kafka, f"{kafka.group_prefix}-{name}", [logical]), timeout=90,
+                   message=f"{name} to commit everything")
+
+    stored = windows()
+    late = sum(w.late_count for w in stored.values())
+    wrong = {k: ((w.order_count, w.total_revenue), expected[k]) for k, w in stored.items()
+             if (w.order_count, w.total_revenue) != expected[k]}
+    published = [json.loads(m.value()) for m in kafka.read("product_metrics",
+                                                           expected=kafka.end_offsets("product_metrics"))]
+    finals: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for m in published:
+        if m["final"]:
+            finals[(m["product_id"], m["window_start"])].append(m)
+    for key, w in stored.items():
+        contents = {json.dumps(m, sort_keys=True) for m in finals[key]}
+        assert len(contents) == 1, f"window {key} published final {len(contents)} ways: {contents}"
+        only = finals[key][0]
+        assert (only["order_count"], Decimal(str(only["total_revenue"]))) == expected[key], key
+    dead = QuarantineRecord.objects.filter(consumer="orders").count()
+    result = {g.name: g.figures(flowing=flowing, processes=processes) for g in groups}
+    figures.record(
+        "scale-out-orders", members="3+", changes=sum(len(g.changes) for g in groups),
+        orders=f"{ProcessedOrder.objects.count()}/{len(valid)}", dead_letters=f"{dead}/{n_invalid}",
+        late_orders=late, windows=f"{len(stored)}/{len(expected)}", windows_wrong=len(wrong),
+        final_repeats=sum(len(v) - 1 for v in finals.values()),
+        **{f"{name}_longest_stall": secs(f["longest_stall"]) for name, f in result.items()},
+        **{f"{name}_restart_to_applied": secs(f["restart_to_applied"]) for name, f in result.items()},
+    )
+    assert late == 0, f"{late} in-order orders were held as late"
+    assert not wrong, f"{len(wrong)} windows differ from the independent sum: {list(wrong.items())[:5]}"
+    assert dead == n_invalid
+    for name, f in result.items():
+        assert f["longest_stall"] <= STALL_LIMIT, f"{name}: a running member applied nothing for {f['longest_stall']:.1f} s"
+        assert f["restart_to_applied"] <= RESTART_LIMIT, \
+            f"{name}: a restarted member applied its first batch after {f['restart_to_applied']:.1f} s"
+
+
+def test_telemetry_group_of_three_members_changing_under_load_stays_exact(kafka, processes, figures):
+    n, slices = 60_000, 60
+    base = 1_720_000_000
+    events = [{"id": i % 500, "val": i * 0.25, "time": base + i} for i in range(n)]
+    load = [[Outbound(kafka.name("metrics"), e, key=str(e["id"])) for e in events[c * n // slices:(c + 1) * n // slices]]
+            for c in range(slices)]
+
+    def start_member(name: str, *args: str) -> subprocess.Popen:
+        return processes.consumer(name, *args, CONSUMER_BATCH_TIME_MS="200")
+
+    groups, flowing = run_groups(names=("telemetry",), start=start_member, processes=processes, load=load, pause=0.6)
+    wait_until(lambda: MachineMetric.objects.count() == n, timeout=120, message="every metric stored")
+    wait_until(lambda: caught_up(kafka, f"{kafka.group_prefix}-telemetry", ["metrics", "workorders"]), timeout=90,
+               message="telemetry to commit everything")
+    values = dict(MachineMetric.objects.values_list("time", "value"))
+    assert len(values) == n and all(values[base + i] == i * 0.25 for i in range(n))
+    f = groups[0].figures(flowing=flowing, processes=processes)
+    figures.record("scale-out-telemetry", members="3+", changes=len(groups[0].changes), metrics=f"{len(values)}/{n}",
+                   longest_stall=secs(f["longest_stall"]), restart_to_applied=secs(f["restart_to_applied"]))
+    assert f["longest_stall"] <= STALL_LIMIT, f"a running member applied nothing for {f['longest_stall']:.1f} s"
+    assert f["restart_to_applied"] <= RESTART_LIMIT
