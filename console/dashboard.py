@@ -2,7 +2,9 @@
 
 Selectors only. Per pipeline: its consumers (state from their heartbeats, lag and
 throughput from the lag history, processed and dead-lettered counts from the
-heartbeat counters), open quarantine, and for the report the newest run; then
+heartbeat counters), each consumer's members (console/members.py: instance id,
+host:pid, partitions, lag from the newest sample, gone or live) and the partitions
+no live member owns, open quarantine, and for the report the newest run; then
 Celery's queues and failed tasks, and the active alerts (console/alerts.py).
 
 Bounded: about ten aggregate queries whatever the number of rows, one Redis
@@ -27,7 +29,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString
 
 from .alerts import Alert, alerts_active, history_window_start, lag_fresh_seconds
-from .lag_history import LagSeries, lag_series, sparkline_svg
+from .lag_history import LagPoint, LagSeries, lag_series, newest_partition_lags, sparkline_svg
+from .members import GroupMembers, Partition, group_members
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class ConsumerRow:
     open_quarantine: int = 0
     sparkline: SafeString | None = None
     alerts: list[Alert] = field(default_factory=list)
+    members: GroupMembers = field(default_factory=GroupMembers)
 
     @property
     def red(self) -> bool:
@@ -126,8 +130,17 @@ def _celery_queues() -> tuple[bool, str, list[Any]]:
         return False, f"{type(exc).__name__}: {exc}"[:300], []
 
 
+def _members(entries: list[dict[str, Any]], newest: LagPoint | None, sampled: dict[Partition, int] | None,
+             now: datetime) -> GroupMembers:
+    """A consumer's members, their lag from its newest lag sample (`sampled`, per partition) when
+    that sample is fresh, and the partitions it names (any age) for those no live member owns."""
+    fresh = newest is not None and newest.at >= now - timedelta(seconds=lag_fresh_seconds())
+    return group_members(entries, lags=sampled if fresh else None, partitions=sampled or ())
+
+
 def _consumer_row(name: str, health: dict[str, Any], series: LagSeries | None, now: datetime,
-                  since_sparkline: datetime, open_quarantine: int, alerts: list[Alert]) -> ConsumerRow:
+                  since_sparkline: datetime, open_quarantine: int, alerts: list[Alert],
+                  sampled: dict[Partition, int] | None) -> ConsumerRow:
     members = health.get("members", [])
     batches = [parse_datetime(m["last_batch_at"]) for m in members if m.get("last_batch_at")]
     errors = [m["last_error"] for m in members if m.get("last_error")]
@@ -146,6 +159,7 @@ def _consumer_row(name: str, health: dict[str, Any], series: LagSeries | None, n
         row.rate = series.rate()
     values = [p.lag for p in series.points if p.at >= since_sparkline] if series else []
     row.sparkline = sparkline_svg(values, alert=bool(row.alerts))
+    row.members = _members(members, series.newest if series else None, sampled, now)
     return row
 
 
@@ -161,6 +175,7 @@ def dashboard_overview(*, now: datetime | None = None) -> Overview:
     registered = list(consumers())
     health = consumer_health(registered)
     series = lag_series(since=history_window_start(now))
+    sampled = newest_partition_lags(at={name: s.newest.at for name, s in series.items() if s.newest})
     alerts = alerts_active(now=now, health=health, series=series)
 
     open_rows = list(QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
@@ -182,7 +197,7 @@ def dashboard_overview(*, now: datetime | None = None) -> Overview:
     for pipeline in pipelines:
         consumer_rows = [
             _consumer_row(name, health.get(name, {"status": "not registered", "members": []}), series.get(name),
-                          now, since_sparkline, open_by_consumer.get(name, 0), alerts)
+                          now, since_sparkline, open_by_consumer.get(name, 0), alerts, sampled.get(name))
             for name in pipeline.consumers if name in registered
         ]
         row = PipelineRow(pipeline=pipeline, consumers=consumer_rows,
@@ -224,6 +239,7 @@ class ConsumerPage:
     dead_letters: list[Any]
     alerts: list[Alert]
     dead_letters_per_minute: list[tuple[datetime, float]] = field(default_factory=list)
+    members: GroupMembers = field(default_factory=GroupMembers)
 
     @property
     def dead_letters_last_minute(self) -> int:
@@ -232,9 +248,10 @@ class ConsumerPage:
 
 def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> ConsumerPage:
     """One consumer: lag per partition and throughput since `hours` ago, its processes
-    (the newest 50 heartbeats), its last errors and dead letters. KeyError: unknown."""
+    (the newest 50 heartbeats, as members: console/members.py), its last errors and dead
+    letters. KeyError: unknown."""
     from quarantine.models import QuarantineRecord
-    from streams.kafka.heartbeat import batch_quantile, consumer_health
+    from streams.kafka.heartbeat import batch_quantile, consumer_health, member_entry
     from streams.kafka.models import ConsumerHeartbeat
     from streams.kafka.registry import consumers
 
@@ -256,6 +273,12 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
     for h in heartbeats:  # batch latency from each process's histogram (bucket upper bounds)
         h.batch_p50 = batch_quantile(h.batch_buckets or {}, 0.5)
         h.batch_p99 = batch_quantile(h.batch_buckets or {}, 0.99)
+    newest = series.newest if series else None
+    sampled = newest_partition_lags(at={name: newest.at}).get(name) if newest else None
+    members = _members([member_entry(h, now=now) for h in heartbeats], newest, sampled, now)
+    by_member = {h.member: h for h in heartbeats}
+    for row in members.shown + members.collapsed:
+        row.heartbeat = by_member[row.member]
     errors = list(ConsumerHeartbeat.objects.filter(consumer=name).exclude(last_error="")
                   .order_by("-last_error_at")[:10])
     dead_letters = list(QuarantineRecord.objects.filter(consumer=name).order_by("-created_at")
@@ -270,4 +293,4 @@ def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> Co
     return ConsumerPage(name=name, spec=spec, health=health, since=since, until=now,
                         partitions=partition_series(consumer=name, since=since), throughput=throughput,
                         heartbeats=heartbeats, errors=errors, dead_letters=dead_letters, alerts=alerts,
-                        dead_letters_per_minute=dead_letter_rate)
+                        dead_letters_per_minute=dead_letter_rate, members=members)

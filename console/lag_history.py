@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -140,6 +140,21 @@ def lag_series(*, since: datetime, consumers: list[str] | None = None) -> dict[s
         series.points.append(LagPoint(at=row["at"], lag=row["lag"], committed=row["committed"],
                                       end_offset=row["end"]))
     return result
+
+
+def newest_partition_lags(*, at: dict[str, datetime]) -> dict[str, dict[tuple[str, int], int]]:
+    """Lag per (topic, partition) of each consumer in its sampling at `at[consumer]` (its
+    newest, from `lag_series`): one query, whatever the number of consumers."""
+    if not at:
+        return {}
+    wanted = Q()
+    for consumer, when in at.items():
+        wanted |= Q(consumer=consumer, at=when)
+    out: dict[str, dict[tuple[str, int], int]] = {}
+    for consumer, topic, partition, lag in (LagSample.objects.filter(wanted)
+                                            .values_list("consumer", "topic", "partition", "lag")):
+        out.setdefault(consumer, {})[(topic, partition)] = lag
+    return out
 
 
 def partition_series(*, consumer: str, since: datetime) -> dict[str, list[tuple[datetime, int]]]:

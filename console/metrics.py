@@ -1,7 +1,7 @@
 """`/metrics` for Prometheus: the pipelines' state, read at scrape time.
 
-Every figure comes from where it already lives, so nothing is kept per process
-and any web worker can answer a scrape:
+Every figure comes from where it already lives, or is added up over every web
+worker, so any worker can answer a scrape and a counter never goes back:
 
 * consumers, from their heartbeat rows (streams.kafka.heartbeat): messages,
   applied, dead-lettered and refused counters per process, heartbeat age,
@@ -10,7 +10,12 @@ and any web worker can answer a scrape:
   timeout; left out when the broker does not answer);
 * files by status and rows loaded, from the ingest tables;
 * open quarantine by source;
-* this process's producer deliveries and failures;
+* the web process's producer deliveries and failures
+  (`console_producer_deliveries_total`, streams.kafka.producer): a
+  prometheus_client counter in multiprocess mode, each worker writing its
+  counts to its own file in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py creates
+  and empties it at start) and a scrape summing every file, a dead worker's
+  too; outside gunicorn (runserver, tests) the one process's own counter;
 * the active alerts (console/alerts.py), one series of 1 per alert and subject;
 * Celery task results by task and state, from the results table
   (django-celery-results; one aggregate query): a worker is another process,
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -40,7 +46,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -55,7 +61,6 @@ class ConsoleCollector:
         yield from self._lag()
         yield from self._files()
         yield from self._quarantine()
-        yield from self._producer()
         yield from self._celery()
         yield from self._requests()
         yield from self._alerts()
@@ -147,17 +152,6 @@ class ConsoleCollector:
         for source in QuarantineRecord.Source.values:
             family.add_metric([source], counts.get(source, 0))
         yield family
-
-    @staticmethod
-    def _producer() -> Iterator[Metric]:
-        from streams.kafka.producer import stats
-
-        family = CounterMetricFamily("console_producer_deliveries", "Deliveries of this process's producer.",
-                                     labels=["outcome"])
-        family.add_metric(["delivered"], stats.delivered)
-        family.add_metric(["failed"], stats.failed)
-        yield family
-
 
     @staticmethod
     def _celery() -> Iterator[Metric]:
@@ -283,8 +277,21 @@ class RequestMetricsMiddleware:
         return response
 
 
-_registry = CollectorRegistry(auto_describe=False)
-_registry.register(ConsoleCollector())
+def _registry_build() -> CollectorRegistry:
+    """The collector above, and the counters each process keeps (prometheus_client metrics):
+    every worker's, summed from their files, when PROMETHEUS_MULTIPROC_DIR is set."""
+    from streams.kafka.producer import deliveries
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ConsoleCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(deliveries)
+    return registry
+
+
+_registry = _registry_build()
 
 
 def _allowed(request: HttpRequest) -> bool:

@@ -35,6 +35,7 @@ from .audit import ActionError
 from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
 from .lag_history import lines_svg
+from .members import group_members
 from .offsets_page import RESET_OFFSETS, offsets_apply, offsets_plan
 
 
@@ -63,6 +64,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     states = consumer_states() if checks["postgres"]["status"] == "up" else {}
     for group in lags:
         group.health = states.get(group.consumer, {})
+        group.member_view = group_members(group.health.get("members", []), lags=group.lag_by_partition,
+                                          partitions=group.every_partition)
     return TemplateResponse(request, "ops/dashboard.html", _context(
         request, "Operations",
         checks=checks, lags=lags, lag_error=lag_error, max_lag=max_lag, kafka_up=kafka_up, states=states,

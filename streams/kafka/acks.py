@@ -93,25 +93,41 @@ def shut_down(timeout: float = 5.0) -> int:
 
 
 class _Pending:
-    """Counts one caller's outstanding delivery reports and calls `notify` once the last arrives."""
+    """Counts one caller's outstanding delivery reports and calls `notify` once the last arrives.
 
-    __slots__ = ("count", "errors", "notify", "lock")
+    The deliveries are added to the process's counts once per caller, with the last report
+    (or when the caller gives up queuing: `unqueued`), not per message: in multiprocess mode
+    an increment writes to a shared file (1.7 against 0.6 us, measured), paid once per request."""
+
+    __slots__ = ("count", "total", "errors", "notify", "lock")
 
     def __init__(self, count: int, notify: Callable[[], None]) -> None:
-        self.count = count
+        self.count = self.total = count
         self.errors: list[str] = []
         self.notify = notify
         self.lock = threading.Lock()
 
     def __call__(self, err: KafkaError | None, msg: Message) -> None:
-        producer_module.stats.record(err is None)
         with self.lock:
             if err is not None:
                 self.errors.append(f"{msg.topic()}: {err.str()}")
             self.count -= 1
             last = self.count == 0
         if last:
+            self._counted()
             self.notify()
+
+    def unqueued(self, messages: int) -> None:
+        """`messages` were never queued (the caller stopped): no report will come for them."""
+        with self.lock:
+            self.count -= messages
+            self.total -= messages
+            last = self.count == 0
+        if last:
+            self._counted()
+
+    def _counted(self) -> None:
+        producer_module.stats.add(delivered=self.total - len(self.errors), failed=len(self.errors))
 
 
 def _queue_full(timeout: float) -> DeliveryError:
@@ -148,12 +164,19 @@ def _outcome(pending: _Pending, total: int, timeout: float, acknowledged: bool) 
 def _queue_all(producer: Producer, messages: Sequence[Outbound], pending: _Pending, deadline: float,
                timeout: float) -> Iterator[None]:
     """Queue every message; yields each time the local queue is full, for the
-    caller to wait a little (a sleep, or an await) before the next try."""
-    for message in messages:
-        while not _produce(producer, message, pending):
-            if time.monotonic() > deadline:
-                raise _queue_full(timeout)
-            yield
+    caller to wait a little (a sleep, or an await) before the next try. The messages
+    left unqueued when it stops early are taken off `pending`."""
+    queued = 0
+    try:
+        for message in messages:
+            while not _produce(producer, message, pending):
+                if time.monotonic() > deadline:
+                    raise _queue_full(timeout)
+                yield
+            queued += 1
+    finally:  # refused, out of time, or the caller went away (a cancelled request)
+        if queued < len(messages):
+            pending.unqueued(len(messages) - queued)
 
 
 def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:

@@ -65,6 +65,15 @@ class GroupLag:
     def lag(self) -> int:
         return sum(p["lag"] for p in self.partitions)
 
+    @property
+    def lag_by_partition(self) -> dict[tuple[str, int], int]:
+        return {(p["topic"], p["partition"]): p["lag"] for p in self.partitions}
+
+    @property
+    def every_partition(self) -> list[tuple[str, int]]:
+        """The partitions of its topics, with a lag or not (unavailable)."""
+        return [(p["topic"], p["partition"]) for p in [*self.partitions, *self.unavailable]]
+
 
 def _probe() -> Consumer:
     return Consumer(client_config(**{

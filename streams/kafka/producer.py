@@ -1,7 +1,9 @@
 """The one producer factory of the console.
 
 Every producer is idempotent with `acks=all`. Deliveries are checked through
-delivery reports: failures are counted and logged, never swallowed.
+delivery reports: failures are counted and logged, never swallowed. The counts
+(`stats`) are a prometheus_client counter, so that /metrics adds up every web
+worker's in multiprocess mode (gunicorn.conf.py, docs/operations.md).
 `produce_and_wait` is for callers that must not answer before the broker has
 acknowledged (REST endpoints, consumers forwarding to another topic).
 """
@@ -13,12 +15,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
+from prometheus_client import Counter
 
 from .client import client_config
 
@@ -32,19 +35,28 @@ class DeliveryError(Exception):
     """The broker did not acknowledge every message in time."""
 
 
-@dataclass
+# Not in prometheus_client's default registry: console.metrics exports it, this process's
+# own or, under gunicorn, every worker's (each writes its counts to a file of
+# PROMETHEUS_MULTIPROC_DIR, which must be set before prometheus_client is imported).
+deliveries = Counter("console_producer_deliveries", "Messages the broker acknowledged (delivered) or refused "
+                     "(failed) to the web process's producers, all workers.", ["outcome"], registry=None)
+
+
 class DeliveryStats:
-    delivered: int = 0
-    failed: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """This process's deliveries, counted in `deliveries`."""
+
+    def __init__(self) -> None:
+        self._delivered = deliveries.labels("delivered")
+        self._failed = deliveries.labels("failed")
 
     def record(self, ok: bool) -> None:
-        self.add(delivered=1 if ok else 0, failed=0 if ok else 1)
+        (self._delivered if ok else self._failed).inc()
 
     def add(self, *, delivered: int = 0, failed: int = 0) -> None:
-        with self.lock:
-            self.delivered += delivered
-            self.failed += failed
+        if delivered:
+            self._delivered.inc(delivered)
+        if failed:
+            self._failed.inc(failed)
 
 
 stats = DeliveryStats()

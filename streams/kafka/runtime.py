@@ -52,6 +52,12 @@ is applied. A consumer with a `tick` gets that (`PartitionProgress`) on every
 tick: event time (streams/orders) lets a partition stop holding the watermark
 back only when it is caught up, never because its reader stopped. Imports
 the platform only.
+
+Long: the loop, its rebalance callbacks and its held-batch state act on one
+consumer and one set of per-partition positions (next_offset, skip_below,
+stale); split apart, each would reach into the others' fields. What keeps a
+state of its own lives beside it: the commits (commits.py), the fault rules
+(faults.py), the heartbeat (heartbeat.py), applying a batch (apply.py).
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ from django.db import close_old_connections, connection
 from . import offsets
 from .apply import apply_batch, apply_tick, decode_message
 from .client import client_config
+from .commits import CommitLedger
 from .faults import Backoff, DlqLimit, SystemicFailure, describe, fault_point, is_transient
 from .heartbeat import Pulse
 from .registry import ConsumerSpec, Envelope, PartitionProgress
@@ -137,7 +144,9 @@ class BatchLoop:
         self.spec = spec
         self.options = options
         self.topics = [topic_name(t) for t in spec.topics]
-        self.consumer = Consumer({**consumer_config(spec, options), "on_commit": self._on_commit})
+        self.commits = CommitLedger(spec.name)
+        self.consumer = Consumer({**consumer_config(spec, options), "on_commit": self.commits.on_commit})
+        self.commits.consumer = self.consumer
         self.totals = {"batches": 0, "messages": 0, "applied": 0, "rejected": 0}
         self.backoff = Backoff(cap=settings.CONSUMER_BACKOFF_MAX_SECONDS)
         self.limit = DlqLimit(max_consecutive=settings.CONSUMER_DLQ_MAX_CONSECUTIVE)
@@ -151,12 +160,6 @@ class BatchLoop:
         self.held = False  # the pending batch failed and waits for a retry (partitions paused)
         self.next_offset: dict[Key, int] = {}  # per assigned partition: the offset after what we took
         self.skip_below: dict[Key, int] = {}  # offsets_in_db: what the database says is applied
-        # offsets_in_db: positions PostgreSQL holds ahead of Kafka's committed offset at assignment
-        # (a crash between the two commits), committed on the next beat even if no message follows.
-        self.commit_due: dict[Key, int] = {}
-        self.commit_due_after = 0.0  # time.monotonic() of the next attempt after a refused one
-        self.commit_sent: dict[Key, int] = {}  # the newest offset sent per partition
-        self.commit_ok: dict[Key, int] = {}  # the newest offset the broker confirmed per partition
         self.in_revoke = False  # commits are synchronous in a revoke (the partitions go right after)
         self.stale: set[Key] = set()  # partitions that delivered while paused: seek back on resume
         self.partitions: dict[str, int] = {}  # input topic -> partition count (metadata, for the tick)
@@ -172,6 +175,7 @@ class BatchLoop:
         if not partitions:
             return
         stored = self._db_positions(keys) if self.spec.offsets_in_db else {}
+        ahead: dict[Key, int] = {}
         try:
             committed = {(p.topic, p.partition): p.offset for p in consumer.committed(partitions, timeout=10)}
         except KafkaException as exc:  # the start positions are then learnt from the first messages
@@ -182,11 +186,11 @@ class BatchLoop:
             start = committed.get(key, OFFSET_INVALID)
             if key in stored and stored[key] > start:
                 p.offset = start = stored[key]  # applied in PostgreSQL, not yet committed to Kafka
-                self.skip_below[key] = stored[key]
-                self.commit_due[key] = stored[key]
+                self.skip_below[key] = ahead[key] = stored[key]
             if start >= 0:
                 self.next_offset[key] = start  # nothing taken yet: the progress starts here
         consumer.incremental_assign(partitions)
+        self.commits.assign(keys, stored_ahead=ahead)  # committed on the next beat, even on a quiet topic
         self.last_tick = 0.0  # report the new partitions (PartitionProgress) before their first batch
         self.pulse.set_partitions([(p.topic, p.partition) for p in consumer.assignment()])
         logger.info("consumer_assigned consumer=%s partitions=%s", self.spec.name,
@@ -241,10 +245,8 @@ class BatchLoop:
         for key in gone:
             self.next_offset.pop(key, None)
             self.skip_below.pop(key, None)
-            self.commit_due.pop(key, None)
-            self.commit_sent.pop(key, None)
-            self.commit_ok.pop(key, None)
             self.stale.discard(key)
+        self.commits.forget(gone)
         if not self.pending and self.held:
             self.held = False  # nothing left to retry: the partitions kept flow again
             kept = [p for p in consumer.assignment() if (p.topic, p.partition) not in gone]
@@ -266,8 +268,7 @@ class BatchLoop:
                 self._step()
             if (self.pending or self.flight) and not self.held:
                 self._apply_and_commit()
-            if self.commit_due:
-                self._send_commit({k: o for k, o in self.commit_due.items() if o > self.commit_ok.get(k, -1)})
+            self.commits.send_due(synchronous=True)
             if self.pending:
                 logger.warning("consumer_batch_left_uncommitted consumer=%s messages=%d (it is replayed on restart)",
                                self.spec.name, len(self.pending))
@@ -284,8 +285,7 @@ class BatchLoop:
     def _step(self) -> None:
         self._touch_healthcheck()
         self.pulse.beat()
-        if self.commit_due:
-            self._commit_due()
+        self.commits.send_due()
         if self.held:
             return self._retry_held()
         self._fill()  # while the previous batch is applied on the apply thread
@@ -380,67 +380,8 @@ class BatchLoop:
         ends: dict[Key, int] = {}
         for e in batch:
             ends[(e.topic, e.partition)] = max(ends.get((e.topic, e.partition), 0), e.offset + 1)
-        for key in ends.keys() & self.commit_due.keys():
-            del self.commit_due[key]  # this commit goes further
         fault_point("before_kafka_commit")
-        self._send_commit(ends)
-
-    def _send_commit(self, offsets: dict[Key, int]) -> None:
-        """Commit `offsets` (all applied). Asynchronous on the loop: a commit must not stop the
-        batches while the group rebalances (the coordinator holds it until the rebalance is
-        done, up to a departed member's session timeout); `_on_commit` hears the answer, and
-        a refused commit is sent again (commit_due). Synchronous in a revoke and at the stop,
-        where the partitions go right after."""
-        listed = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-        if not listed:
-            return
-        for (t, p), o in offsets.items():
-            self.commit_sent[(t, p)] = max(self.commit_sent.get((t, p), -1), o)
-        try:
-            self.consumer.commit(offsets=listed, asynchronous=not (self.in_revoke or self.stopping))
-        except KafkaException as exc:
-            logger.warning("consumer_commit_failed consumer=%s error=%s (applied; committed later or replayed)",
-                           self.spec.name, describe(exc))
-
-    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """The broker's answer to a commit (served by `consume()`): a refused offset that is
-        still this member's newest for its partition is due again a second later, so a quiet
-        partition's committed offset never stays behind what is applied."""
-        refused = []
-        for tp in partitions:
-            key, offset = (tp.topic, tp.partition), tp.offset
-            if error is None and tp.error is None:
-                self.commit_ok[key] = max(self.commit_ok.get(key, -1), offset)
-                if self.commit_due.get(key, offset + 1) <= offset:
-                    del self.commit_due[key]
-            elif (key in self.next_offset and offset == self.commit_sent.get(key)
-                  and offset > self.commit_ok.get(key, -1)):
-                self.commit_due[key] = max(self.commit_due.get(key, -1), offset)
-                refused.append(f"{tp.topic}[{tp.partition}]@{offset}")
-        if refused:
-            self.commit_due_after = time.monotonic() + 1.0
-            logger.warning("consumer_commit_failed consumer=%s error=%s partitions=%s (applied; sent again)",
-                           self.spec.name, error or partitions[0].error, ",".join(refused))
-
-    def _commit_due(self) -> None:
-        """Commit positions that are applied but not committed to Kafka: those PostgreSQL held
-        ahead of Kafka at assignment (offsets_in_db: a crash between the two commits), and
-        commits the broker refused (a rebalance).
-
-        Without it a quiet partition's committed offset would stay behind what is applied
-        for as long as nothing new arrives: its lag on the dashboard, on /metrics and in
-        `kafka-consumer-groups` would never reach 0. The positions are applied, so
-        committing them is always safe; a refusal sends them again a second later."""
-        if time.monotonic() < self.commit_due_after:
-            return
-        due = {k: o for k, o in self.commit_due.items() if o > self.commit_ok.get(k, -1)}
-        self.commit_due = dict(due)
-        if not due:
-            return
-        self.commit_due_after = time.monotonic() + 1.0  # until the answer comes
-        self._send_commit(due)
-        logger.info("consumer_positions_commit consumer=%s partitions=%s", self.spec.name,
-                    ",".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(due.items())))
+        self.commits.commit(ends, synchronous=self.in_revoke or self.stopping)
 
     # --------------------------------------------------------------------- held batches
 

@@ -180,3 +180,76 @@ def test_the_consumer_page_counts_dead_letters_per_minute(operator, kafka):
     assert "3 in the current minute" in html and "dead letters of telemetry per minute" in html
     quiet = logged_in(operator).get("/admin/ops/consumers/products/").content.decode()
     assert "0 in the current minute" in quiet and "None in this window." in quiet
+
+
+def _member_rows(html: str) -> dict[str, tuple[str, str]]:
+    """Each member row of a page (`data-member`): (its class, its text without tags)."""
+    rows = {}
+    for match in re.finditer(r'<tr class="([^"]*)"[^>]* data-member="([^"]+)"[^>]*>(.*?)</tr>'
+                             r'|<tr data-member="([^"]+)"(?: class="([^"]*)")?>(.*?)</tr>', html, re.S):
+        member = match.group(2) or match.group(4)
+        css = match.group(1) or match.group(5) or ""
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(3) or match.group(6))).strip()
+        rows[member] = (css, text)
+    return rows
+
+
+@pytest.mark.kafka_partitions(4)
+def test_each_member_shows_its_partitions_lag_and_state_and_a_dead_one_is_gone(operator, kafka):
+    """Three static members of telemetry's group over 4 partitions: two live, one killed a
+    while ago (its partition not reassigned yet), plus instance 1's row from before its
+    restart and a member stopped long ago. Lag: the newest sample on the admin index and the
+    consumer page, Kafka's own on /admin/ops/."""
+    from confluent_kafka import Producer
+
+    from streams.kafka.models import ConsumerHeartbeat
+    from streams.kafka.producer import producer_config
+
+    topic, group = kafka.name("metrics"), f"{kafka.group_prefix}-telemetry"
+    now = timezone.now()
+
+    def beat(member, instance, partitions, *, age=0.0, state="running"):
+        ConsumerHeartbeat.objects.create(
+            consumer="telemetry", member=member, group_id=group, topics=[topic],
+            instance_id=f"{group}-{instance}" if instance else "", partitions=[[topic, p] for p in partitions],
+            state=state, started_at=now - timedelta(minutes=10), beat_at=now - timedelta(seconds=age), messages=10)
+
+    beat("host-a:101", "0", [0, 3])
+    beat("host-b:102", "1", [1])
+    beat("host-c:103", "2", [2], age=120)  # SIGKILLed: silent, never said it stopped
+    beat("host-b:99", "1", [1], age=300)  # instance 1 before supervisord restarted it
+    beat("host-d:104", "", [], age=600, state="stopped")
+    LagSample.objects.bulk_create([LagSample(at=now, consumer="telemetry", group=group, topic=topic, partition=p,
+                                             lag=lag, end_offset=100) for p, lag in enumerate([5, 7, 11, 13])])
+    client = logged_in(operator)
+
+    def check(html: str, lags: tuple[str, str, str]) -> None:
+        rows = _member_rows(html)
+        a, b, dead, unassigned = rows["host-a:101"], rows["host-b:102"], rows["host-c:103"], rows["unassigned"]
+        assert f"{topic}[0,3]" in a[1] and "running" in a[1] and f" {lags[0]} " in f" {a[1]} "
+        assert f"{topic}[1]" in b[1] and "running" in b[1] and f" {lags[1]} " in f" {b[1]} "
+        assert "ops-red" in dead[0] and "gone" in dead[1] and re.search(r"no heartbeat for 12\d s", dead[1])
+        assert "ops-red" not in a[0] + b[0]
+        assert "ops-red" in unassigned[0] and f"{topic}[2]" in unassigned[1] and f" {lags[2]} " in f" {unassigned[1]} "
+        assert "host-d:104" not in rows and "host-b:99" not in rows  # collapsed
+
+    html = _fragment(client)
+    row = _consumer_row(html, "telemetry")
+    assert 'data-status="running"' in row and 'data-gone="1"' in row
+    assert re.search(r"running \(2 live\), <span class=\"ops-down\">1 member gone</span>", html)
+    check(html, ("18", "7", "11"))
+    assert "2 earlier processes</a> (stopped, replaced) not shown" in html
+
+    page = client.get("/admin/ops/consumers/telemetry/").content.decode()
+    assert '<div class="ops-down" id="members-gone">1 member gone</div>' in page
+    shown, past = page.split('id="past-members"')
+    check(shown, ("18", "7", "11"))
+    past_rows = _member_rows(past)
+    assert "replaced by host-b:102" in past_rows["host-b:99"][1] and "stopped" in past_rows["host-d:104"][1]
+
+    producer = Producer(producer_config())
+    for partition, count in ((0, 2), (3, 1), (2, 4)):
+        for _ in range(count):
+            producer.produce(topic, value=b"{}", partition=partition)
+    assert producer.flush(30) == 0
+    check(client.get("/admin/ops/").content.decode(), ("3", "0", "4"))
