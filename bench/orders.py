@@ -18,6 +18,8 @@ shows the consumers' per-batch log lines (default WARNING). One run:
    topic (two hops through Kafka). Rate = valid orders / (launch of the
    processes -> the moment PostgreSQL holds every valid order in its window),
    polled every 0.2 s. Every window must equal the independent computation.
+   Then again with `--members` (3) static members per group (new groups and
+   downstream topics, the same input, from empty tables): the scale-out line.
 4. Quix Streams: bench/quix_orders.py (validate, catalog lookup join,
    1-minute tumbling windows per product, `.final()`, exactly-once) in
    .run/bench-quix/ on the same topic. Rate = valid orders / (launch of the
@@ -135,20 +137,25 @@ class Run:
         self.procs.clear()
         self.stop_signal = signal.SIGTERM
 
-    def cleanup(self) -> None:
-        self.stop()
+    def forget_results(self) -> None:
+        """The run's windows and stored orders removed (and the tables vacuumed), for a next stage."""
         ours = [*self.products, self.closer, self.unknown]
         ProductWindow.objects.filter(product_id__in=ours).delete()
         ProcessedOrder.objects.filter(product_id__in=ours).delete()
+        with connection.cursor() as cursor:
+            for model in (ProcessedOrder, ProductWindow):
+                cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
+
+    def cleanup(self) -> None:
+        self.stop()
+        # The next run starts from the same tables as this one did: without the vacuum, it would
+        # insert beside this run's million dead rows (and autovacuum would clean them up during it).
+        self.forget_results()
+        ours = [*self.products, self.closer, self.unknown]
         Product.objects.filter(product_id__in=ours).delete()
         QuarantineRecord.objects.filter(topic__startswith=self.prefix).delete()
         ConsumerOffset.objects.filter(group__startswith=self.prefix).delete()
         ConsumerHeartbeat.objects.filter(group_id__startswith=self.prefix).delete()
-        # The next run starts from the same tables as this one did: without it, it would insert
-        # beside this run's million dead rows (and autovacuum would clean them up during it).
-        with connection.cursor() as cursor:
-            for model in (ProcessedOrder, ProductWindow):
-                cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
         # Quix's changelog topics are named after its consumer group.
         extra = [t for t in self.admin.list_topics(timeout=10).topics if self.prefix in t]
         topics = sorted(set(self.topics) | set(extra))
@@ -269,10 +276,11 @@ def console_env(run: Run, topics: dict[str, str], tag: str, grace: int) -> dict[
     return env
 
 
-def console_start(run: Run, env: dict[str, str], batch_size: int, wrap: str = "") -> None:
+def console_start(run: Run, env: dict[str, str], batch_size: int, wrap: str = "", members: int = 1) -> None:
     for name in ("orders", "order_windows"):
-        run.spawn([*wrap.replace("{name}", name).split(), sys.executable, str(ROOT / "manage.py"), "run_consumer",
-                   name, "--batch-size", str(batch_size)], env)
+        for member in range(members):  # each a static member, as `make run` starts replicas
+            run.spawn([*wrap.replace("{name}", name).split(), sys.executable, str(ROOT / "manage.py"),
+                       "run_consumer", name, "--batch-size", str(batch_size), "--instance-id", str(member)], env)
 
 
 def console_windows(run: Run) -> dict[WindowKey, tuple[int, int]]:
@@ -282,12 +290,12 @@ def console_windows(run: Run) -> dict[WindowKey, tuple[int, int]]:
     return {(p, int(s.timestamp())): (c + lc, int((r + lr) * 100)) for p, s, c, r, lc, lr in rows}
 
 
-def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace
+def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace, members: int = 1
                        ) -> tuple[float, float, dict[WindowKey, tuple[int, int]]]:
     windows = ProductWindow.objects.filter(product_id__in=run.products)
     started = time.monotonic()
     run.stop_signal = signal.SIGINT if args.wrap else signal.SIGTERM  # py-spy writes its profile on SIGINT
-    console_start(run, console_env(run, topics, "e2e", args.grace), args.batch_size, args.wrap)
+    console_start(run, console_env(run, topics, f"e2e{members}", args.grace), args.batch_size, args.wrap, members)
     first_row, counted = None, 0
     deadline = started + args.timeout
     while counted < valid and time.monotonic() < deadline:
@@ -502,6 +510,8 @@ def main() -> None:
                         "throughput run, {name} standing for the consumer, such as "
                         "'py-spy record -o {name}.svg --' to profile them.")
     parser.add_argument("--skip-latency", action="store_true", help="Leave out the latency run.")
+    parser.add_argument("--members", type=int, default=3,
+                        help="A second console stage with this many processes per group (default 3; 1: none).")
     parser.add_argument("--seed", type=int, default=2, help="Random seed of the generated orders.")
     parser.add_argument("--timeout", type=float, default=1800, help="Give up on a stage after this many seconds.")
     args = parser.parse_args()
@@ -562,6 +572,20 @@ def main() -> None:
         late = ProductWindow.objects.filter(product_id__in=run.products).aggregate(n=Sum("late_count"))["n"] or 0
         # The input partitions are in event-time order, so with the watermark from upstream none is late.
         print(f"console late (held on their windows, counted above): {late:,} orders (grace {args.grace} s)")
+
+        members_rate = float("nan")
+        if args.members > 1:
+            # Again with several members per group (new groups, fresh downstream topics, the
+            # same input), from empty tables: what scale-out costs or gains on this machine.
+            run.forget_results()
+            wide = {**topics, **run.create_topics(f"e2e{args.members}", ("processed_orders", "product_metrics"))}
+            members_rate, members_steady, members_got = console_throughput(run, wide, valid, args, args.members)
+            print(f"console end to end, {args.members} members per group: {members_rate:>8,.0f} orders/s from "
+                  f"process launch, {members_steady:,.0f}/s from the first window row "
+                  f"({members_rate / console_rate:.2f}x one member)")
+            print(f"console exact ({args.members} members): {check_windows(members_got, expected)}")
+            late = ProductWindow.objects.filter(product_id__in=run.products).aggregate(n=Sum("late_count"))["n"]
+            print(f"console late ({args.members} members): {late or 0:,} orders")
 
         quix_rate = float("nan")
         if not args.skip_quix:
