@@ -167,12 +167,22 @@ class Run:
                     print(f"cleanup: {exc}", file=sys.stderr)
         groups = [g.group_id for g in self.admin.list_consumer_groups().result(timeout=10).valid
                   if g.group_id.startswith(self.prefix)]
-        if groups:
-            for future in self.admin.delete_consumer_groups(groups, request_timeout=10).values():
+        # A static member (the console's processes run with --instance-id) stays in its group
+        # for the session timeout after it stopped: a group still "not empty" is tried again.
+        deadline = time.monotonic() + settings.CONSUMER_SESSION_TIMEOUT_MS / 1000 + 15
+        while groups:
+            left = []
+            for group, future in self.admin.delete_consumer_groups(groups, request_timeout=10).items():
                 try:
                     future.result()
                 except Exception as exc:
-                    print(f"cleanup: {exc}", file=sys.stderr)
+                    if "NON_EMPTY_GROUP" in str(exc) and time.monotonic() < deadline:
+                        left.append(group)
+                    else:
+                        print(f"cleanup: {exc}", file=sys.stderr)
+            groups = left
+            if groups:
+                time.sleep(2)
         for path in self.state_dirs:
             shutil.rmtree(path, ignore_errors=True)
 
