@@ -46,7 +46,15 @@ from ingest.services import file_event
 from quarantine.models import QuarantineRecord
 from streams.activity.demo import activity_events, sensor_events
 from streams.kafka.producer import Outbound, produce_and_wait
-from streams.models import ActivityEvent, MachineMetric, ProcessedOrder, Product, ProductWindow, SensorReading
+from streams.models import (
+    ActivityEvent,
+    MachineMetric,
+    ProcessedOrder,
+    Product,
+    ProductWindow,
+    SensorReading,
+    WorkOrderReading,
+)
 from streams.orders.demo import catalog_seed_demo
 from tests.conftest import wait_until
 from tests.ingest.conftest import HEADER, rows
@@ -274,23 +282,31 @@ def test_order_groups_of_three_members_changing_under_load_stay_exact(kafka, pro
 
 
 def test_telemetry_group_of_three_members_changing_under_load_stays_exact(kafka, processes, figures):
-    n, slices = 60_000, 60
+    n, n_work, slices = 60_000, 12_000, 60
     base = 1_720_000_000
     events = [{"id": i % 500, "val": i * 0.25, "time": base + i} for i in range(n)]
+    # Work orders too: the group reads both topics, and a member may own only work-order partitions.
+    work = [{"time": base + i, "product": i % 7, "production": i * 1.5} for i in range(n_work)]
     load = [[Outbound(kafka.name("metrics"), e, key=str(e["id"])) for e in events[c * n // slices:(c + 1) * n // slices]]
+            + [Outbound(kafka.name("workorders"), w, key=str(i))
+               for i, w in enumerate(work[c * n_work // slices:(c + 1) * n_work // slices], c * n_work // slices)]
             for c in range(slices)]
 
     def start_member(name: str, *args: str) -> subprocess.Popen:
         return processes.consumer(name, *args, CONSUMER_BATCH_TIME_MS="200")
 
     groups, flowing = run_groups(names=("telemetry",), start=start_member, processes=processes, load=load, pause=0.6)
-    wait_until(lambda: MachineMetric.objects.count() == n, timeout=120, message="every metric stored")
+    wait_until(lambda: MachineMetric.objects.count() == n and WorkOrderReading.objects.count() == n_work,
+               timeout=120, message="every metric and work order stored")
     wait_until(lambda: caught_up(kafka, f"{kafka.group_prefix}-telemetry", ["metrics", "workorders"]), timeout=90,
                message="telemetry to commit everything")
     values = dict(MachineMetric.objects.values_list("time", "value"))
     assert len(values) == n and all(values[base + i] == i * 0.25 for i in range(n))
+    assert dict(WorkOrderReading.objects.values_list("time", "production")) == {w["time"]: w["production"]
+                                                                                for w in work}
     f = groups[0].figures(flowing=flowing, processes=processes)
     figures.record("scale-out-telemetry", members="3+", changes=len(groups[0].changes), metrics=f"{len(values)}/{n}",
+                   work_orders=f"{WorkOrderReading.objects.count()}/{n_work}",
                    longest_stall=secs(f["longest_stall"]), restart_to_applied=secs(f["restart_to_applied"]))
     assert f["longest_stall"] <= STALL_LIMIT, \
         f"a running member applied nothing for {f['longest_stall']:.1f} s ({f['where']})"
