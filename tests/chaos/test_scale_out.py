@@ -350,9 +350,17 @@ def test_stream_groups_of_three_members_changing_under_load_stay_exact(kafka, pr
         **{f"{name}_restart_to_applied": secs(f["restart_to_applied"]) for name, f in result.items()},
     )
     for name, f in result.items():
-        assert f["longest_stall"] <= STALL_LIMIT, \
-            f"{name}: a running member applied nothing for {f['longest_stall']:.1f} s ({f['where']})"
         assert f["restart_to_applied"] <= RESTART_LIMIT
+    stall = result["standardize"]
+    assert stall["longest_stall"] <= STALL_LIMIT, \
+        f"standardize: a running member applied nothing for {stall['longest_stall']:.1f} s ({stall['where']})"
+    # processed_data is keyed by sensor and user: while the `standardize` member that owns a
+    # source partition is being restarted, the processed_data partitions its keys go to get
+    # nothing new, so a `processed_sink` member may wait for its input as long as that
+    # restart (a CI run: 3.6 s). Not a stall of its group: bounded by a restart instead.
+    sink = result["processed_sink"]
+    assert sink["longest_stall"] <= RESTART_LIMIT, \
+        f"processed_sink: a running member applied nothing for {sink['longest_stall']:.1f} s ({sink['where']})"
 
 
 def test_product_and_file_groups_of_three_members_changing_under_load_stay_exact(kafka, processes, figures,
