@@ -218,7 +218,6 @@ class BatchLoop:
         first; what cannot be is let go for their next owner, and kept (held) for the rest."""
         if not partitions:
             return
-        was_held = self.held
         if (self.pending or self.flight) and not self.held and not lost:
             self.in_revoke = True
             try:
