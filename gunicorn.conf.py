@@ -8,7 +8,7 @@ thread. Django's own views run in its thread pool as usual. The WSGI entry
 point (`console.wsgi:application`) still works with WEB_WORKER_CLASS=gthread;
 bench/api.py compares the two (docs/api.md).
 
-The counters each worker keeps for /metrics (prometheus_client, console/metrics.py)
+The counters each worker keeps for /metrics (prometheus_client, console/ops/metrics.py)
 are in multiprocess mode: every worker writes its own file to
 PROMETHEUS_MULTIPROC_DIR and a scrape of any worker adds up every file, so a
 counter never goes back whichever worker answers, nor when a worker dies.

@@ -22,6 +22,6 @@ def _ensure_lag_schedule(*, using: str = "default", **kwargs) -> None:
     """Keep the beat entry of `console.sample_lag` in step with CONSOLE_LAG_SAMPLE_SECONDS after `migrate`."""
     if using != "default":
         return
-    from .lag_history import lag_schedule_ensure
+    from .ops.lag_history import lag_schedule_ensure
 
     lag_schedule_ensure()

@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Every worker keeps the real arguments and queue of each task with its result,
-# so a failed task can be retried from the admin (console/celery_ops.py).
+# so a failed task can be retried from the admin (console/ops/celery_ops.py).
 from console.celery_signals import connect_worker_signals  # noqa: E402
 
 connect_worker_signals()

@@ -19,10 +19,10 @@ class Operations(models.Model):
             ("view_operations", "Can view the operations dashboard and the Kafka topics"),
             # Raw messages carry whatever producers put in them: a permission of their own.
             ("view_topic_messages", "Can read recent messages of Kafka topics"),
-            # Celery (console/celery_ops.py): re-running a task and dropping a queued one.
+            # Celery (console/ops/celery_ops.py): re-running a task and dropping a queued one.
             ("retry_task", "Can retry a failed Celery task with its original arguments"),
             ("revoke_task", "Can revoke a queued Celery task"),
-            # Kafka (console/kafka_actions.py): writes to topics and to a group's offsets.
+            # Kafka (console/ops/kafka_actions.py): writes to topics and to a group's offsets.
             ("produce_message", "Can produce a message to a Kafka topic (a copy or a new one)"),
             ("redrive_dead_letters", "Can re-drive dead letters from a dead-letter topic"),
             ("reset_offsets", "Can reset or skip a consumer group's committed offsets"),
@@ -58,7 +58,7 @@ class AuditEntry(models.Model):
 
 class LagSample(models.Model):
     """One consumer group's lag on one partition at one sampling (the `console.sample_lag`
-    beat task, console/lag_history.py). Every partition of one sampling shares its `at`,
+    beat task, console/ops/lag_history.py). Every partition of one sampling shares its `at`,
     so a consumer's total lag over time is one GROUP BY. Bounded: samples older than
     CONSOLE_LAG_HISTORY_HOURS are deleted by the same task."""
 

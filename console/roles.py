@@ -33,7 +33,7 @@ OPERATOR_PERMISSIONS = [
     "console.view_operations", "console.view_topic_messages",
     "quarantine.release_quarantinerecord", "quarantine.reprocess_quarantinerecord",
     "quarantine.discard_quarantinerecord",
-    # Celery (console/celery_ops.py; migration console/0004).
+    # Celery (console/ops/celery_ops.py; migration console/0004).
     "console.retry_task", "console.revoke_task", "console.view_auditentry",
     "django_celery_results.view_taskresult",
     # Kafka actions on the operations pages (migration console/0006).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .lag_history import lag_sample_take
+from .ops.lag_history import lag_sample_take
 
 
 # No retry: the next beat, CONSOLE_LAG_SAMPLE_SECONDS later, is the retry, and a sample

@@ -10,9 +10,9 @@ from ingest.api import register_routes as register_ingest_routes
 from quarantine.api import register_routes as register_quarantine_routes
 from streams.urls import register_routes as register_stream_routes
 
-from . import ops
-from .health import healthz
-from .metrics import metrics
+from .ops import pages as ops
+from .ops.health import healthz
+from .ops.metrics import metrics
 from .tokens import connect_signals
 
 router = DefaultRouter()

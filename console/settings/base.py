@@ -60,7 +60,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
-    # Before console: console/admin.py replaces its TaskResult admin.
+    # Before console: console/ops/admin.py replaces its TaskResult admin.
     "django_celery_results",
     "axes",
     "console",
@@ -70,8 +70,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so it sees the final status of every request Django answers (console/metrics.py).
-    "console.metrics.RequestMetricsMiddleware",
+    # First, so it sees the final status of every request Django answers (console/ops/metrics.py).
+    "console.ops.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A body over INGEST_MAX_UPLOAD_BYTES: 413 before anything reads it (console/uploads.py).
     "console.uploads.UploadLimitMiddleware",
@@ -245,7 +245,7 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = _required("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 # Task results live in PostgreSQL (django-celery-results), where the admin lists
-# and filters them (console/admin.py) and /metrics counts them. `extended`
+# and filters them (console/ops/admin.py) and /metrics counts them. `extended`
 # records the task's name, arguments and worker; `track_started` its start, for
 # the runtime (one more write per task that keeps its result).
 CELERY_RESULT_BACKEND = "django-db"
@@ -473,7 +473,7 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
 
 # ------------------------------------------------ Dashboard, lag history, alerts
-# (console/dashboard.py, console/lag_history.py, console/alerts.py; docs/operations.md)
+# (console/ops/dashboard.py, console/ops/lag_history.py, console/ops/alerts.py; docs/operations.md)
 # The admin index polls its dashboard fragment this often (seconds).
 CONSOLE_DASHBOARD_REFRESH_SECONDS = env.float("CONSOLE_DASHBOARD_REFRESH_SECONDS", default=5.0)
 # The dashboard's one Kafka call (is the broker reachable?) gives up after this: the

@@ -17,11 +17,11 @@ register = template.Library()
 def console_dashboard(context) -> SafeString:
     request = context.get("request")
     user = getattr(request, "user", None)
-    from console.ops import VIEW_OPERATIONS
+    from console.ops.pages import VIEW_OPERATIONS
 
     if user is None or not user.has_perm(VIEW_OPERATIONS):
         return mark_safe("")
-    from console.dashboard import dashboard_overview
+    from console.ops.dashboard import dashboard_overview
 
     return mark_safe(render_to_string("ops/dashboard_fragment.html", {"overview": dashboard_overview()},
                                       request=request))

@@ -1,7 +1,7 @@
 """`{% offset_reset_form spec %}`: the "Reset offsets" form on a consumer's page (templates/ops/consumer.html).
 
 Rendered only for staff holding console.view_operations and console.reset_offsets (the
-views check the same: console/ops.py `urls()`); nothing for the others.
+views check the same: console/ops/pages.py `urls()`); nothing for the others.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def offset_reset_form(context, spec) -> SafeString:
-    from console.offsets_page import RESET_OFFSETS, ResetForm, recent_resets
+    from console.ops.offsets import RESET_OFFSETS, ResetForm, recent_resets
 
     request = context.get("request")
     user = getattr(request, "user", None)

@@ -22,7 +22,7 @@ reads the new positions.
 
 A move also refuses when the positions changed since the dry run the operator
 confirmed (`expected`), so what was shown is what moves. The platform writes
-no audit entry; the console's view does (console/offsets_page.py).
+no audit entry; the console's view does (console/ops/offsets.py).
 Imports Django's database and this package only.
 """
 

@@ -35,7 +35,7 @@ class DeliveryError(Exception):
     """The broker did not acknowledge every message in time."""
 
 
-# Not in prometheus_client's default registry: console.metrics exports it, this process's
+# Not in prometheus_client's default registry: console.ops.metrics exports it, this process's
 # own or, under gunicorn, every worker's (each writes its counts to a file of
 # PROMETHEUS_MULTIPROC_DIR, which must be set before prometheus_client is imported).
 deliveries = Counter("console_producer_deliveries", "Messages the broker acknowledged (delivered) or refused "

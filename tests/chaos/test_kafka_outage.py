@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
-from console.health import consumer_states
+from console.ops.health import consumer_states
 from streams.models import MachineMetric
 from tests.conftest import wait_until
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from console.health import consumer_states
+from console.ops.health import consumer_states
 from ingest.models import IngestedFile, SensorReading as RawReading
 from ingest.services import file_event, files_requeue_stale
 from streams.kafka.producer import produce_and_wait

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from console.alerts import alerts_active
+from console.ops.alerts import alerts_active
 from console.models import LagSample
 from ingest.models import IngestedFile
 from quarantine.models import QuarantineRecord

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from console.lag_history import SCHEDULE_NAME, lag_schedule_ensure
+from console.ops.lag_history import SCHEDULE_NAME, lag_schedule_ensure
 from console.models import LagSample
 from console.tasks import sample_lag
 from streams.kafka.producer import Outbound, produce_and_wait

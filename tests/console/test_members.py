@@ -1,9 +1,9 @@
-"""The members of a consumer group as the operations pages show them (console/members.py):
+"""The members of a consumer group as the operations pages show them (console/ops/members.py):
 pure logic over heartbeat entries and lag per partition, no service."""
 
 from __future__ import annotations
 
-from console.members import group_members, partitions_text
+from console.ops.members import group_members, partitions_text
 
 GROUP = "console-orders"
 

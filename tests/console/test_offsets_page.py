@@ -1,4 +1,4 @@
-"""Reset offsets from a consumer's page (console/offsets_page.py), against the real broker and
+"""Reset offsets from a consumer's page (console/ops/offsets.py), against the real broker and
 database: dry run, then Apply, audited; refused while the consumer runs; hidden from and
 forbidden to who lacks console.reset_offsets."""
 

@@ -126,7 +126,7 @@ def test_a_systemic_failure_pauses_the_consumer_instead_of_dead_lettering_the_to
                    message="the consumer to say it is paused")
         beat = ConsumerHeartbeat.objects.get(consumer="telemetry")
         assert "in a row were refused by the database" in beat.reason
-        from console.health import consumer_states
+        from console.ops.health import consumer_states
 
         assert consumer_states()["telemetry"]["status"] == "failing"
         # At most the limit is dead-lettered before the pause (a first batch smaller than the limit).

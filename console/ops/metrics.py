@@ -16,7 +16,7 @@ worker, so any worker can answer a scrape and a counter never goes back:
   counts to its own file in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py creates
   and empties it at start) and a scrape summing every file, a dead worker's
   too; outside gunicorn (runserver, tests) the one process's own counter;
-* the active alerts (console/alerts.py), one series of 1 per alert and subject;
+* the active alerts (console/ops/alerts.py), one series of 1 per alert and subject;
 * Celery task results by task and state, from the results table
   (django-celery-results; one aggregate query): a worker is another process,
   so a counter kept there could not be read here;
@@ -185,7 +185,7 @@ class ConsoleCollector:
     def _alerts() -> Iterator[Metric]:
         from .alerts import alerts_active
 
-        family = GaugeMetricFamily("console_alert_active", "1 for each alert active now (console/alerts.py): "
+        family = GaugeMetricFamily("console_alert_active", "1 for each alert active now (console/ops/alerts.py): "
                                    "its name and subject (a consumer or a file).", labels=["alert", "subject"])
         for alert in alerts_active():
             family.add_metric([alert.name, alert.subject], 1)

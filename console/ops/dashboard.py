@@ -2,10 +2,10 @@
 
 Selectors only. Per pipeline: its consumers (state from their heartbeats, lag and
 throughput from the lag history, processed and dead-lettered counts from the
-heartbeat counters), each consumer's members (console/members.py: instance id,
+heartbeat counters), each consumer's members (console/ops/members.py: instance id,
 host:pid, partitions, lag from the newest sample, gone or live) and the partitions
 no live member owns, open quarantine, and for the report the newest run; then
-Celery's queues and failed tasks, and the active alerts (console/alerts.py).
+Celery's queues and failed tasks, and the active alerts (console/ops/alerts.py).
 
 Bounded: about ten aggregate queries whatever the number of rows, one Redis
 round trip (LLEN of the queues, CELERY_INSPECT_TIMEOUT_SECONDS) and one Kafka
@@ -248,7 +248,7 @@ class ConsumerPage:
 
 def consumer_page(*, name: str, hours: float, now: datetime | None = None) -> ConsumerPage:
     """One consumer: lag per partition and throughput since `hours` ago, its processes
-    (the newest 50 heartbeats, as members: console/members.py), its last errors and dead
+    (the newest 50 heartbeats, as members: console/ops/members.py), its last errors and dead
     letters. KeyError: unknown."""
     from quarantine.models import QuarantineRecord
     from streams.kafka.heartbeat import batch_quantile, consumer_health, member_entry

@@ -6,7 +6,7 @@ again) and, when the group has no member, an "Apply" button carrying the
 request and the positions it was computed from. `POST …/offsets/apply/`
 moves the group (streams.kafka.offset_reset.apply_reset), which is refused
 if those positions changed meanwhile. Both need `console.view_operations`
-and `console.reset_offsets` (console/ops.py `urls()`); the form on the
+and `console.reset_offsets` (console/ops/pages.py `urls()`); the form on the
 consumer page is shown only to who holds them
 (console/templatetags/console_offsets.py). Every apply writes an audit entry,
 `offsets_reset` on `consumer:<name>`: succeeded, refused or failed, with the
@@ -32,8 +32,8 @@ from streams.kafka.offset_reset import (
 from streams.kafka.registry import ConsumerSpec, get_consumer
 from streams.kafka.topics import topic_name
 
-from .audit import audit_record
-from .models import AuditEntry
+from ..audit import audit_record
+from ..models import AuditEntry
 
 RESET_OFFSETS = "console.reset_offsets"
 ACTION = "offsets_reset"

@@ -76,7 +76,7 @@ def consumer_states() -> dict[str, dict[str, object]]:
 
 
 def active_alerts(states: dict[str, dict[str, object]]) -> list:
-    """The alerts (console/alerts.py) other than a failing consumer's, which /healthz names
+    """The alerts (console/ops/alerts.py) other than a failing consumer's, which /healthz names
     already as `consumer:<name>`; empty when they cannot be read."""
     from .alerts import alerts_active
 

@@ -2,9 +2,9 @@
 rates, the message browser (seek, page, filter), one message whole, producing a
 message and re-driving dead letters from their topic.
 
-Views only: the reads are streams/kafka/browse.py, the actions console/kafka_actions.py.
+Views only: the reads are streams/kafka/browse.py, the actions console/ops/kafka_actions.py.
 Reading needs console.view_operations and console.view_topic_messages; producing
-needs console.produce_message, re-driving console.redrive_dead_letters (console/ops.py
+needs console.produce_message, re-driving console.redrive_dead_letters (console/ops/pages.py
 wires the permissions). Nothing here commits a consumer offset.
 """
 
@@ -30,7 +30,7 @@ from streams.kafka import browse, cluster
 from streams.kafka.client import failure_reason
 
 from . import kafka_actions
-from .audit import ActionError, ActionRefused
+from ..audit import ActionError, ActionRefused
 from .highlight import style_css, value_html
 from .lag_history import topic_rates
 

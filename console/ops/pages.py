@@ -4,7 +4,7 @@ and recent messages (what operators otherwise open Kafdrop or kafka-ui for).
 Staff only (the admin's login), and each page needs its permission on top:
 `console.view_operations` for the dashboard, the topics and Celery's workers
 and queues, `console.view_topic_messages` for raw messages, which carry
-whatever the producers put in them (the message browser, console/messages_page.py),
+whatever the producers put in them (the message browser, console/ops/messages.py),
 `console.produce_message` and `console.redrive_dead_letters` to write to topics
 from there, and `console.revoke_task` to revoke a queued task. The `operators`
 group has them all.
@@ -30,13 +30,13 @@ from quarantine.models import QuarantineRecord
 from streams.kafka import cluster
 from streams.kafka.client import failure_reason
 
-from . import celery_ops, messages_page
-from .audit import ActionError
+from . import celery_ops, messages
+from ..audit import ActionError
 from .dashboard import consumer_page, dashboard_overview
 from .health import consumer_states, run_checks
 from .lag_history import lines_svg
 from .members import group_members
-from .offsets_page import RESET_OFFSETS, offsets_apply, offsets_plan
+from .offsets import RESET_OFFSETS, offsets_apply, offsets_plan
 
 
 def _context(request: HttpRequest, title: str, **extra) -> dict:
@@ -136,8 +136,8 @@ def celery_revoke(request: HttpRequest) -> HttpResponse:
 VIEW_OPERATIONS = "console.view_operations"
 VIEW_TOPIC_MESSAGES = "console.view_topic_messages"
 REVOKE_TASK = "console.revoke_task"
-PRODUCE_MESSAGE = messages_page.PRODUCE_MESSAGE
-REDRIVE_DEAD_LETTERS = messages_page.REDRIVE_DEAD_LETTERS
+PRODUCE_MESSAGE = messages.PRODUCE_MESSAGE
+REDRIVE_DEAD_LETTERS = messages.REDRIVE_DEAD_LETTERS
 
 
 def _requires(*perms: str) -> Callable:
@@ -165,15 +165,15 @@ def urls() -> list:
              name="ops-offsets-plan"),
         path("consumers/<str:name>/offsets/apply/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_apply)),
              name="ops-offsets-apply"),
-        path("topics/", wrap(_requires(VIEW_OPERATIONS)(messages_page.topics)), name="ops-topics"),
+        path("topics/", wrap(_requires(VIEW_OPERATIONS)(messages.topics)), name="ops-topics"),
         path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
-            messages_page.topic_messages)), name="ops-topic-messages"),
+            messages.topic_messages)), name="ops-topic-messages"),
         path("topics/<str:name>/<int:partition>/<int:offset>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
-            messages_page.message_detail)), name="ops-message"),
+            messages.message_detail)), name="ops-message"),
         path("topics/<str:name>/redrive/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, REDRIVE_DEAD_LETTERS)(
-            messages_page.redrive)), name="ops-redrive"),
+            messages.redrive)), name="ops-redrive"),
         path("produce/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, PRODUCE_MESSAGE)(
-            messages_page.produce)), name="ops-produce"),
+            messages.produce)), name="ops-produce"),
         path("celery/", wrap(_requires(VIEW_OPERATIONS)(celery_page)), name="ops-celery"),
         path("celery/revoke/", wrap(_requires(VIEW_OPERATIONS, REVOKE_TASK)(celery_revoke)),
              name="ops-celery-revoke"),

@@ -33,8 +33,8 @@ from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
 from streams.kafka.registry import consumers
 from streams.kafka.topics import topic_name
 
-from .audit import ActionError, ActionRefused, audit_record
-from .models import AuditEntry
+from ..audit import ActionError, ActionRefused, audit_record
+from ..models import AuditEntry
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_results.models import TaskResult
 
-from .audit import ActionError, ActionRefused, audit_record
-from .celery_signals import ARGUMENTS_KEY
-from .models import AuditEntry
+from ..audit import ActionError, ActionRefused, audit_record
+from ..celery_signals import ARGUMENTS_KEY
+from ..models import AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ REVOKE_SEARCH_DEPTH = 1000
 
 
 def _app():
-    from .celery import app
+    from ..celery import app
 
     return app
 

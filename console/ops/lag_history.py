@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import LagSample
+from ..models import LagSample
 
 logger = logging.getLogger(__name__)
 
