@@ -2,7 +2,7 @@
 
 Callers: the telemetry, products and ingest APIs and the telemetry ASGI hot
 path, so an unacknowledged publish or a field error reads the same at every
-endpoint. Imports DRF, drf-spectacular and the Kafka platform's DeliveryError.
+endpoint.
 """
 
 from __future__ import annotations

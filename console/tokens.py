@@ -1,8 +1,8 @@
 """Token authentication with a small per-process cache for the event hot path.
 
 Used by every API view that takes service tokens (DRF's AUTHENTICATION of the
-pipelines' APIs) and by the telemetry ASGI hot path. Imports only Django and
-DRF; `connect_signals()` is called once from console/urls.py.
+pipelines' APIs) and by the telemetry ASGI hot path. `connect_signals()` is called
+once from console/urls.py.
 
 A token is checked against the database once per API_TOKEN_CACHE_SECONDS per
 web process; the cached entry holds the user with its permissions loaded, so

@@ -3,7 +3,6 @@
 
 Called by: Django's admin site (autodiscovery). The requeue action calls
 services.files_requeue_failed; reads go through selectors.
-Imports: ingest's models, selectors and services; console.admin_base.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ Reads need the view permission of their model, an upload `ingest.upload_file`.
 
 Called by: console/urls.py (register_routes). Uploads call
 services.file_upload; reads go through selectors.
-Imports: ingest's inbox, models, selectors and services; console's filters;
-streams.kafka.producer (its DeliveryError, for a broker that is away).
 """
 
 from __future__ import annotations

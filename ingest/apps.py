@@ -3,7 +3,6 @@ FileSource (quarantine/sources.py), so quarantine can ask about a quarantined
 file without importing ingest.
 
 Called by: Django, when the app registry is ready.
-Imports: quarantine.sources, ingest.services.quarantine_source.
 """
 
 from django.apps import AppConfig

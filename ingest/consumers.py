@@ -3,7 +3,6 @@
 Called by: the consumer registry (streams.kafka.registry), which discovers this
 module; `manage.py run_consumer files` runs it. Decoding is pure; the batch
 calls services.file_register.
-Imports: ingest's inbox, models and services; the Kafka platform (decoding, registry).
 """
 
 from __future__ import annotations

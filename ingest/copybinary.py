@@ -15,7 +15,6 @@ value (float8: IEEE 754 big-endian; bool: one byte; text: UTF-8; int8:
 big-endian), and an int16 -1 at the end. All integers are big-endian.
 
 Called by: ingest.contract (the validation paths encode the rows they accept).
-Imports: numpy only.
 """
 
 from __future__ import annotations

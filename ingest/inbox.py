@@ -2,7 +2,6 @@
 
 Called by: ingest's services (scan, registration, quarantine), the `files`
 consumer (pure path checks), the API (upload names), `manage.py watch_inbox`.
-Imports: Django settings only.
 """
 
 from __future__ import annotations

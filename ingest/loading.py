@@ -3,7 +3,6 @@ computed in that pass, and the set-based overall statistics.
 
 Called by: ingest.services (processing: COPY and per-file statistics;
 aggregation: the overall statistics).
-Imports: ingest's contract, models and statistics; psycopg2.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """File ingestion (seed 001): files seen in the inbox, their raw rows and statistics.
 
 Called by: every module of ingest; console's metrics and the ops dashboard read them.
-Imports: quarantine.models (a file links to its quarantine record).
 """
 
 from __future__ import annotations

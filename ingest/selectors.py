@@ -1,7 +1,6 @@
 """Reads of the file-ingestion pipeline (API and admin).
 
 Called by: ingest's API and admin.
-Imports: ingest's models only.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ of five metrics), freed when the file is done.
 
 Called by: ingest.contract (the validator feeds it), ingest.services.processing
 and ingest.loading (the results).
-Imports: numpy only.
 """
 
 from __future__ import annotations

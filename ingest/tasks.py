@@ -3,7 +3,6 @@
 Called by: Celery (task names `ingest.process_file`, `ingest.scan_inbox`,
 `ingest.refresh_overall_aggregates`, which beat rows and queued messages
 refer to); services queue them after commit.
-Imports: ingest's models and services.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ the same services as the API and `manage.py quarantine`.
 Called by: Django's admin site (autodiscovery). Single-record pages call
 services.quarantine_release/reprocess/discard; bulk actions call
 services.quarantine_bulk_action.
-Imports: quarantine's forms, models, selectors and services; console.admin_base.
 """
 
 from __future__ import annotations

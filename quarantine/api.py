@@ -7,8 +7,6 @@ the admin and `manage.py quarantine`.
 Called by: console/urls.py (the router). Single-record actions call
 services.quarantine_release/reprocess/discard; the bulk endpoints call
 services.quarantine_bulk_action.
-Imports: quarantine's forms (the upload limit), models, selectors, services and
-sources; console's filters and parsers.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ dead-letter sink the Kafka platform calls (streams.kafka.registry), and the
 defaults recreated after every migrate.
 
 Called by: Django, when the app registry is ready.
-Imports: quarantine's signals and services; streams.kafka.registry.
 """
 
 from django.apps import AppConfig

@@ -1,7 +1,6 @@
 """Forms for the admin's action pages (the API has its own serializers).
 
 Called by: quarantine/admin.py.
-Imports: quarantine's models and sources (the release modes).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 Called by: every module of quarantine; ingest.models links a file to its record;
 console's metrics, ops dashboard and the pipelines' tests read them.
-Imports: Django only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Reads for the quarantine console: previews, downloads, permissions.
 
 Called by: quarantine's admin, API and command.
-Imports: quarantine's models and sources (a file's owner locates it and names
-its rejected rows); console.spreadsheet.
 """
 
 from __future__ import annotations

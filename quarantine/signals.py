@@ -5,7 +5,6 @@
 this catches exactly the tasks that failed after their retries.
 
 Called by: Celery's task_failure signal, connected in quarantine/apps.py.
-Imports: quarantine's services (recording, and the task replay header).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ The release modes of a file are defined here, once: the admin's forms, the
 API, the `quarantine` command and the file's owner all read FILE_RELEASE_MODES.
 
 Called by: quarantine's services and selectors; ingest/apps.py registers its files.
-Imports: the quarantine models only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 Called by: Celery beat (`quarantine.purge_expired`, hourly; the schedule row
 is created by migration 0003 and services.quarantine_defaults_ensure).
-Imports: quarantine's services.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """JSON highlighting for the message browser, through Pygments: a message value that
 parses as JSON is shown indented, with its keys, strings, numbers and literals
-coloured; anything else is shown as escaped text. Imports: Pygments only."""
+coloured; anything else is shown as escaped text."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ worker, so any worker can answer a scrape and a counter never goes back:
 
 Access: a scrape needs `Authorization: Bearer <METRICS_TOKEN>` when that is set,
 otherwise it must come from an address in METRICS_ALLOWED_ADDRESSES (loopback
-by default). Imports: the apps' models and the Kafka platform's readers.
+by default).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@
 
 Called by: ingest.loading, ingest.services, tests/ingest and bench/ingest.py, through
 the names below (import them from `ingest.contract`, not from the modules).
-Imports: ingest.copybinary and Django settings; no model, no other app.
 """
 
 from .rules import Column, Contract, FileRejected, check_value, read_header

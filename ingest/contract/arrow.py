@@ -6,7 +6,6 @@ path (columns.py).
 
 Called by: stream.RowStream._process, as a mixin of RowStream (the methods read
 the stream's header, columns, strictness and counters).
-Imports: rules (limits), copybinary (encoding), pyarrow, numpy.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ to the row rules (rows.py).
 
 Called by: stream.RowStream._process, as a mixin of RowStream (the methods read
 the stream's columns, strictness and counters).
-Imports: rules (limits), copybinary (encoding), numpy, orjson.
 """
 
 from __future__ import annotations

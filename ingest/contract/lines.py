@@ -5,7 +5,6 @@ replaced by an `Overlong` marker (its first bytes kept for the error) while the
 rest of it is skipped.
 
 Called by: stream.RowStream (reading), rows.RowPath (reporting overlong lines).
-Imports: rules (VALUE_PREVIEW) only.
 """
 
 from __future__ import annotations

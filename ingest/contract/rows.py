@@ -5,7 +5,6 @@ and whole blocks they cannot take.
 
 Called by: stream.RowStream and the fast paths, as a mixin of RowStream (the
 methods read the stream's columns, strictness, limits and counters).
-Imports: rules, lines (the overlong-line marker), copybinary, numpy.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ strictly narrower, so they never accept what it would reject.
 
 Called by: the validation paths of this package, ingest.loading (the contract's
 metrics), ingest.services (headers of quarantined files).
-Imports: Django settings only.
 """
 
 from __future__ import annotations

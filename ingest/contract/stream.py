@@ -12,7 +12,6 @@ accept what the row rules would reject.
 
 Called by: ingest.loading (COPY), ingest.services (loads, rejected rows of
 quarantined files), tests and bench/ingest.py.
-Imports: the modules of this package, copybinary, Django settings.
 """
 
 from __future__ import annotations

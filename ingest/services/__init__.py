@@ -12,8 +12,6 @@
 The consumer, the Celery tasks, the watcher, the API, the admin and the
 quarantine console all call these; import them from `ingest.services` (the
 names below), not from the modules.
-Imports: ingest's contract, inbox, loading, statistics and models; the Kafka
-producer (streams.kafka); quarantine's recording service and sources.
 """
 
 from .aggregation import aggregates_refresh

@@ -3,7 +3,6 @@ refreshed after loads (coalesced: loads mark devices, one refresh runs at a
 time). The per-file statistics are computed in the load itself (ingest/loading.py).
 
 Called by: processing.py (marks devices), the `ingest.refresh_overall_aggregates` task.
-Imports: ingest's contract, loading and models; queues its task by name.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ what it announced (InboxEntry), so a file is announced once per content.
 
 Called by: `manage.py watch_inbox`, the `ingest.scan_inbox` task, the upload
 API; quarantine_source.py announces a file sent back through the pipeline.
-Imports: ingest's inbox and models, the Kafka producer and topic registry.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ INGEST_MAX_ATTEMPTS.
 
 Called by: the `ingest.process_file` task; quarantine_source.py (a release
 loads the file again, with the operator's mode).
-Imports: ingest's contract, inbox, loading, statistics and models; the
-quarantine hand-off and aggregation modules; quarantine's recording service.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ quarantine_file); ingest keeps the file, quarantine the record.
 
 Called by: processing.py (a rejected or partially accepted file, one the
 worker cannot get through).
-Imports: ingest's inbox and models, quarantine's recording service.
 """
 
 from __future__ import annotations

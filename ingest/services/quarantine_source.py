@@ -4,8 +4,6 @@ rejected, and how to release it (load it with the operator's mode) or
 reprocess it (send it, or a corrected upload, through the pipeline again).
 
 Called by: quarantine's services and selectors, through the registered FileSource.
-Imports: ingest's contract, inbox and models, the other stages of this
-package; quarantine's models and sources (never the other way round).
 """
 
 from __future__ import annotations

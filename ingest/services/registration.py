@@ -4,8 +4,8 @@ or failed, are queued again from here too.
 
 Called by: the `files` consumer (ingest/consumers.py), the `ingest.scan_inbox`
 task (stale files), the admin's requeue action; quarantine_source.py resets a
-file it sends back through the pipeline.
-Imports: ingest's inbox and models; queues `ingest.process_file` by name (ingest.tasks imports these services).
+file it sends back through the pipeline. It queues `ingest.process_file` by name,
+because ingest.tasks imports these services.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ these, never the model directly:
     defaults.py   the operators group and the cleanup schedule, recreated after migrate
 
 Callers import from `quarantine.services` (the names below), not from the modules.
-Imports: the quarantine models and sources (quarantine/sources.py: what the apps
-that quarantine things registered); never an app that registers a source.
 """
 
 from ..models import QuarantineAuditEntry as _AuditEntry

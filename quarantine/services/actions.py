@@ -19,7 +19,6 @@ What "release" means depends on the source:
 
 Called by: the admin's action pages, the API's record actions, bulk.py (for
 what is not re-driven in batches), `manage.py quarantine reprocess` with edits.
-Imports: the quarantine models and sources, audit, redrive.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ every outcome, refused and failed ones included.
 
 Called by: actions, bulk and retention; the admin, the API and the command
 read the results and catch the errors.
-Imports: the quarantine models.
 """
 
 from __future__ import annotations

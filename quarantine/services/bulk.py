@@ -9,7 +9,6 @@ one record at a time through actions.py.
 
 Called by: quarantine/admin.py, quarantine/api.py, the `quarantine` command,
 bench/quarantine_bulk.py.
-Imports: the quarantine models, actions, audit, redrive.
 """
 
 from __future__ import annotations

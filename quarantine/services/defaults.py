@@ -5,7 +5,6 @@ the console's (console/roles.py owns every group), so it is defined once.
 
 Called by: quarantine/apps.py (after every migrate); migration 0003 creates
 the same rows first.
-Imports: django_celery_beat's models, at call time.
 """
 
 from __future__ import annotations

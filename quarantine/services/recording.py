@@ -7,7 +7,6 @@ stored safely, so recording never fails.
 
 Called by: the dead-letter sink (registered in quarantine/apps.py), ingest's
 services, quarantine/signals.py.
-Imports: the quarantine models, redrive (the replay header's name).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ message (recording.py reads it back when the message is dead-lettered again),
 the task fails again).
 
 Called by: actions and bulk.
-Imports: the quarantine models; the Kafka producer and the Celery app, at call time.
 """
 
 from __future__ import annotations

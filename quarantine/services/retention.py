@@ -4,7 +4,6 @@ errors and its audit trail stay.
 
 Called by: the `quarantine.purge_expired` task (hourly, Celery beat) and
 `manage.py quarantine purge`.
-Imports: the quarantine models and sources (the file's owner locates it), audit.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Admin of the sensor and user-activity streams (seed 003): stored rows, exported as CSV.
 
 Export needs the view permission (the rows hold user and session ids).
-Discovered through streams/admin.py. Imports console's admin bases and this package.
+Discovered through streams/admin.py.
 """
 
 from __future__ import annotations

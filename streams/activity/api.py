@@ -7,8 +7,7 @@
 
 Each needs the view permission of its model (exports included: they hold
 user and session ids). The tables grow with the traffic: they page with
-cursors, newest first, and are never counted. Imports console's API pieces
-and this package.
+cursors, newest first, and are never counted.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@
 * `processed_sink`: `processed_data` -> sensor and activity tables (idempotent on the origin).
 
 `processed_data` is re-checked on the way in, since anyone can publish there.
-Imports the platform and this package.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 processed_data_activity.csv), streamed and spreadsheet-safe.
 
 Callers: the activity API (`.../export/`) and admin (Export selected as CSV).
-Imports console.spreadsheet, the platform's `iso` and this package's models.
 """
 
 from __future__ import annotations

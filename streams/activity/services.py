@@ -8,8 +8,7 @@
 * `readings_store` stores standardized events keyed by that origin, so a
   processed message that is published or consumed twice is stored once.
 
-Callers: this package's consumers (consumers.py). Imports the platform's
-field rules and this package's models.
+Callers: this package's consumers (consumers.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Faults (the rules are in faults.py): a message the database refuses is found
 by bisecting the batch in savepoints and dead-lettered with the error, and the
 rest of the batch is applied (`apply_isolating`). A transient or systemic
 fault propagates with nothing committed; the loop (runtime.py) holds the batch
-and tries again. Imports the platform only.
+and tries again.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ reaches what is applied even when nothing new arrives on the partition:
 Without the due offsets, a quiet partition's committed offset would stay
 behind what is applied for as long as nothing new arrives: its lag would never
 reach 0 on the dashboard, on /metrics and in `kafka-consumer-groups`.
-Committing an applied position is always safe. Imports confluent-kafka only.
+Committing an applied position is always safe.
 """
 
 from __future__ import annotations

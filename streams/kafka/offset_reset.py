@@ -23,7 +23,6 @@ reads the new positions.
 A move also refuses when the positions changed since the dry run the operator
 confirmed (`expected`), so what was shown is what moves. The platform writes
 no audit entry; the console's view does (console/ops/offsets.py).
-Imports Django's database and this package only.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ and the loop (runtime.py) starts each partition at the larger of that and
 Kafka's committed offset. So a batch whose transaction committed is never
 applied again, even if the process died before the Kafka commit. The approach
 is the one Kafka Streams and Flink take with an external transactional store.
-Imports Django's connection and this package's model.
 """
 
 from __future__ import annotations

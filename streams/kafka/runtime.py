@@ -50,8 +50,7 @@ Progress: per assigned partition the loop knows the offset after what it
 took and, from librdkafka's cached high watermark, whether everything there
 is applied. A consumer with a `tick` gets that (`PartitionProgress`) on every
 tick: event time (streams/orders) lets a partition stop holding the watermark
-back only when it is caught up, never because its reader stopped. Imports
-the platform only.
+back only when it is caught up, never because its reader stopped.
 
 Long: the loop, its rebalance callbacks and its held-batch state act on one
 consumer and one set of per-partition positions (next_offset, skip_below,

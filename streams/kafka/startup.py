@@ -1,4 +1,4 @@
-"""What a consumer process does once, before its loop. Imports the platform only.
+"""What a consumer process does once, before its loop.
 
 The garbage collector, tuned for a batch process. A consumer holds a batch of
 tens of thousands of live envelopes at a time and frees them by reference

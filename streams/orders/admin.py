@@ -6,7 +6,7 @@ processed orders (filterable by late and released).
 Recomputing needs the windows' change permission and is logged on each
 product's latest window; releasing needs `streams.release_late_orders` and is
 logged on each corrected window (by the service). Discovered through
-streams/admin.py. Imports console's admin bases and this package.
+streams/admin.py.
 """
 
 from __future__ import annotations

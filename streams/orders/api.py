@@ -6,7 +6,6 @@
 
 Each read needs the view permission of its model; the release, its own. Processed orders grow with the
 traffic: they page with cursors, newest first, and are never counted.
-Imports console's API pieces and this package.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ agree on what "late" and "final" mean would live in different files.
 
 This module holds what the two consumers (consumers.py) do to the data; the
 consumers hold only the Kafka side. Callers: consumers.py, the admin
-and the API (rebuild, release), tests. Imports the platform's field rules and this package's models.
+and the API (rebuild, release), tests.
 """
 
 from __future__ import annotations

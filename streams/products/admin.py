@@ -1,7 +1,7 @@
 """Admin of the product catalog (seed 004): list, edit, soft-delete and restore.
 
 Products are registered through Kafka, never added here; deletes are soft.
-Discovered through streams/admin.py. Imports console's admin helpers and this package.
+Discovered through streams/admin.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Every action needs its own permission: reads the model's view permission,
 edits and deletes its change and delete permissions, registration
 `streams.register_product`. Registered by `register(router)` from
-streams/urls.py. Imports console's API pieces, the platform and this package.
+streams/urls.py.
 """
 
 from __future__ import annotations

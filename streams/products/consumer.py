@@ -1,7 +1,7 @@
 """The `products` consumer (seed 004): cadastro-produtos -> catalog upsert -> produtos-persistidos.
 
 Registered in streams/consumers.py. The rules and the upsert are services.py's;
-this module holds the Kafka side only. Imports the platform and this package.
+this module holds the Kafka side only.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ same instant), which makes a replay change nothing, keeps an API edit or a
 soft delete from being undone by an old registration, and lets a new
 registration of a deleted product bring it back.
 
-Callers: the consumer (consumer.py), the API and admin. Imports the platform
-and this package's model.
+Callers: the consumer (consumer.py), the API and admin.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 per product (a table and an SVG bar chart), CSV download, and rebuild.
 
 Building needs `streams.build_correlationreport`. Discovered through
-streams/admin.py. Imports console's admin helpers and this package.
+streams/admin.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The report API: /api/reports/ (list, detail with rows, queue a report) and /api/reports/<id>/csv/.
 
 Queueing needs `streams.add_correlationreport`; reads the model's view
-permission. Registered by `register(router)` from streams/urls.py. Imports
-console's API pieces, the platform's field limits and this package.
+permission. Registered by `register(router)` from streams/urls.py.
 """
 
 from __future__ import annotations

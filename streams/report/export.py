@@ -1,7 +1,6 @@
 """The report as CSV (seed report.csv columns), spreadsheet-safe.
 
-Callers: the report API (`/api/reports/<id>/csv/`) and admin. Imports only
-console.spreadsheet and this package's models.
+Callers: the report API (`/api/reports/<id>/csv/`) and admin.
 """
 
 from __future__ import annotations

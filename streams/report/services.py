@@ -1,8 +1,7 @@
 """The report's services: request (queue a build), build, create in-process, keep the beat schedule.
 
 Callers: the report API and admin, the `build_report` command, the Celery
-tasks (report/tasks.py), StreamsConfig.ready() (the schedule). Imports the
-method, the inputs and this package's models; Celery only through its tasks.
+tasks (report/tasks.py), StreamsConfig.ready() (the schedule).
 """
 
 from __future__ import annotations

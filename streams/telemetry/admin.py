@@ -1,6 +1,6 @@
 """Admin of the telemetry pipeline: stored metrics and work orders, and overwritten readings.
 
-Discovered through streams/admin.py. Imports console's admin bases and this package's models.
+Discovered through streams/admin.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 GET lists the stored rows (the model's view permission); POST publishes one
 event or an array (`streams.publish_telemetry`) through publish.py, the path
 the ASGI hot path (asgi.py) shares. Registered by `register(router)` from
-streams/urls.py. Imports console's API pieces, the platform and this package.
+streams/urls.py.
 """
 
 from __future__ import annotations

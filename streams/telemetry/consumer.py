@@ -3,7 +3,7 @@
 Registered in streams/consumers.py; run by `run_consumer telemetry`. Decodes
 with the rules of rules.py, upserts with the platform's batch SQL
 (streams.kafka.batchsql.number_array) and records overwritten readings in
-the same statement. Imports the platform and this package only.
+the same statement.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ The DRF view (api.py) and the ASGI hot path (asgi.py) both answer through
 `may_publish_telemetry` (who may publish), then publish and wait for Kafka's
 acknowledgement: `telemetry_ingest` in a thread, `telemetry_ingest_async` on
 the event loop. So both answer alike, and tightening a rule here tightens both.
-Imports the platform (producer, acks, topics), console.publishing (shared
-answers) and this package's rules.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 Called by: the Procfile's watcher process. Announcing is services.inbox_publish;
 this command only decides when a changed file has settled.
-Imports: ingest's inbox and services; watchdog.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ console's quarantine actions from the shell (same services as the admin).
 
 Called by: operators, from the shell. Bulk verbs call services.quarantine_bulk_action;
 a reprocess with an edited payload or file calls services.quarantine_reprocess.
-Imports: quarantine's models, selectors, services and sources.
 """
 
 from __future__ import annotations
