@@ -71,10 +71,6 @@ def task_runtime_seconds(result: TaskResult) -> float | None:
     return None
 
 
-def task_retries_of(task_id: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(action=RETRY_ACTION, target=f"task:{task_id}"))
-
-
 def _broker() -> redis.Redis:
     timeout = settings.CELERY_INSPECT_TIMEOUT_SECONDS
     return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=timeout,
