@@ -8,8 +8,8 @@ only the ConsumerSpec. Discovered by the registry (streams.kafka.registry).
 from .activity import consumers as activity
 from .kafka.registry import ConsumerSpec, register
 from .orders import consumers as orders
-from .products import consumer as products
-from .telemetry import consumer as telemetry
+from .products import consumers as products
+from .telemetry import consumers as telemetry
 
 register(ConsumerSpec(
     name="telemetry",

@@ -15,7 +15,7 @@ import pytest
 
 from quarantine.models import QuarantineRecord
 from streams.activity import consumers as readings
-from streams.telemetry import consumer as telemetry
+from streams.telemetry import consumers as telemetry
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.kafka.registry import Envelope, MessageRejected
 from streams.models import ActivityEvent, MachineMetric, SensorReading
