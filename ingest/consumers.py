@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.kafka.decoding import decode_json_object
-from streams.kafka.registry import BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Rejection, register
+from streams.kafka.registry import (
+    BatchOutcome, ConsumerSpec, Envelope, MessageRejected, Pipeline, Rejection, register,
+)
 
 from .inbox import PathRejected, check_relative_path
 from .models import IngestedFile
@@ -67,6 +69,7 @@ def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:
 
 register(ConsumerSpec(
     name="files",
+    pipeline=Pipeline("files", "File ingestion", "admin:ingest_ingestedfile_changelist", order=10),
     topics=("file_events",),
     decode=decode,
     handle_batch=handle_batch,

@@ -6,13 +6,22 @@ only the ConsumerSpec. Discovered by the registry (streams.kafka.registry).
 """
 
 from .activity import consumers as activity
-from .kafka.registry import ConsumerSpec, register
+from .kafka.registry import ConsumerSpec, Pipeline, register, register_pipeline
 from .orders import consumers as orders
 from .products import consumers as products
 from .telemetry import consumers as telemetry
 
+# What the operations pages show each consumer under (ConsumerSpec.pipeline).
+TELEMETRY = Pipeline("telemetry", "Telemetry", "admin:streams_machinemetric_changelist", order=20)
+PRODUCTS = Pipeline("products", "Products", "admin:streams_product_changelist", order=40)
+ORDERS = Pipeline("orders", "Orders", "admin:streams_productwindow_changelist", order=50)
+SENSORS = Pipeline("sensors", "Sensors / activity", "admin:streams_sensorreading_changelist", order=60)
+# The correlation report has no consumer: its runs are Celery tasks (report/tasks.py).
+register_pipeline(Pipeline("report", "Correlation report", "admin:streams_correlationreport_changelist", order=30))
+
 register(ConsumerSpec(
     name="telemetry",
+    pipeline=TELEMETRY,
     topics=("metrics", "workorders"),
     decode=telemetry.decode,
     handle_batch=telemetry.handle_batch,
@@ -21,6 +30,7 @@ register(ConsumerSpec(
 ))
 register(ConsumerSpec(
     name="orders",
+    pipeline=ORDERS,
     topics=("orders",),
     decode=orders.decode_order,
     handle_batch=orders.handle_orders,
@@ -30,6 +40,7 @@ register(ConsumerSpec(
 ))
 register(ConsumerSpec(
     name="order_windows",
+    pipeline=ORDERS,
     topics=("processed_orders",),
     decode=orders.decode_processed_order,
     handle_batch=orders.handle_order_windows,
@@ -41,6 +52,7 @@ register(ConsumerSpec(
 ))
 register(ConsumerSpec(
     name="standardize",
+    pipeline=SENSORS,
     topics=("sensor_data", "user_activity"),
     decode=activity.decode_raw,
     handle_batch=activity.handle_standardize,
@@ -48,6 +60,7 @@ register(ConsumerSpec(
 ))
 register(ConsumerSpec(
     name="processed_sink",
+    pipeline=SENSORS,
     topics=("processed_data",),
     decode=activity.decode_processed,
     handle_batch=activity.handle_sink,
@@ -56,6 +69,7 @@ register(ConsumerSpec(
 ))
 register(ConsumerSpec(
     name="products",
+    pipeline=PRODUCTS,
     topics=("product_registrations",),
     decode=products.decode,
     handle_batch=products.handle_batch,

@@ -15,6 +15,11 @@ A consumer is a chain of small steps:
 Rejected messages go to the dead-letter path (a record through the sink the
 quarantine app registers, `set_dead_letter_sink`, and the consumer's
 dead-letter topic); they never block the partition.
+
+Each consumer names the `Pipeline` it belongs to, and a pipeline with no consumer
+(its work is Celery tasks) is declared with `register_pipeline()`: the operations
+pages list `pipelines()` with their consumers, so a new consumer shows there once
+it is registered.
 """
 
 from __future__ import annotations
@@ -115,6 +120,18 @@ class PartitionProgress:
 
 
 @dataclass(frozen=True)
+class Pipeline:
+    """A pipeline as the operations pages show it: `key` (stable, for links and tests), its
+    `label`, the admin changelist of what it stores (a URL name) and its place among the
+    others (`order`, lowest first)."""
+
+    key: str
+    label: str
+    admin_url: str
+    order: int = 0
+
+
+@dataclass(frozen=True)
 class ConsumerSpec:
     name: str
     topics: tuple[str, ...]  # logical topic names (settings.KAFKA_TOPICS)
@@ -136,6 +153,8 @@ class ConsumerSpec:
     # watermark): while a process of another group is live on the database, this one
     # applies nothing and holds its batch (heartbeat.rival_group says why).
     one_group_per_database: bool = False
+    # The pipeline the operations pages show it under; None: under "Other consumers".
+    pipeline: Pipeline | None = None
 
     def group_id(self) -> str:
         from django.conf import settings
@@ -144,6 +163,7 @@ class ConsumerSpec:
 
 
 _registry: dict[str, ConsumerSpec] = {}
+_pipelines: dict[str, Pipeline] = {}
 
 # Where dead letters are recorded (a quarantine record each). The platform imports
 # no app: the quarantine app registers its recorder here when Django starts.
@@ -169,7 +189,26 @@ def register(spec: ConsumerSpec) -> ConsumerSpec:
     if spec.name in _registry and _registry[spec.name] is not spec:
         raise ValueError(f"consumer {spec.name!r} is registered twice")
     _registry[spec.name] = spec
+    if spec.pipeline is not None:
+        register_pipeline(spec.pipeline)
     return spec
+
+
+def register_pipeline(pipeline: Pipeline) -> Pipeline:
+    """Declare a pipeline; its consumers declare it too, so this is for one without any."""
+    known = _pipelines.get(pipeline.key)
+    if known is not None and known != pipeline:
+        raise ValueError(f"pipeline {pipeline.key!r} is declared twice, differently: {known} and {pipeline}")
+    _pipelines[pipeline.key] = pipeline
+    return pipeline
+
+
+def pipelines() -> dict[Pipeline, tuple[str, ...]]:
+    """Every declared pipeline by its `order`, with the names of its consumers in the order
+    they were registered (the order its data flows through them)."""
+    autodiscover_modules("consumers")
+    return {pipeline: tuple(name for name, spec in _registry.items() if spec.pipeline == pipeline)
+            for pipeline in sorted(_pipelines.values(), key=lambda p: p.order)}
 
 
 def consumers() -> dict[str, ConsumerSpec]:
