@@ -1,8 +1,10 @@
 """The stream pipelines' consumers, registered by name for `run_consumer NAME`.
 
-A map of the consumers this app runs: each line names the pipeline module that
-decodes and handles the batch. The runtime (streams/kafka/runtime.py) knows
-only the ConsumerSpec. Discovered by the registry (streams.kafka.registry).
+A map of the consumers this app runs: each registration names the pipeline
+module whose steps decode and handle a batch (`streams/<pipeline>/consumers.py`).
+Every app registers its consumers this way, in its own `consumers.py` (ingest's
+is ingest/consumers.py). The runtime (streams/kafka/runtime.py) knows only the
+ConsumerSpec. Discovered by the registry (streams.kafka.registry).
 """
 
 from .activity import consumers as activity

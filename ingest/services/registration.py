@@ -2,7 +2,7 @@
 processing is queued once the transaction commits. Files stuck in progress,
 or failed, are queued again from here too.
 
-Called by: the `files` consumer (ingest/consumers.py), the `ingest.scan_inbox`
+Called by: the `files` consumer (ingest/file_events.py), the `ingest.scan_inbox`
 task (stale files), the admin's requeue action; quarantine_source.py resets a
 file it sends back through the pipeline. It queues `ingest.process_file` by name,
 because ingest.tasks imports these services.

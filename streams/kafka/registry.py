@@ -1,7 +1,11 @@
 """The consumer registry: consumer name -> topics, group, steps, dead-letter target.
 
-Each app declares its consumers in a `consumers.py` module with `register()`;
-`manage.py run_consumer NAME` builds any of them (see runtime.py).
+One way to register: each app lists the consumers it runs in its `consumers.py`
+module, one `register(ConsumerSpec(...))` each, naming the functions of the
+module that holds the steps (streams/consumers.py for the stream pipelines,
+ingest/consumers.py for ingest). The registry imports every installed app's
+`consumers` module (`discover()`, Django's autodiscover_modules, as the admin
+finds `admin.py`); `manage.py run_consumer NAME` builds any of them (see runtime.py).
 
 A consumer is a chain of small steps:
 
@@ -139,7 +143,7 @@ class ConsumerSpec:
     handle_batch: Callable[[Sequence[Envelope]], BatchOutcome]
     dead_letter_topic: str = "dead_letters"  # logical topic name
     description: str = ""
-    group: str | None = None  # defaults to "<CONSUMER_GROUP_PREFIX>-<name>"
+    group: str | None = None  # defaults to consumer_group(name)
     # Keep the consumed positions in PostgreSQL, in each batch's transaction (offsets.py): a
     # batch is applied once even if the process dies between the database commit and the
     # Kafka commit. Only for consumers whose outbound, if any, is state republished later:
@@ -147,7 +151,8 @@ class ConsumerSpec:
     offsets_in_db: bool = False
     # Work due by the clock (closing windows on a quiet stream): called by the runtime inside
     # a transaction at most every CONSUMER_TICK_SECONDS, also when no message arrives, with
-    # the member's PartitionProgress; its outbound is published like a batch's.
+    # the member's PartitionProgress; its outcome is published like a batch's (outbound
+    # after the commit, then the after_publish steps).
     tick: Callable[[PartitionProgress], BatchOutcome] | None = None
     # Its state in PostgreSQL is shared by every group (windows closed by the group's own
     # watermark): while a process of another group is live on the database, this one
@@ -157,9 +162,16 @@ class ConsumerSpec:
     pipeline: Pipeline | None = None
 
     def group_id(self) -> str:
-        from django.conf import settings
+        return self.group or consumer_group(self.name)
 
-        return self.group or f"{settings.CONSUMER_GROUP_PREFIX}-{self.name}"
+
+def consumer_group(name: str) -> str:
+    """The Kafka consumer group of the consumer `name` when its spec names none:
+    "<CONSUMER_GROUP_PREFIX>-<name>". The one place this rule is written: a pipeline
+    that keeps state per group (the orders' watermark rows) asks here."""
+    from django.conf import settings
+
+    return f"{settings.CONSUMER_GROUP_PREFIX}-{name}"
 
 
 _registry: dict[str, ConsumerSpec] = {}
@@ -185,6 +197,12 @@ def record_dead_letters(*, consumer: str, rejections: Sequence[Rejection]) -> in
     return _dead_letter_sink(consumer=consumer, rejections=rejections)
 
 
+def discover() -> None:
+    """Import every installed app's `consumers` module, where the app registers its consumers
+    (idempotent: Django imports each module once)."""
+    autodiscover_modules("consumers")
+
+
 def register(spec: ConsumerSpec) -> ConsumerSpec:
     if spec.name in _registry and _registry[spec.name] is not spec:
         raise ValueError(f"consumer {spec.name!r} is registered twice")
@@ -206,14 +224,14 @@ def register_pipeline(pipeline: Pipeline) -> Pipeline:
 def pipelines() -> dict[Pipeline, tuple[str, ...]]:
     """Every declared pipeline by its `order`, with the names of its consumers in the order
     they were registered (the order its data flows through them)."""
-    autodiscover_modules("consumers")
+    discover()
     return {pipeline: tuple(name for name, spec in _registry.items() if spec.pipeline == pipeline)
             for pipeline in sorted(_pipelines.values(), key=lambda p: p.order)}
 
 
 def consumers() -> dict[str, ConsumerSpec]:
     """Every registered consumer, discovered from each app's consumers.py."""
-    autodiscover_modules("consumers")
+    discover()
     return dict(sorted(_registry.items()))
 
 
