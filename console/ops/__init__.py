@@ -1,9 +1,21 @@
 """The operations console: the room where operators run the pipelines from the admin.
 
-It holds the pages under /admin/ops/ (pages: the dashboard, a consumer's page with its
-members and offsets, topics and the message browser, Celery's workers and queues), the
-actions they take (Kafka: produce, re-drive, reset offsets; Celery: retry, revoke), the
-task results' and audit log's admin, the alerts, the lag history, /healthz and /metrics.
+It holds:
+
+* the pages under /admin/ops/: pages.py (the URLs and permissions, the dashboard, a
+  consumer's page, Celery's workers and queues), messages.py (topics and the message
+  browser, highlight.py colouring its JSON), offsets.py (resetting a group's offsets);
+* what the dashboards show, read in one place for every page that shows it:
+  dashboard.py, with members.py (a group's members), lag_history.py (the lag samples,
+  their charts) and alerts.py (every threshold passed now);
+* the actions the pages take: kafka_actions.py (produce, re-drive dead letters) and
+  celery_ops.py (Celery's workers and queues, retry, revoke);
+* the task results' and audit log's admin (admin.py), /healthz (health.py) and
+  /metrics (metrics.py).
+
+Pipelines and their consumers come from the consumer registry (streams.kafka.registry),
+and who counts as a live member from the heartbeats' one rule
+(streams.kafka.heartbeat.member_is_live).
 
 It is a package of the `console` app, not an app of its own, so its permissions stay
 `console.*` and its models (LagSample, AuditEntry) stay in console/models.py.

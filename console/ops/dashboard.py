@@ -1,17 +1,25 @@
-"""What the dashboard on the admin index shows, read in a bounded number of queries.
+"""What the operations dashboards show, read here once for every page that shows it:
+the dashboard on the admin index (`dashboard_overview`, for the template tag and the
+view its refresh loop fetches), /admin/ops/ (`services_overview`: the services' checks
+and Kafka's live lag) and a consumer's page (`consumer_page`). The views
+(console/ops/pages.py) only render what these return.
 
-Selectors only. Per pipeline: its consumers (state from their heartbeats, lag and
-throughput from the lag history, processed and dead-lettered counts from the
-heartbeat counters), each consumer's members (console/ops/members.py: instance id,
-host:pid, partitions, lag from the newest sample, gone or live) and the partitions
-no live member owns, open quarantine, and for the report the newest run; then
-Celery's queues and failed tasks, and the active alerts (console/ops/alerts.py).
+Selectors only. Pipelines and their consumers come from the consumer registry
+(streams.kafka.registry.pipelines); a consumer registered without a pipeline is
+listed under "Other consumers". Per pipeline: its consumers (state from their
+heartbeats, lag and throughput from the lag history, processed and dead-lettered
+counts from the heartbeat counters), each consumer's members (console/ops/members.py:
+instance id, host:pid, partitions, lag from the newest sample, gone or live) and the
+partitions no live member owns, open quarantine, and for the report the newest run;
+then Celery's queues and failed tasks, and the active alerts (console/ops/alerts.py).
 
-Bounded: about ten aggregate queries whatever the number of rows, one Redis
-round trip (LLEN of the queues, CELERY_INSPECT_TIMEOUT_SECONDS) and one Kafka
-metadata request (CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS). Lag is read from the
-newest sample (`console.sample_lag`), not from Kafka, so a page polled every few
-seconds costs the broker nothing and still shows lag while Kafka is down.
+The admin index's overview is bounded: about ten aggregate queries whatever the
+number of rows, one Redis round trip (LLEN of the queues,
+CELERY_INSPECT_TIMEOUT_SECONDS) and one Kafka metadata request
+(CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS). Its lag is read from the newest sample
+(`console.sample_lag`), not from Kafka, so a page polled every few seconds costs the
+broker nothing and still shows lag while Kafka is down; /admin/ops/ is the page that
+asks Kafka (streams.kafka.cluster.consumer_lag) for the lag of now.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString
 
+from streams.kafka.heartbeat import member_is_live
+from streams.kafka.registry import Pipeline
+
 from .alerts import Alert, alerts_active, history_window_start, lag_fresh_seconds
 from .lag_history import LagPoint, LagSeries, lag_series, newest_partition_lags, sparkline_svg
 from .members import GroupMembers, Partition, group_members
@@ -35,23 +46,8 @@ from .members import GroupMembers, Partition, group_members
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Pipeline:
-    key: str
-    label: str
-    consumers: tuple[str, ...]
-    admin_url: str  # the admin changelist of what it stores (a URL name)
-
-
-PIPELINES = (
-    Pipeline("files", "File ingestion", ("files",), "admin:ingest_ingestedfile_changelist"),
-    Pipeline("telemetry", "Telemetry", ("telemetry",), "admin:streams_machinemetric_changelist"),
-    Pipeline("report", "Correlation report", (), "admin:streams_correlationreport_changelist"),
-    Pipeline("products", "Products", ("products",), "admin:streams_product_changelist"),
-    Pipeline("orders", "Orders", ("orders", "order_windows"), "admin:streams_productwindow_changelist"),
-    Pipeline("sensors", "Sensors / activity", ("standardize", "processed_sink"),
-             "admin:streams_sensorreading_changelist"),
-)
+# Where the consumers registered without a pipeline are listed.
+OTHER = Pipeline("other", "Other consumers", "admin:streams_consumerheartbeat_changelist")
 
 
 @dataclass
@@ -147,7 +143,7 @@ def _consumer_row(name: str, health: dict[str, Any], series: LagSeries | None, n
     row = ConsumerRow(
         name=name, status=str(health.get("status", "not started")), reason=str(health.get("reason", "")),
         last_error=errors[0] if errors else "",
-        live_members=sum(1 for m in members if m["live"] and m["state"] != "stopped"),
+        live_members=sum(1 for m in members if member_is_live(m)),
         last_message_at=max(batches) if batches else None,
         processed=sum(m.get("messages", 0) for m in members),
         failed=sum(m.get("dead_lettered", 0) for m in members),
@@ -163,42 +159,54 @@ def _consumer_row(name: str, health: dict[str, Any], series: LagSeries | None, n
     return row
 
 
+def open_quarantine() -> tuple[dict[str, int], dict[str, int]]:
+    """The open quarantine records by source and by consumer, in one aggregate query."""
+    from quarantine.models import QuarantineRecord
+
+    open_rows = (QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
+                 .values_list("source", "consumer").order_by().annotate(n=Count("id")))
+    by_source: dict[str, int] = {}
+    by_consumer: dict[str, int] = {}
+    for source, consumer, n in open_rows:
+        by_source[source] = by_source.get(source, 0) + n
+        if consumer:
+            by_consumer[consumer] = by_consumer.get(consumer, 0) + n
+    return by_source, by_consumer
+
+
+def pipelines_shown() -> dict[Pipeline, tuple[str, ...]]:
+    """Each pipeline with its consumers, as the registry declares them, and OTHER with the
+    consumers registered without a pipeline (when there is one)."""
+    from streams.kafka.registry import consumers, pipelines
+
+    shown = pipelines()
+    placed = {name for names in shown.values() for name in names}
+    others = tuple(name for name in consumers() if name not in placed)
+    return {**shown, OTHER: others} if others else shown
+
+
 def dashboard_overview(*, now: datetime | None = None) -> Overview:
     from django_celery_results.models import TaskResult
 
     from quarantine.models import QuarantineRecord
     from streams.kafka.heartbeat import consumer_health
-    from streams.kafka.registry import consumers
     from streams.report.models import CorrelationReport
 
     now = now or timezone.now()
-    registered = list(consumers())
-    health = consumer_health(registered)
+    pipelines = pipelines_shown()
+    health = consumer_health(sorted(name for names in pipelines.values() for name in names))
     series = lag_series(since=history_window_start(now))
     sampled = newest_partition_lags(at={name: s.newest.at for name, s in series.items() if s.newest})
     alerts = alerts_active(now=now, health=health, series=series)
-
-    open_rows = list(QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
-                     .values_list("source", "consumer").order_by().annotate(n=Count("id")))
-    open_by_source: dict[str, int] = {}
-    open_by_consumer: dict[str, int] = {}
-    for source, consumer, n in open_rows:
-        open_by_source[source] = open_by_source.get(source, 0) + n
-        if consumer:
-            open_by_consumer[consumer] = open_by_consumer.get(consumer, 0) + n
+    open_by_source, open_by_consumer = open_quarantine()
 
     since_sparkline = now - timedelta(minutes=settings.CONSOLE_SPARKLINE_MINUTES)
-    known = {c for p in PIPELINES for c in p.consumers}
-    pipelines = list(PIPELINES)
-    others = tuple(c for c in registered if c not in known)
-    if others:
-        pipelines.append(Pipeline("other", "Other consumers", others, "admin:streams_consumerheartbeat_changelist"))
     rows: list[PipelineRow] = []
-    for pipeline in pipelines:
+    for pipeline, names in pipelines.items():
         consumer_rows = [
-            _consumer_row(name, health.get(name, {"status": "not registered", "members": []}), series.get(name),
-                          now, since_sparkline, open_by_consumer.get(name, 0), alerts, sampled.get(name))
-            for name in pipeline.consumers if name in registered
+            _consumer_row(name, health[name], series.get(name), now, since_sparkline,
+                          open_by_consumer.get(name, 0), alerts, sampled.get(name))
+            for name in names
         ]
         row = PipelineRow(pipeline=pipeline, consumers=consumer_rows,
                           open_quarantine=sum(c.open_quarantine for c in consumer_rows))
@@ -220,6 +228,56 @@ def dashboard_overview(*, now: datetime | None = None) -> Overview:
         lag_stale=newest is None or newest < now - timedelta(seconds=lag_fresh_seconds()),
         sparkline_minutes=settings.CONSOLE_SPARKLINE_MINUTES,
     )
+
+
+# ------------------------------------------------- /admin/ops/: services and live lag
+
+
+@dataclass
+class ServicesOverview:
+    checks: dict[str, dict[str, object]]  # health.run_checks: PostgreSQL, Redis, Kafka
+    lags: list[Any]  # streams.kafka.cluster.GroupLag, each with its `health` and `member_view`
+    lag_error: str  # why the lag could not be read while Kafka's check passed
+    states: dict[str, dict[str, Any]]  # consumer_health, empty while PostgreSQL is down
+    quarantine: dict[str, int]  # records by status
+    open_by_source: dict[str, int]
+
+    @property
+    def kafka_up(self) -> bool:
+        return self.checks["kafka"]["status"] == "up"
+
+    @property
+    def max_lag(self) -> int:
+        return max([g.lag for g in self.lags] + [1])
+
+
+def services_overview() -> ServicesOverview:
+    """The services' checks, every registered consumer's lag read from Kafka now (with its
+    members: their partitions' live lag) and quarantine's counts."""
+    from confluent_kafka import KafkaException
+
+    from quarantine.models import QuarantineRecord
+    from streams.kafka import cluster
+    from streams.kafka.client import failure_reason
+
+    from .health import consumer_states, run_checks
+
+    checks = run_checks()
+    lags, lag_error = [], ""
+    if checks["kafka"]["status"] == "up":
+        try:
+            lags = cluster.consumer_lag()
+        except KafkaException as exc:  # the broker went away after its check: say so, render the rest
+            lag_error = failure_reason(exc)
+    states = consumer_states() if checks["postgres"]["status"] == "up" else {}
+    for group in lags:
+        group.health = states.get(group.consumer, {})
+        group.member_view = group_members(group.health.get("members", []), lags=group.lag_by_partition,
+                                          partitions=group.every_partition)
+    quarantine = dict(QuarantineRecord.objects.values_list("status").order_by().annotate(n=Count("id")))
+    open_by_source, _by_consumer = open_quarantine()
+    return ServicesOverview(checks=checks, lags=lags, lag_error=lag_error, states=states, quarantine=quarantine,
+                            open_by_source=open_by_source)
 
 
 # ------------------------------------------------------------ a consumer's page

@@ -18,6 +18,7 @@ from django.db import connection
 from django.http import JsonResponse
 
 from streams.kafka.client import client_config
+from streams.kafka.heartbeat import member_is_live
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def healthz(request) -> JsonResponse:
         "failing": failing + [f"consumer:{name}" for name in failing_consumers] + [a.key for a in alerts],
         "checks": results,
         "consumers": {name: {k: v for k, v in c.items() if k != "members"}
-                      | {"live_members": sum(1 for m in c["members"] if m["live"] and m["state"] != "stopped")}
+                      | {"live_members": sum(1 for m in c["members"] if member_is_live(m))}
                       for name, c in states.items()},
     }
     if failing_consumers or alerts:

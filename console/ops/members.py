@@ -10,16 +10,14 @@ on /admin/ops/). Nothing here asks the broker or the database.
 
 A process is, by its heartbeat:
 
-* `live`: it beat within CONSUMER_HEARTBEAT_STALE_SECONDS and is not stopped;
-  only live members own partitions;
+* `live`: it beat within CONSUMER_HEARTBEAT_STALE_SECONDS and is not stopped
+  (streams.kafka.heartbeat.member_is_live); only live members own partitions;
 * `gone`: silent for longer without having said it stopped (killed, lost, its
   host away): red, even while the other members run and the consumer's own
   status (/healthz) is "running"; collapsed once silent for a day (HISTORY);
 * `stopped`: it said so; shown while its last beat is fresh, collapsed after;
 * `replaced`: silent, and a live member has its instance id (a static member
   restarted, as `make run` and compose restart one): collapsed, not red.
-
-Imports: the Kafka platform's heartbeat reader, for its states and its HISTORY.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.kafka.heartbeat import FAILING_STATES, HISTORY
+from streams.kafka.heartbeat import FAILING_STATES, HISTORY, member_is_live
 
 Partition = tuple[str, int]
 
@@ -130,8 +128,8 @@ class GroupMembers:
 
 def _condition(entry: dict[str, Any], live_instances: dict[str, str]) -> tuple[str, str]:
     """(condition, the live member that replaced it or "")."""
-    if entry["live"]:
-        return ("stopped" if entry["state"] == "stopped" else "live"), ""
+    if member_is_live(entry):
+        return "live", ""
     if entry["state"] == "stopped":
         return "stopped", ""
     replacement = live_instances.get(entry["instance_id"], "") if entry["instance_id"] else ""
@@ -152,8 +150,7 @@ def group_members(entries: list[dict[str, Any]], *, lags: dict[Partition, int] |
     every partition of the group's topics (the keys of `lags` by default), to name those
     no live member owns. A process that is silent keeps the partitions it last had in its
     row, but owns none: Kafka has given them to the others, or holds them unread."""
-    live_instances = {e["instance_id"]: e["member"] for e in entries
-                      if e["live"] and e["state"] != "stopped" and e["instance_id"]}
+    live_instances = {e["instance_id"]: e["member"] for e in entries if member_is_live(e) and e["instance_id"]}
     view = GroupMembers()
     owned: set[Partition] = set()
     for entry in entries:

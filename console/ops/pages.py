@@ -1,5 +1,10 @@
-"""The operations dashboard inside the admin: services, consumer lag, topics
-and recent messages (what operators otherwise open Kafdrop or kafka-ui for).
+"""The operations pages inside the admin (what operators otherwise open Kafdrop or
+kafka-ui for): their URLs and permissions (`urls()`), and the views of the dashboard
+(services and live lag), a consumer's page and Celery's workers and queues. The topic
+and message pages are console/ops/messages.py, the offset reset console/ops/offsets.py.
+
+Views only: what the dashboards and a consumer's page show is read by
+console/ops/dashboard.py, the Celery page's by console/ops/celery_ops.py.
 
 Staff only (the admin's login), and each page needs its permission on top:
 `console.view_operations` for the dashboard, the topics and Celery's workers
@@ -15,27 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from confluent_kafka import KafkaException
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.contrib import messages as admin_messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from quarantine.models import QuarantineRecord
-from streams.kafka import cluster
-from streams.kafka.client import failure_reason
-
 from . import celery_ops, messages
 from ..audit import ActionError
-from .dashboard import consumer_page, dashboard_overview
-from .health import consumer_states, run_checks
+from .dashboard import consumer_page, dashboard_overview, services_overview
 from .lag_history import lines_svg
-from .members import group_members
 from .offsets import RESET_OFFSETS, offsets_apply, offsets_plan
 
 
@@ -44,32 +41,13 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    checks = run_checks()
-    kafka_up = checks["kafka"]["status"] == "up"
-    lags, lag_error = [], ""
-    if kafka_up:
-        try:
-            lags = cluster.consumer_lag()
-        except KafkaException as exc:  # the broker went away after its check: say so, render the rest
-            lag_error = failure_reason(exc)
-    max_lag = max([g.lag for g in lags] + [1])
-    quarantine = {
-        row["status"]: row["n"]
-        for row in QuarantineRecord.objects.values("status").order_by().annotate(n=Count("id"))
-    }
-    open_by_source = dict(
-        QuarantineRecord.objects.filter(status=QuarantineRecord.Status.OPEN)
-        .values_list("source").order_by().annotate(n=Count("id"))
-    )
-    states = consumer_states() if checks["postgres"]["status"] == "up" else {}
-    for group in lags:
-        group.health = states.get(group.consumer, {})
-        group.member_view = group_members(group.health.get("members", []), lags=group.lag_by_partition,
-                                          partitions=group.every_partition)
+    """The services and every consumer's lag read from Kafka now (dashboard.services_overview)."""
+    overview = services_overview()
     return TemplateResponse(request, "ops/dashboard.html", _context(
         request, "Operations",
-        checks=checks, lags=lags, lag_error=lag_error, max_lag=max_lag, kafka_up=kafka_up, states=states,
-        quarantine=quarantine, open_by_source=open_by_source,
+        checks=overview.checks, lags=overview.lags, lag_error=overview.lag_error, max_lag=overview.max_lag,
+        kafka_up=overview.kafka_up, states=overview.states, quarantine=overview.quarantine,
+        open_by_source=overview.open_by_source,
     ))
 
 

@@ -6,11 +6,11 @@ CONSUMER_HEARTBEAT_SECONDS, and at once when the state changes. A heartbeat
 that cannot be written (PostgreSQL is down) is skipped, never fatal: the row
 then goes stale, which is what /healthz reports. `consumer_health()` reads
 the rows for /healthz and the operations dashboard, each process described by
-`member_entry()` (its instance id, its partitions, live or not). `rival_group()` reads them
+`member_entry()` (its instance id, its partitions, how long ago it beat), and
+`member_is_live()` is the one rule of which processes count as live members, for
+/healthz, the dashboards and the member views. `rival_group()` reads them
 for a consumer whose state in PostgreSQL is shared across groups (one group per
 database, ConsumerSpec.one_group_per_database).
-
-Imports: Django and the streams app's ConsumerHeartbeat model only.
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def rival_group(*, consumer: str, group: str) -> str | None:
 
 def member_entry(row: Any, *, now: datetime) -> dict[str, Any]:
     """One process (a ConsumerHeartbeat row) as consumer_health and the operations pages
-    describe it: live when it beat within CONSUMER_HEARTBEAT_STALE_SECONDS; its partitions
-    as (topic, partition) pairs."""
+    describe it: `live` when it beat within CONSUMER_HEARTBEAT_STALE_SECONDS (a live member
+    must also not have stopped: member_is_live); its partitions as (topic, partition) pairs."""
     stale = timedelta(seconds=settings.CONSUMER_HEARTBEAT_STALE_SECONDS)
     return {
         "member": row.member, "group_id": row.group_id, "instance_id": row.instance_id,
@@ -190,6 +190,13 @@ def member_entry(row: Any, *, now: datetime) -> dict[str, Any]:
         "last_error": row.last_error, "messages": row.messages, "applied": row.applied,
         "dead_lettered": row.dead_lettered,
     }
+
+
+def member_is_live(entry: dict[str, Any]) -> bool:
+    """Whether a process (a member_entry) is a live member of its group: it beat within
+    CONSUMER_HEARTBEAT_STALE_SECONDS and has not said it stopped. Only live members own
+    partitions, and a consumer with one is running."""
+    return entry["live"] and entry["state"] != "stopped"
 
 
 def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -208,7 +215,7 @@ def consumer_health(names: list[str] | None = None) -> dict[str, dict[str, Any]]
         entry["members"].append(member_entry(row, now=now))
     for entry in result.values():
         members = entry["members"]
-        live = [m for m in members if m["live"] and m["state"] != "stopped"]
+        live = [m for m in members if member_is_live(m)]
         failing = [m for m in live if m["state"] in FAILING_STATES]
         if failing:
             entry["status"], entry["reason"] = "failing", f"{failing[0]['state']}: {failing[0]['reason']}"
