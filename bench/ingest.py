@@ -249,7 +249,7 @@ def main() -> int:
         else:
             import random
 
-            from console.samples import sensor_samples
+            from console.demo.samples import sensor_samples
 
             samples = sensor_samples(work / "samples", random.Random(2026))
         print("\nsample files (same pipeline):")

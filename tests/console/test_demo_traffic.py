@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 
-from console.management.commands.demo_traffic import STRAGGLER_MINUTES, order_and_reading_events
+from console.demo.traffic import STRAGGLER_MINUTES, order_and_reading_events
 from streams.kafka.topics import topic_name
 
 from streams.models import Product

@@ -1,10 +1,12 @@
+"""`manage.py make_samples DIR`: write the sample data (console/demo/samples.py) to DIR."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from console.samples import samples_write
+from console.demo.samples import samples_write
 
 
 class Command(BaseCommand):

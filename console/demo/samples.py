@@ -11,44 +11,36 @@
 The factory data has a planted answer for the correlation report: product 0's
 output per hour rises with parameter 7, product 1's falls with parameter 3;
 every other parameter is noise. Generation is seeded, so the files are the
-same on every machine.
+same on every machine. The sensor rows are sensors.py's, like the demo traffic's.
 
-Imports: the standard library only (the contract's column names are the
-console's own, see INGEST_CONTRACT).
+Called by `manage.py make_samples` and bench/ingest.py (`sensor_samples`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
 
-SENSOR_COLUMNS = ["ts", "device", "co", "humidity", "light", "lpg", "motion", "smoke", "temp"]
-DEVICES = ["00:0f:00:70:91:0a", "1c:bf:ce:15:ec:4d", "b8:27:eb:bf:9d:51"]
+from .sensors import DEVICES, sensor_csv_write, sensor_row
+
 START = 1_700_000_000  # 2023-11-14, an epoch second inside the contract's range
 PARAMETERS = 20
 PLANTED = {0: (7, 1.0), 1: (3, -1.0)}  # product -> (parameter, sign of its effect)
 
 
-def _sensor_row(rng: random.Random, ts: float, device: str) -> list[str]:
-    return [
-        repr(ts), device, f"{rng.uniform(0.001, 0.01):.6f}", f"{rng.uniform(40, 80):.1f}",
-        rng.choice(["True", "False"]), f"{rng.uniform(0.002, 0.01):.6f}", rng.choice(["True", "False"]),
-        f"{rng.uniform(0.005, 0.03):.6f}", f"{rng.uniform(18, 30):.1f}",
-    ]
-
-
 def _write_sensors(path: Path, rng: random.Random, *, rows: int, start: float,
                    broken: dict[int, list[str]] | None = None) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
-        writer.writerow(SENSOR_COLUMNS)
+    """`rows` readings 1.5 s apart, the devices in turn; row i replaced by `broken[i]`."""
+    broken = broken or {}
+
+    def lines():
         for i in range(rows):
-            row = _sensor_row(rng, start + i * 1.5, DEVICES[i % len(DEVICES)])
-            if broken and i in broken:
-                row = broken[i]
-            writer.writerow(row)
+            row = sensor_row(rng, start + i * 1.5, DEVICES[i % len(DEVICES)])
+            yield broken.get(i, row)
+
+    with path.open("w", newline="") as fh:
+        sensor_csv_write(fh, lines())
 
 
 def sensor_samples(directory: Path, rng: random.Random) -> list[Path]:
@@ -56,7 +48,7 @@ def sensor_samples(directory: Path, rng: random.Random) -> list[Path]:
     day1, day2, bad = (directory / n for n in ("sensors-day-1.csv", "sensors-day-2.csv", "sensors-broken.csv"))
     _write_sensors(day1, rng, rows=10_000, start=START)
     _write_sensors(day2, rng, rows=5_000, start=START + 86_400)
-    good = _sensor_row(rng, START + 2 * 86_400, DEVICES[0])
+    good = sensor_row(rng, START + 2 * 86_400, DEVICES[0])
     _write_sensors(bad, rng, rows=1_000, start=START + 2 * 86_400, broken={
         99: good[:8] + ["warm"],                          # line 101: temp is a word
         499: good[:3] + ["150.0"] + good[4:],             # line 501: humidity out of range
