@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
+from streams.kafka.client import describe
+
 from . import services
 from .models import IngestedFile
 
@@ -78,7 +80,7 @@ def process_file(self, file_id: int) -> str:
         raise self.retry(exc=exc, countdown=countdown)
     except Exception as exc:  # a bug or an unreadable file: record it, never loop
         logger.exception("ingest_task_failed file=%s", file_id)
-        services.file_mark_failed(file_id=file_id, reason=f"{type(exc).__name__}: {exc}")
+        services.file_mark_failed(file_id=file_id, reason=describe(exc, limit=None))
         return "failed"
     return ingested.status
 

@@ -17,7 +17,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound, batch_ack_timeout, produce_and_wait
 from streams.kafka.topics import topic_name
 
 from .sensors import DEVICES, sensor_csv_write, sensor_row
@@ -123,4 +123,4 @@ def traffic_round(*, now: int, rng: random.Random, drop_file: bool) -> int:
     batch = [event for generate in GENERATORS for event in generate(now, rng)]
     if drop_file:
         drop_sensor_file(now, rng)
-    return produce_and_wait(batch, timeout=30)
+    return produce_and_wait(batch, timeout=batch_ack_timeout())

@@ -28,6 +28,8 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_results.models import TaskResult
 
+from streams.kafka.client import describe
+
 from ..audit import ActionError, ActionRefused, audit_record
 from ..celery_signals import ARGUMENTS_KEY
 from ..models import AuditEntry
@@ -165,7 +167,7 @@ def celery_overview(*, timeout: float | None = None, peek: int | None = None) ->
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        return CeleryOverview(broker_up=False, broker_error=f"{type(exc).__name__}: {exc}"[:300])
+        return CeleryOverview(broker_up=False, broker_error=describe(exc, limit=300))
     overview = CeleryOverview(broker_up=True)
     app = _app()
     consumed: list[str] = []
@@ -189,11 +191,11 @@ def celery_overview(*, timeout: float | None = None, peek: int | None = None) ->
                     overview.reserved.append({**task, "worker": name})
     except Exception as exc:  # the broker went away between the checks: show what we have
         logger.warning("celery_inspect_failed error=%s", exc)
-        overview.broker_error = f"{type(exc).__name__}: {exc}"[:300]
+        overview.broker_error = describe(exc, limit=300)
     try:
         overview.queues = queue_states(known_queues(consumed), peek=peek, client=client)
     except redis.RedisError as exc:
-        overview.broker_error = f"{type(exc).__name__}: {exc}"[:300]
+        overview.broker_error = describe(exc, limit=300)
     finally:
         client.close()
     return overview
@@ -230,7 +232,7 @@ def task_retry(*, result: TaskResult, by: Any) -> str:
                 _app().send_task(locked.task_name, args=arguments["args"], kwargs=arguments["kwargs"],
                                  queue=queue, task_id=new_id)
             except Exception as exc:  # the broker refused or is away
-                raise ActionError(f"the task could not be queued: {type(exc).__name__}: {exc}") from exc
+                raise ActionError(f"the task could not be queued: {describe(exc, limit=None)}") from exc
             audit_record(by=by, action=RETRY_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED,
                          detail=detail)
             return new_id
@@ -268,7 +270,7 @@ def task_revoke(*, task_id: str, by: Any, queue: str | None = None, task_name: s
             removed = _remove_from_queue(client, queue, task_id) if queue else 0
             _app().control.revoke(task_id)
         except Exception as exc:
-            raise ActionError(f"the broker is unreachable: {type(exc).__name__}: {exc}") from exc
+            raise ActionError(f"the broker is unreachable: {describe(exc, limit=None)}") from exc
         finally:
             client.close()
         name = task_name or (existing.task_name if existing else "") or ""

@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString
 
+from streams.kafka.client import describe
 from streams.kafka.heartbeat import member_is_live
 from streams.kafka.registry import Pipeline
 
@@ -114,7 +115,7 @@ def _kafka_status() -> tuple[bool, str]:
         check_kafka(settings.CONSOLE_DASHBOARD_KAFKA_TIMEOUT_SECONDS)
         return True, ""
     except Exception as exc:  # down or not answering within the timeout: say so, render the rest
-        return False, f"{type(exc).__name__}: {exc}"[:300]
+        return False, describe(exc, limit=300)
 
 
 def _celery_queues() -> tuple[bool, str, list[Any]]:
@@ -123,7 +124,7 @@ def _celery_queues() -> tuple[bool, str, list[Any]]:
     try:
         return True, "", celery_ops.queue_states(celery_ops.known_queues(), peek=0)
     except Exception as exc:  # Redis away
-        return False, f"{type(exc).__name__}: {exc}"[:300], []
+        return False, describe(exc, limit=300), []
 
 
 def _members(entries: list[dict[str, Any]], newest: LagPoint | None, sampled: dict[Partition, int] | None,

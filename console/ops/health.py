@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from streams.kafka.client import client_config
+from streams.kafka.client import client_config, describe
 from streams.kafka.heartbeat import member_is_live
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def run_checks() -> dict[str, dict[str, object]]:
             check(timeout)
             results[name] = {"status": "up"}
         except Exception as exc:  # any failure means "down", with the reason
-            results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+            results[name] = {"status": "down", "error": describe(exc, limit=300)}
         results[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
     return results
 
@@ -73,7 +73,7 @@ def consumer_states() -> dict[str, dict[str, object]]:
     try:
         return consumer_health(list(consumers()))
     except Exception as exc:  # PostgreSQL down: its own check says so
-        return {"error": {"status": "unknown", "reason": f"{type(exc).__name__}: {exc}"[:300]}}
+        return {"error": {"status": "unknown", "reason": describe(exc, limit=300)}}
 
 
 def active_alerts(states: dict[str, dict[str, object]]) -> list:

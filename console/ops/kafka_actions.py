@@ -12,9 +12,6 @@ message already re-driven QUARANTINE_MAX_REPLAYS times (its `x-replay-count`) is
 refused. A dead letter is re-driven once: a later re-drive of a range skips the
 offsets an earlier one published (read back from the audit log), and concurrent
 re-drives of one topic are serialized by a transaction-scoped advisory lock.
-
-Imports: the Kafka platform (browse, producer, registry), the quarantine models and
-its header names, the console's audit log.
 """
 
 from __future__ import annotations
@@ -27,9 +24,10 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from quarantine.models import QuarantineRecord
-from quarantine.services.redrive import RECORD_HEADER, REPLAY_COUNT_HEADER
 from streams.kafka import browse
-from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
+from streams.kafka.client import describe
+from streams.kafka.headers import REPLAY_COUNT, redrive_headers, replay_count_of
+from streams.kafka.producer import DeliveryError, Outbound, action_ack_timeout, publish_and_wait
 from streams.kafka.registry import consumers
 from streams.kafka.topics import topic_name
 
@@ -92,12 +90,12 @@ def message_produce(*, by: Any, topic: str, value: bytes, key: bytes | None = No
         writable_topic(topic)
         delivered: list[tuple[str, int, int]] = []
         try:
-            produce_and_wait([Outbound(topic=topic, value=value, key=key, headers=headers or None)],
-                             timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0), delivered=delivered)
+            publish_and_wait([Outbound(topic=topic, value=value, key=key, headers=headers or None)],
+                             timeout=action_ack_timeout(), delivered=delivered)
         except DeliveryError as exc:
             raise ActionError(f"the broker did not acknowledge the message: {exc}") from exc
         except Exception as exc:  # KafkaException, e.g. a value over the broker's message.max.bytes
-            raise ActionError(f"the message could not be published: {type(exc).__name__}: {exc}") from exc
+            raise ActionError(f"the message could not be published: {describe(exc, limit=None)}") from exc
         _topic, partition, offset = delivered[0]
         detail.update(partition=partition, offset=offset)
         audit_record(by=by, action=PRODUCE_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED, detail=detail)
@@ -175,13 +173,6 @@ class RedrivePlan:
         return out
 
 
-def _replay_count(message: browse.Message) -> int:
-    try:
-        return max(int(message.header(REPLAY_COUNT_HEADER) or 0), 0)
-    except ValueError:
-        return 0
-
-
 def _redriven_offsets(topic: str, partition: int) -> set[int]:
     done: set[int] = set()
     for detail in AuditEntry.objects.filter(action=REDRIVE_ACTION, target=f"topic:{topic}",
@@ -218,7 +209,8 @@ def dead_letters_plan(*, topic: str, partition: int, start: int, stop: int | Non
         usable = original and not original.startswith("__") and original not in writers and (
             original in reads.get(consumer, set()) if consumer in reads
             else any(original in topics for topics in reads.values()))
-        letter = DeadLetter(message=m, status=READY, original_topic=original, replay_count=_replay_count(m))
+        letter = DeadLetter(message=m, status=READY, original_topic=original,
+                            replay_count=replay_count_of(m.header(REPLAY_COUNT)))
         if m.offset in redriven:
             letter.status = REDRIVEN
         elif not usable:
@@ -256,9 +248,7 @@ def _attach_records(plan: RedrivePlan) -> None:
 
 def _redrive_message(letter: DeadLetter) -> Outbound:
     m = letter.message
-    skip = {REPLAY_COUNT_HEADER, RECORD_HEADER}
-    headers = [(k, v or b"") for k, v in m.headers if k not in skip and not k.startswith(browse.DLQ_PREFIX)]
-    headers.append((REPLAY_COUNT_HEADER, str(letter.replay_count + 1).encode()))
+    headers = redrive_headers([(k, v or b"") for k, v in m.headers], replays=letter.replay_count + 1)
     return Outbound(topic=letter.original_topic, value=m.value or b"", key=m.key, headers=headers)
 
 
@@ -283,14 +273,12 @@ def dead_letters_redrive(*, by: Any, topic: str, partition: int, start: int, sto
             if expected is not None and expected != len(ready):
                 raise ActionRefused(f"the dry run showed {expected} to re-drive, there are {len(ready)} now: "
                                     "look at the dry run again")
-            delivered: list[tuple[str, int, int]] = []
             try:
-                produce_and_wait([_redrive_message(d) for d in ready],
-                                 timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0), delivered=delivered)
+                publish_and_wait([_redrive_message(d) for d in ready], timeout=action_ack_timeout())
             except DeliveryError as exc:
                 raise ActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
             except Exception as exc:
-                raise ActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
+                raise ActionError(f"the re-drive could not be published: {describe(exc, limit=None)}") from exc
             detail["offsets"] = [d.message.offset for d in ready]
             audit_record(by=by, action=REDRIVE_ACTION, target=target, outcome=AuditEntry.Outcome.SUCCEEDED,
                          detail=detail)

@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from quarantine.models import QuarantineRecord
 from streams.kafka import browse, cluster
 from streams.kafka.client import failure_reason
+from streams.kafka.headers import DLQ_PREFIX
 
 from . import kafka_actions
 from ..audit import ActionError, ActionRefused
@@ -176,7 +177,7 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
         for m in page.messages:
             rows.append({"m": m, "preview": _preview(m), "dlq": _dead_letter_fields(m),
                          "key": _text(m.key, 80) if m.key is not None else None,
-                         "headers": [(k, _text(v, 120)) for k, v in m.headers if not k.startswith(browse.DLQ_PREFIX)],
+                         "headers": [(k, _text(v, 120)) for k, v in m.headers if not k.startswith(DLQ_PREFIX)],
                          "record": quarantine.get((m.partition, m.offset))})
         if page.has_older or page.truncated and page.direction == "backward":
             links["older"] = "?" + urlencode({**keep, "pos": _positions_text(page.start), "dir": "backward"})

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound, action_ack_timeout, publish_and_wait
 from streams.kafka.topics import topic_name
 
 from ..inbox import inbox_dir, is_candidate, safe_file_name, sha256_of
@@ -41,7 +41,7 @@ def file_event(*, file_path: str, file_name: str) -> Outbound:
 
 def publish_events(events: list[Outbound]) -> None:
     if events:
-        produce_and_wait(events, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0))
+        publish_and_wait(events, timeout=action_ack_timeout())
 
 
 def remember_announced(*, rel: str, stat: os.stat_result, checksum: str) -> None:

@@ -32,6 +32,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from streams.kafka.client import describe
+
 from ..models import QuarantineAuditEntry, QuarantineRecord
 from ..sources import FILE_RELEASE_MODES, FileSource, file_source
 from .audit import ActionResult, QuarantineActionError, QuarantineActionRefused, actor_name, audit
@@ -111,7 +113,7 @@ def perform(
                 raise
             except Exception as exc:
                 logger.exception("quarantine_action_failed action=%s record=%s", action, locked.pk)
-                raise QuarantineActionError(f"{action} of record #{locked.pk} failed: {type(exc).__name__}: {exc}") from exc
+                raise QuarantineActionError(f"{action} of record #{locked.pk} failed: {describe(exc, limit=None)}") from exc
             mark(locked, action=action, by=by, reason=reason)
             audit(locked, by=by, action=action, reason=reason, outcome=Outcome.SUCCEEDED, details=details)
     except QuarantineActionError as exc:

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.db import connection
 
+from streams.kafka.client import describe
+from streams.kafka.headers import REPLAY_COUNT, replay_count_of
+
 from ..models import QuarantineRecord
-from .redrive import REPLAY_COUNT_HEADER
 
 if TYPE_CHECKING:
     from streams.kafka.registry import Rejection
@@ -67,7 +69,7 @@ def quarantine_dead_letters(*, consumer: str, rejections: Sequence["Rejection"])
             "headers": [[safe_text(k), safe_text((v or b"").decode("utf-8", "replace"))]
                         for k, v in r.envelope.headers],
             "payload": r.envelope.raw.hex(),
-            "replay_count": replay_count_of(r.envelope.header(REPLAY_COUNT_HEADER)),
+            "replay_count": replay_count_of(r.envelope.header(REPLAY_COUNT)),
         }
         for r in rejections
     ], default=str)
@@ -93,13 +95,6 @@ FROM json_to_recordset(%(rows)s::json) AS r(reason text, errors jsonb, error_cou
 ORDER BY r.topic, r.partition, r."offset"
 ON CONFLICT DO NOTHING
 """
-
-
-def replay_count_of(raw: bytes | str | int | None) -> int:
-    try:
-        return max(int(raw or 0), 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def quarantine_file(
@@ -142,7 +137,7 @@ def quarantine_task_failure(
     payload = {"args": list(args or []), "kwargs": dict(kwargs or {}), "queue": queue}
     if not traceback_text and exception.__traceback__ is not None:
         traceback_text = "".join(traceback_module.format_exception(exception))
-    reason = f"{type(exception).__name__}: {exception}"
+    reason = describe(exception, limit=None)
     record, created = QuarantineRecord.objects.get_or_create(
         source=Source.TASK,
         task_id=task_id[:64],

@@ -2,10 +2,11 @@
 original topic, a failed task queued again, each carrying its replay count
 so that replays are bounded (QUARANTINE_MAX_REPLAYS).
 
-The replay headers are defined here, once: `x-replay-count` on a re-driven
-message (recording.py reads it back when the message is dead-lettered again),
-`x_replay_count` on a re-queued task (quarantine/signals.py reads it back when
-the task fails again).
+A re-driven message carries the platform's replay headers
+(streams/kafka/headers.py: `x-replay-count`, which recording.py reads back when
+the message is dead-lettered again, and `x-quarantine-record`). A re-queued
+task carries Celery's, defined here once: `x_replay_count` (quarantine/signals.py
+reads it back when the task fails again) and `x_quarantine_record`.
 
 Called by: actions and bulk.
 """
@@ -17,37 +18,21 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
+from streams.kafka.client import describe
+from streams.kafka.headers import redrive_headers
 
 from ..models import QuarantineRecord
 from .audit import QuarantineActionError, QuarantineActionRefused
 
-REPLAY_COUNT_HEADER = "x-replay-count"
-RECORD_HEADER = "x-quarantine-record"
 # Celery message headers (attributes of the task's request, so no dashes).
 TASK_REPLAY_COUNT_HEADER = "x_replay_count"
 TASK_RECORD_HEADER = "x_quarantine_record"
 
 
-def redrive_headers(record: QuarantineRecord) -> list[tuple[str, bytes]]:
-    """The original headers without dead-letter and replay bookkeeping, plus
-    the incremented replay count (the runtime stores it if the message is
-    dead-lettered again) and the record it came from."""
-    skip = {REPLAY_COUNT_HEADER, RECORD_HEADER}
-    headers = [
-        (str(k), str(v).encode())
-        for k, v in (record.headers or [])
-        if str(k) not in skip and not str(k).startswith("x-dlq-")
-    ]
-    headers.append((REPLAY_COUNT_HEADER, str(record.replay_count + 1).encode()))
-    headers.append((RECORD_HEADER, str(record.pk).encode()))
-    return headers
-
-
 def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | None = None) -> dict[int, dict[str, Any]]:
     """Publish the records' payloads to their original topics and wait for the
     broker to acknowledge every one; raises QuarantineActionError otherwise."""
-    from streams.kafka.producer import DeliveryError, Outbound, produce_and_wait
+    from streams.kafka.producer import DeliveryError, Outbound, action_ack_timeout, publish_and_wait
 
     payloads = payloads or {}
     messages = []
@@ -55,7 +40,11 @@ def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | No
     for record in records:
         value = payloads.get(record.pk, bytes(record.payload or b""))
         key = bytes(record.message_key) if record.message_key is not None else None
-        messages.append(Outbound(topic=record.topic, value=value, key=key, headers=redrive_headers(record)))
+        # The stored headers, without the dead-letter and replay bookkeeping, plus the
+        # incremented replay count and the record the message came from.
+        headers = redrive_headers([(str(k), str(v).encode()) for k, v in record.headers or []],
+                                  replays=record.replay_count + 1, record=record.pk)
+        messages.append(Outbound(topic=record.topic, value=value, key=key, headers=headers))
         details[record.pk] = {
             "topic": record.topic,
             "replay_count": record.replay_count + 1,
@@ -64,11 +53,11 @@ def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | No
         if record.pk in payloads:
             details[record.pk]["payload"] = value[:10000].decode("utf-8", "replace")
     try:
-        produce_and_wait(messages, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 10.0))
+        publish_and_wait(messages, timeout=action_ack_timeout())
     except DeliveryError as exc:
         raise QuarantineActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
     except Exception as exc:  # e.g. KafkaException for an invalid topic: nothing was acknowledged
-        raise QuarantineActionError(f"the re-drive could not be published: {type(exc).__name__}: {exc}") from exc
+        raise QuarantineActionError(f"the re-drive could not be published: {describe(exc, limit=None)}") from exc
     return details
 
 

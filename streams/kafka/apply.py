@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from . import offsets
-from .faults import DlqLimit, SystemicFailure, describe, is_transient
+from .client import describe
+from .faults import DlqLimit, SystemicFailure, is_transient
+from .headers import dead_letter_headers
 from .heartbeat import rival_group
-from .producer import Outbound, produce_and_wait
+from .producer import Outbound, batch_ack_timeout, produce_and_wait
 from .registry import (
     BatchOutcome,
     ConsumerSpec,
@@ -58,21 +59,15 @@ def decode_message(spec: ConsumerSpec, message: Any) -> Envelope:
         envelope.rejection = exc.with_traceback(None)
     except Exception as exc:  # a decoder bug must not block the partition either
         logger.exception("consumer_decode_crashed consumer=%s", spec.name)
-        envelope.rejection = MessageRejected(f"decoder error: {type(exc).__name__}: {exc}")
+        envelope.rejection = MessageRejected(f"decoder error: {describe(exc, limit=None)}")
     return envelope
 
 
 def dead_letter_message(spec: ConsumerSpec, rejection: Rejection) -> Outbound:
     """The dead-letter record: the original bytes, with origin and reason in headers."""
     env = rejection.envelope
-    headers = [(k, v) for k, v in env.headers if not k.startswith("x-dlq-")]
-    headers += [
-        ("x-dlq-reason", rejection.reason.encode()[:1000]),
-        ("x-dlq-consumer", spec.name.encode()),
-        ("x-dlq-original-topic", env.topic.encode()),
-        ("x-dlq-original-partition", str(env.partition).encode()),
-        ("x-dlq-original-offset", str(env.offset).encode()),
-    ]
+    headers = dead_letter_headers(env.headers, reason=rejection.reason, consumer=spec.name, topic=env.topic,
+                                  partition=env.partition, offset=env.offset)
     return Outbound(topic=topic_name(spec.dead_letter_topic), value=env.raw, key=env.key, headers=headers)
 
 
@@ -166,7 +161,7 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
         limit.record(refused=len(refused), accepted=len(valid) - len(refused))
     outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
     if outbound:
-        produce_and_wait(outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
+        produce_and_wait(outbound, timeout=batch_ack_timeout())
     for step in outcome.after_publish:
         try:
             with transaction.atomic():
@@ -187,5 +182,5 @@ def apply_tick(spec: ConsumerSpec, progress: PartitionProgress) -> int:
     with transaction.atomic():
         outcome = spec.tick(progress)
     if outcome.outbound:
-        produce_and_wait(outcome.outbound, timeout=max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, 30.0))
+        produce_and_wait(outcome.outbound, timeout=batch_ack_timeout())
     return len(outcome.outbound)

@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from .client import client_config, failure_reason
+from .headers import DLQ_PREFIX
 
 TIMEOUT = 5.0
 BROWSE_SCAN_LIMIT = 20_000  # messages read per page at most, over all partitions
 BROWSE_SECONDS = 5.0
 MAX_LIMIT = 200
 CHUNK = 500  # messages read per step when scanning backward
-DLQ_PREFIX = "x-dlq-"
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Connection settings shared by every Kafka client of the console, and the words
-an operator is shown when the cluster refuses a call."""
+an operator is shown when a call fails: `failure_reason` for a call to the
+cluster, `describe` for any error (a dead letter's reason, a failed action, a
+service that does not answer on the health and dashboard pages)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,15 @@ def failure_code(exc: Exception) -> int | None:
     return None
 
 
+def describe(exc: BaseException, limit: int | None = 400) -> str:
+    """`Type: message` on one line, NUL-free, cut to `limit` characters (None: not cut)."""
+    text = " ".join(str(exc).split()) or repr(exc)
+    return f"{type(exc).__name__}: {text}".replace("\x00", "\\x00")[:limit]
+
+
 def failure_reason(exc: Exception) -> str:
     """The broker's own words for a failed call ("Broker: Not leader for partition"),
     else the exception's type and text."""
     if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
         return exc.args[0].str()
-    return f"{type(exc).__name__}: {exc}" if str(exc) else "no answer in time"
+    return describe(exc, limit=None) if str(exc) else "no answer in time"

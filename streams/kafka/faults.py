@@ -63,12 +63,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-def describe(exc: BaseException, limit: int = 400) -> str:
-    """`Type: message` on one line, NUL-free, for a dead letter's reason."""
-    text = " ".join(str(exc).split()) or repr(exc)
-    return f"{type(exc).__name__}: {text}".replace("\x00", "\\x00")[:limit]
-
-
 class SystemicFailure(Exception):
     """Every message of a long run was refused: a fault of the code or the schema, not of the data."""
 

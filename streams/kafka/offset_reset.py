@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient
 from django.db import connection, transaction
 
 from . import offsets
-from .client import client_config, failure_reason
+from .client import client_config, describe, failure_reason
 from .models import ConsumerOffset
 from .registry import ConsumerSpec
 from .topics import topic_name
@@ -380,9 +380,9 @@ def apply_reset(spec: ConsumerSpec, request: ResetRequest, *,
     except Exception as exc:
         # Kafka took the offsets and then PostgreSQL failed on commit: say so, the reset can be run again.
         if moved_in_kafka:
-            raise OffsetResetError(f"Kafka has the new offsets but PostgreSQL failed ({type(exc).__name__}: "
-                                   f"{exc}): run the same reset again") from exc
-        raise OffsetResetError(f"the reset failed: {type(exc).__name__}: {exc}") from exc
+            raise OffsetResetError(f"Kafka has the new offsets but PostgreSQL failed ({describe(exc, limit=None)}): "
+                                   "run the same reset again") from exc
+        raise OffsetResetError(f"the reset failed: {describe(exc, limit=None)}") from exc
     logger.info("offsets_reset consumer=%s group=%s reset=%r partitions=%d skipped=%d replayed=%d",
                 spec.name, group, request.describe(), len(plan.moves), plan.skipped, plan.replayed)
     return plan

@@ -1,11 +1,32 @@
-"""The one producer factory of the console.
+"""The one front door for publishing to Kafka and waiting for the broker's acknowledgement.
 
-Every producer is idempotent with `acks=all`. Deliveries are checked through
-delivery reports: failures are counted and logged, never swallowed. The counts
-(`stats`) are a prometheus_client counter, so that /metrics adds up every web
-worker's in multiprocess mode (gunicorn.conf.py, docs/operations.md).
-`produce_and_wait` is for callers that must not answer before the broker has
-acknowledged (REST endpoints, consumers forwarding to another topic).
+Which function to use where:
+
+* a request thread (a DRF view, an admin or console action), a Celery task, and
+  a service any of these call, even when a command calls it too:
+  `publish_and_wait`. It waits for this caller's
+  own acknowledgements only, on the process's web producer, whose background
+  thread serves the delivery reports (_web_producer.py). Many threads can
+  publish at once, and none waits for another's messages.
+* a coroutine (the ASGI hot path): `publish_and_wait_async`, the same wait
+  awaited, so that the event loop serves other requests meanwhile.
+* a consumer forwarding a batch (apply.py), a management command, a test:
+  `produce_and_wait`. It flushes the process-wide producer (`get_producer`)
+  until every message of the batch is acknowledged: the cheapest wait per
+  message when this thread is the only one producing, and wrong in a web
+  process, where the queue under load never drains and every request would
+  wait for everyone else's messages.
+
+Each returns only once the broker acknowledged every message, and raises
+DeliveryError when one failed or the wait ran out. How long to wait is a rule
+of its own: the endpoints wait KAFKA_PRODUCE_TIMEOUT_SECONDS (their 503 bound,
+the default), an operator's action or a file's announcement
+`action_ack_timeout()`, a batch `batch_ack_timeout()`.
+
+Every producer is idempotent with `acks=all` (_producing.py). Failed deliveries
+are counted (`stats`, the prometheus counter `deliveries`) and logged, never
+swallowed. `web_producer_warm_up` and `web_producer_shut_down` connect the web
+producer when a worker starts and deliver what it holds when it stops.
 """
 
 from __future__ import annotations
@@ -15,71 +36,40 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from django.conf import settings
-from prometheus_client import Counter
 
-from .client import client_config
+from ._producing import DeliveryError, DeliveryStats, Headers, Outbound, deliveries, producer_config, stats
+from ._web_producer import publish_and_wait, publish_and_wait_async
+from ._web_producer import shut_down as web_producer_shut_down
+from ._web_producer import warm_up as web_producer_warm_up
+
+__all__ = [
+    "DeliveryError", "DeliveryStats", "Headers", "Outbound", "action_ack_timeout", "batch_ack_timeout",
+    "deliveries", "get_producer", "produce_and_wait", "producer_config", "publish_and_wait",
+    "publish_and_wait_async", "stats", "web_producer_shut_down", "web_producer_warm_up",
+]
 
 logger = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
-_ENCODING = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+# The least an operator's action and a batch wait for the broker, whatever
+# KAFKA_PRODUCE_TIMEOUT_SECONDS says (it bounds the hot endpoints' 503, 5 s by default).
+ACTION_ACK_FLOOR_SECONDS = 10.0
+BATCH_ACK_FLOOR_SECONDS = 30.0
 
 
-class DeliveryError(Exception):
-    """The broker did not acknowledge every message in time."""
+def action_ack_timeout() -> float:
+    """How long an operator's action (a re-drive, a produced message) or a file's
+    announcement waits for the broker: a few messages that an operator would
+    rather see through than retry, so never less than 10 s."""
+    return max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, ACTION_ACK_FLOOR_SECONDS)
 
 
-# Not in prometheus_client's default registry: console.ops.metrics exports it, this process's
-# own or, under gunicorn, every worker's (each writes its counts to a file of
-# PROMETHEUS_MULTIPROC_DIR, which must be set before prometheus_client is imported).
-deliveries = Counter("console_producer_deliveries", "Messages the broker acknowledged (delivered) or refused "
-                     "(failed) to the web process's producers, all workers.", ["outcome"], registry=None)
-
-
-class DeliveryStats:
-    """This process's deliveries, counted in `deliveries`."""
-
-    def __init__(self) -> None:
-        self._delivered = deliveries.labels("delivered")
-        self._failed = deliveries.labels("failed")
-
-    def record(self, ok: bool) -> None:
-        (self._delivered if ok else self._failed).inc()
-
-    def add(self, *, delivered: int = 0, failed: int = 0) -> None:
-        if delivered:
-            self._delivered.inc(delivered)
-        if failed:
-            self._failed.inc(failed)
-
-
-stats = DeliveryStats()
-
-
-# Slotted, not frozen: one is built per forwarded message, and a frozen dataclass's
-# __init__ cost twice as much (1.1 against 0.5 us).
-@dataclass(slots=True)
-class Outbound:
-    """A message to publish: topic name, value (bytes or JSON-able), key, headers."""
-
-    topic: str
-    value: bytes | dict[str, Any] | list[Any]
-    key: bytes | str | None = None
-    headers: Headers | None = None
-
-    def encoded_value(self) -> bytes:
-        if isinstance(self.value, bytes):
-            return self.value
-        # orjson, several times cheaper than json.dumps per message. Datetimes are written
-        # in C as ISO 8601, a UTC one as decoding.iso writes it (with a `Z`; naive means
-        # UTC); Decimals by str(), as json.dumps(default=str) did.
-        return orjson.dumps(self.value, default=str, option=_ENCODING)
+def batch_ack_timeout() -> float:
+    """How long a batch (a consumer's outbound and dead letters, a command's
+    chunk) waits for the broker: thousands of messages, so never less than 30 s."""
+    return max(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS, BATCH_ACK_FLOOR_SECONDS)
 
 
 _producer: Producer | None = None
@@ -87,22 +77,9 @@ _producer_pid: int | None = None
 _producer_lock = threading.Lock()
 
 
-def producer_config(**overrides: Any) -> dict[str, Any]:
-    return client_config(
-        **{
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "message.timeout.ms": 30000,
-            "client.id": f"console-{os.getpid()}",
-            **overrides,
-        }
-    )
-
-
 def get_producer() -> Producer:
-    """A process-wide producer, rebuilt after a fork (gunicorn, Celery prefork)."""
+    """The process-wide producer that `produce_and_wait` flushes, rebuilt after a fork
+    (gunicorn, Celery prefork)."""
     global _producer, _producer_pid
     pid = os.getpid()
     if _producer is None or _producer_pid != pid:
@@ -121,37 +98,18 @@ def _on_delivery(err: KafkaError | None, msg: Message) -> None:
         )
 
 
-def produce(message: Outbound, *, producer: Producer | None = None, on_delivery=None) -> None:
-    """Queue one message; the delivery report is checked in the background."""
-    producer = producer or get_producer()
-    callback = on_delivery or _on_delivery
-    while True:
-        try:
-            producer.produce(
-                message.topic,
-                value=message.encoded_value(),
-                key=message.key,
-                headers=message.headers,
-                on_delivery=callback,
-            )
-            break
-        except BufferError:
-            # The local queue is full: serve delivery reports to make room.
-            producer.poll(0.1)
-    producer.poll(0)
-
-
 def produce_and_wait(
     messages: Sequence[Outbound] | Iterable[Outbound],
     *,
     timeout: float | None = None,
     producer: Producer | None = None,
-    delivered: list[tuple[str, int, int]] | None = None,
 ) -> int:
-    """Publish messages and return once the broker acknowledged all of them.
+    """Publish messages and return once the broker acknowledged all of them, flushing
+    the process-wide producer: for a consumer's batch or a command, never a request
+    thread (this module's docstring says why).
 
-    Raises DeliveryError if any delivery failed or `timeout` seconds passed.
-    `delivered`, when given, receives (topic, partition, offset) of each acknowledged message.
+    Raises DeliveryError if any delivery failed or `timeout` seconds
+    (KAFKA_PRODUCE_TIMEOUT_SECONDS by default) passed.
 
     The hot path of every forwarding consumer: the messages are queued without
     a poll each (delivery reports are served while waiting), and the report of
@@ -168,8 +126,6 @@ def produce_and_wait(
                 stats.add(delivered=1)
             else:
                 state["acked"] += 1
-                if delivered is not None:
-                    delivered.append((msg.topic(), msg.partition(), msg.offset()))
             return
         _on_delivery(err, msg)
         state["failed"] += 1

@@ -77,9 +77,9 @@ from django.db import close_old_connections, connection
 
 from . import offsets
 from .apply import apply_batch, apply_tick, decode_message
-from .client import client_config
+from .client import client_config, describe
 from .commits import CommitLedger
-from .faults import Backoff, DlqLimit, SystemicFailure, describe, fault_point, is_transient
+from .faults import Backoff, DlqLimit, SystemicFailure, fault_point, is_transient
 from .heartbeat import Pulse
 from .registry import ConsumerSpec, Envelope, PartitionProgress
 from .startup import prepare_process

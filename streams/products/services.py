@@ -29,9 +29,8 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from streams.kafka.acks import publish_and_wait
 from streams.kafka.decoding import FieldChecker
-from streams.kafka.producer import Outbound
+from streams.kafka.producer import Outbound, publish_and_wait
 from streams.kafka.topics import topic_name
 
 from .models import Product

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from streams.kafka.client import describe
+
 from .inputs import report_inputs_load
 from .method import METHOD, ReportParameters, correlate
 from .models import CorrelationReport, CorrelationRow
@@ -81,7 +83,7 @@ def report_build(*, report_id: int) -> CorrelationReport:
     except Exception as exc:
         logger.exception("report_build_failed report=%s", report_id)
         report.status = CorrelationReport.Status.FAILED
-        report.error = f"{type(exc).__name__}: {exc}"[:2000]
+        report.error = describe(exc, limit=2000)
         report.duration_ms = int((time.monotonic() - started) * 1000)
         report.finished_at = timezone.now()
         report.save()

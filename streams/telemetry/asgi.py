@@ -35,7 +35,7 @@ from rest_framework import exceptions
 
 from console.throttles import telemetry_rate_limited
 from console.tokens import CachedTokenAuthentication
-from streams.kafka import acks
+from streams.kafka import producer
 from streams.kafka.decoding import JSONRejected, parse_json
 
 from .publish import METRICS, WORKORDERS, TelemetryKind, may_publish_telemetry, telemetry_ingest_async
@@ -128,12 +128,13 @@ class TelemetryHotPath:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await sync_to_async(acks.warm_up, thread_sensitive=False)(settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
+                    await sync_to_async(producer.web_producer_warm_up, thread_sensitive=False)(
+                        settings.KAFKA_PRODUCE_TIMEOUT_SECONDS)
                 except KafkaException as exc:  # not fatal: the first request connects, or answers 503
                     logger.warning("web_producer_warm_up_failed error=%s", exc.args[0])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                left = await sync_to_async(acks.shut_down, thread_sensitive=False)()
+                left = await sync_to_async(producer.web_producer_shut_down, thread_sensitive=False)()
                 if left:
                     logger.warning("web_producer_undelivered_at_shutdown messages=%s", left)
                 await send({"type": "lifespan.shutdown.complete"})

@@ -1,10 +1,10 @@
 """Publishing telemetry events from the API: the one POST path.
 
 The DRF view (api.py) and the ASGI hot path (asgi.py) both answer through
-`telemetry_messages` (validation by the consumer's rules: the messages to
-publish, or TelemetryInvalid with the 400 answer) and `may_publish_telemetry`
-(who may publish), then publish and wait for Kafka's acknowledgement:
-`telemetry_ingest` in a thread, `telemetry_ingest_async` on the event loop. So both answer alike, and tightening a rule here tightens both.
+`telemetry_messages` (validation by the consumer's rules, the 400 answers) and
+`may_publish_telemetry` (who may publish), then publish and wait for Kafka's
+acknowledgement: `telemetry_ingest` in a thread, `telemetry_ingest_async` on
+the event loop. So both answer alike, and tightening a rule here tightens both.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from django.conf import settings
 from rest_framework import permissions
 
 from console.publishing import Answer, field_errors, unavailable_answer
-from streams.kafka.acks import publish_and_wait, publish_and_wait_async
-from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.producer import DeliveryError, Outbound, publish_and_wait, publish_and_wait_async
 from streams.kafka.registry import MessageRejected
 from streams.kafka.topics import topic_name
 
@@ -64,29 +63,17 @@ WORKORDERS = TelemetryKind(
 )
 
 
-class TelemetryInvalid(Exception):
-    """The request's events break the rules: nothing is published, and `body` is the 400
-    answer's (field errors per event, or what is wrong with the request as a whole)."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body)
-        self.body = body
-
-
-def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound]:
-    """Validate one event or an array of them: the messages to publish (never empty).
-
-    Raises TelemetryInvalid when the body or any event breaks the rules: one bad
-    event refuses the whole request."""
+def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound] | Answer:
+    """Validate one event or an array of them: the messages to publish, or the 400 answer."""
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list):
-        raise TelemetryInvalid({"non_field_errors": ["expected a JSON object or an array of objects"]})
+        return 400, {"non_field_errors": ["expected a JSON object or an array of objects"]}, {}
     limit = settings.TELEMETRY_BATCH_MAX_EVENTS
     if not items:
-        raise TelemetryInvalid({"non_field_errors": ["the array is empty"]})
+        return 400, {"non_field_errors": ["the array is empty"]}, {}
     if len(items) > limit:
-        raise TelemetryInvalid({"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]})
+        return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
     validate, event = kind.validate, kind.event
     events: list[tuple[str, bytes]] = []
     errors: dict[str, dict[str, list[str]]] = {}
@@ -100,9 +87,9 @@ def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound]:
             errors[str(index)] = field_errors(exc.errors)
     if errors:
         if single:
-            raise TelemetryInvalid(errors["0"])
-        raise TelemetryInvalid({"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
-                                "errors": errors})
+            return 400, errors["0"], {}
+        return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
+                     "errors": errors}, {}
     name = topic_name(kind.topic)
     return [Outbound(name, value, key=key) for key, value in events]
 
@@ -115,11 +102,11 @@ def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
     """Validate and publish, answering only once Kafka acknowledged: (status, body, headers).
 
     The DRF view's path."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
     try:
-        messages = telemetry_messages(kind=kind, data=data)
         publish_and_wait(messages)
-    except TelemetryInvalid as exc:
-        return 400, exc.body, {}
     except DeliveryError as exc:
         return unavailable_answer(exc)
     return _accepted(messages)
@@ -127,11 +114,11 @@ def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
 
 async def telemetry_ingest_async(*, kind: TelemetryKind, data: Any) -> Answer:
     """`telemetry_ingest` for the ASGI hot path: the same rules and answers, awaiting the acks."""
+    messages = telemetry_messages(kind=kind, data=data)
+    if isinstance(messages, tuple):
+        return messages
     try:
-        messages = telemetry_messages(kind=kind, data=data)
         await publish_and_wait_async(messages)
-    except TelemetryInvalid as exc:
-        return 400, exc.body, {}
     except DeliveryError as exc:
         return unavailable_answer(exc)
     return _accepted(messages)

@@ -284,7 +284,7 @@ def test_kafka_client_config_reaches_every_client(settings, monkeypatch):
     """SASL/TLS properties in KAFKA_CLIENT_CONFIG reach the producers (services and web),
     the consumers, the admin client and the /healthz check."""
     from console import health
-    from streams.kafka import acks, producer, runtime, topics
+    from streams.kafka import _web_producer, producer, runtime, topics
     from streams.kafka.registry import consumers
 
     sasl = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "console",
@@ -299,7 +299,7 @@ def test_kafka_client_config_reaches_every_client(settings, monkeypatch):
         return fake
 
     assert sasl.items() <= producer.producer_config().items()
-    assert sasl.items() <= acks._web_config().items()
+    assert sasl.items() <= _web_producer._web_config().items()
     monkeypatch.setattr(runtime, "Consumer", capture("consumer"))
     with pytest.raises(_Stop):
         runtime.BatchLoop(consumers()["telemetry"], runtime.RunOptions(batch_size=10, batch_time_ms=100))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streams.kafka.producer import Outbound, produce_and_wait
+from streams.kafka.producer import Outbound, batch_ack_timeout, produce_and_wait
 
 TICK_SECONDS = 0.1
 
@@ -37,7 +37,7 @@ def paced_produce(
             if total is not None:
                 due = min(due, total - sent)
             if due > 0:
-                sent += produce_and_wait(make(due), timeout=30)
+                sent += produce_and_wait(make(due), timeout=batch_ack_timeout())
             if total is not None and sent >= total:
                 break
             if report and time.monotonic() - last_report >= 5:

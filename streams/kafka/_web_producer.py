@@ -1,14 +1,15 @@
-"""Publish-and-wait for web requests: each caller waits for its own acks only.
+"""The web producer: each caller waits for its own acknowledgements only.
 
-`producer.produce_and_wait` flushes the whole producer, which is right for a
-consumer forwarding a batch but wrong for a web process with many threads
+Internal to the platform; callers use `producer.publish_and_wait` (request
+threads) and `producer.publish_and_wait_async` (coroutines), and the front
+door's docstring says why. Flushing one shared producer is right for a
+consumer forwarding a batch but wrong for a process with many threads
 publishing at once: under steady load the queue never drains, so every
 request would wait for everyone else's messages. Here one background thread
-per process serves delivery reports of the process's web producer, and each caller
-waits on an event that its own last delivery report sets, with a deadline.
-`publish_and_wait` is for request threads; `publish_and_wait_async` is the
-same for coroutines (the ASGI hot path), woken through the event loop instead
-of a thread event.
+per process serves the delivery reports of the process's web producer, and
+each caller waits on an event that its own last delivery report sets, with a
+deadline; a coroutine is woken through the event loop instead of a thread
+event.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.conf import settings
 
-from . import producer as producer_module
-from .producer import DeliveryError, Outbound
+from ._producing import DeliveryError, Outbound, producer_config, stats
 
 
 class _Poller:
@@ -50,7 +50,7 @@ _lock = threading.Lock()
 def _web_config() -> dict:
     # The web process's own producer: the shared configuration with a linger
     # tuned for many small concurrent requests (API_KAFKA_LINGER_MS).
-    config = producer_module.producer_config(**{"linger.ms": settings.API_KAFKA_LINGER_MS})
+    config = producer_config(**{"linger.ms": settings.API_KAFKA_LINGER_MS})
     config.pop("client.id", None)
     return config
 
@@ -97,20 +97,25 @@ class _Pending:
 
     The deliveries are added to the process's counts once per caller, with the last report
     (or when the caller gives up queuing: `unqueued`), not per message: in multiprocess mode
-    an increment writes to a shared file (1.7 against 0.6 us, measured), paid once per request."""
+    an increment writes to a shared file (1.7 against 0.6 us, measured), paid once per request.
+    `delivered`, when given, receives (topic, partition, offset) of each acknowledged message."""
 
-    __slots__ = ("count", "total", "errors", "notify", "lock")
+    __slots__ = ("count", "total", "errors", "notify", "lock", "delivered")
 
-    def __init__(self, count: int, notify: Callable[[], None]) -> None:
+    def __init__(self, count: int, notify: Callable[[], None],
+                 delivered: list[tuple[str, int, int]] | None = None) -> None:
         self.count = self.total = count
         self.errors: list[str] = []
         self.notify = notify
         self.lock = threading.Lock()
+        self.delivered = delivered
 
     def __call__(self, err: KafkaError | None, msg: Message) -> None:
         with self.lock:
             if err is not None:
                 self.errors.append(f"{msg.topic()}: {err.str()}")
+            elif self.delivered is not None:
+                self.delivered.append((msg.topic(), msg.partition(), msg.offset()))
             self.count -= 1
             last = self.count == 0
         if last:
@@ -127,7 +132,7 @@ class _Pending:
             self._counted()
 
     def _counted(self) -> None:
-        producer_module.stats.add(delivered=self.total - len(self.errors), failed=len(self.errors))
+        stats.add(delivered=self.total - len(self.errors), failed=len(self.errors))
 
 
 def _queue_full(timeout: float) -> DeliveryError:
@@ -179,17 +184,19 @@ def _queue_all(producer: Producer, messages: Sequence[Outbound], pending: _Pendi
             pending.unqueued(len(messages) - queued)
 
 
-def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:
+def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = None,
+                     delivered: list[tuple[str, int, int]] | None = None) -> int:
     """Queue `messages` and return once the broker acknowledged every one of them.
 
     Raises DeliveryError when a delivery failed or `timeout` seconds
-    (KAFKA_PRODUCE_TIMEOUT_SECONDS by default) passed first."""
+    (KAFKA_PRODUCE_TIMEOUT_SECONDS by default) passed first. `delivered`, when
+    given, receives (topic, partition, offset) of each acknowledged message."""
     if not messages:
         return 0
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
     done = threading.Event()
-    pending = _Pending(len(messages), done.set)
+    pending = _Pending(len(messages), done.set, delivered)
     for _ in _queue_all(_current_poller().producer, messages, pending, deadline, timeout):
         time.sleep(0.01)
     acknowledged = done.wait(max(deadline - time.monotonic(), 0.0))
