@@ -177,7 +177,7 @@ def main() -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from ingest.models import IngestedFile, SensorAggregate, SensorReading
+    from ingest.models import IngestedFile, RawSensorReading, SensorAggregate
     from ingest.services import file_event
     from streams.kafka.producer import produce_and_wait
     from streams.kafka.topics import admin_client, topic_name
@@ -265,7 +265,7 @@ def main() -> int:
         print(f"\n{args.rows:,}-row file, event -> rows loaded -> aggregates:", flush=True)
         f, seconds, overall_seconds = run_file("bench.csv")
         rss = peak_rss_mb(worker.pid)
-        loaded = SensorReading.objects.filter(file=f).count()
+        loaded = RawSensorReading.objects.filter(file=f).count()
         assert loaded == f.rows_loaded == args.rows - bad, (loaded, f.rows_loaded, f.status, f.reason)
         rate = f.rows_loaded / seconds
         print(f"  status {f.status}, {f.rows_loaded:,} rows loaded, {f.rows_rejected:,} rejected "

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from console.admin_base import ReadOnlyAdmin
 
 from . import selectors, services
-from .models import InboxEntry, IngestedFile, SensorAggregate, SensorReading
+from .models import InboxEntry, IngestedFile, RawSensorReading, SensorAggregate
 
 
 @admin.register(IngestedFile)
@@ -143,7 +143,7 @@ class RecentDataFilter(admin.SimpleListFilter):
         hours = self.WINDOWS.get(self.value() or "")
         if not hours:
             return queryset
-        latest = selectors.reading_page(SensorReading.objects.all(), limit=1)
+        latest = selectors.reading_page(RawSensorReading.objects.all(), limit=1)
         if not latest:
             return queryset
         newest = latest[0].recorded_at
@@ -152,8 +152,8 @@ class RecentDataFilter(admin.SimpleListFilter):
         return queryset.filter(recorded_at__gt=newest - timedelta(hours=hours), recorded_at__lte=newest)
 
 
-@admin.register(SensorReading)
-class SensorReadingAdmin(ReadOnlyAdmin):
+@admin.register(RawSensorReading)
+class RawSensorReadingAdmin(ReadOnlyAdmin):
     list_display = ["id", "device", "recorded_at", "ts", "co", "humidity", "light", "lpg", "motion", "smoke",
                     "temp", "file_id"]
     list_filter = [DeviceFilter, RecentDataFilter]

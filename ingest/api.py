@@ -25,7 +25,7 @@ from streams.kafka.producer import DeliveryError
 
 from . import selectors, services
 from .inbox import safe_file_name
-from .models import IngestedFile, SensorAggregate, SensorReading
+from .models import IngestedFile, RawSensorReading, SensorAggregate
 
 logger = logging.getLogger(__name__)
 
@@ -178,28 +178,28 @@ class RawSensorReadingSerializer(serializers.ModelSerializer):
     """A raw row of a loaded CSV file (the OpenAPI component RawSensorReading)."""
 
     class Meta:
-        model = SensorReading
+        model = RawSensorReading
         fields = ["id", "file", "ts", "recorded_at", "device", "co", "humidity", "light", "lpg", "motion", "smoke",
                   "temp"]
 
 
-class SensorReadingFilter(django_filters.FilterSet):
+class RawSensorReadingFilter(django_filters.FilterSet):
     device = django_filters.CharFilter()
     since = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
     until = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
     file = django_filters.NumberFilter(field_name="file_id")
 
     class Meta:
-        model = SensorReading
+        model = RawSensorReading
         fields = ["device", "since", "until", "file"]
 
 
-class SensorReadingViewSet(viewsets.ReadOnlyModelViewSet):
+class RawSensorReadingViewSet(viewsets.ReadOnlyModelViewSet):
     """Raw sensor rows, newest first; filter with ?device=&since=&until= (ISO 8601) and ?file=."""
 
-    queryset = SensorReading.objects.all()
+    queryset = RawSensorReading.objects.all()
     serializer_class = RawSensorReadingSerializer
-    filterset_class = SensorReadingFilter
+    filterset_class = RawSensorReadingFilter
     pagination_class = ReadingPagination
 
 
@@ -234,5 +234,5 @@ class SensorAggregateViewSet(viewsets.ReadOnlyModelViewSet):
 
 def register_routes(router) -> None:
     router.register("files", IngestedFileViewSet, basename="ingested-file")
-    router.register("raw-sensor-data", SensorReadingViewSet, basename="raw-sensor-data")
+    router.register("raw-sensor-data", RawSensorReadingViewSet, basename="raw-sensor-data")
     router.register("sensor-aggregates", SensorAggregateViewSet, basename="sensor-aggregate")

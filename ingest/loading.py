@@ -17,10 +17,10 @@ from psycopg2.extras import execute_values
 from django.db import connection
 
 from .contract import Contract, PassStats, RowStream
-from .models import SensorAggregate, SensorReading
+from .models import RawSensorReading, SensorAggregate
 from .statistics import MetricStats
 
-READINGS = SensorReading._meta.db_table
+READINGS = RawSensorReading._meta.db_table
 AGGREGATES = SensorAggregate._meta.db_table
 COPY_READ_SIZE = 1024 * 1024
 

@@ -95,9 +95,12 @@ class InboxEntry(models.Model):
         return self.path
 
 
-class SensorReading(models.Model):
+class RawSensorReading(models.Model):
     """A raw row of a sensor CSV, loaded with COPY. `recorded_at` is computed by
-    PostgreSQL from `ts` so that time filters use a real timestamp."""
+    PostgreSQL from `ts` so that time filters use a real timestamp.
+
+    Named for its pipeline (files of raw sensor data, `/api/raw-sensor-data/`),
+    apart from the activity pipeline's standardized `streams.SensorReading`."""
 
     # No database-level foreign key: PostgreSQL would check it once per row of a
     # COPY (deferred to the commit), which costs more than the COPY itself. Rows
@@ -120,6 +123,8 @@ class SensorReading(models.Model):
     temp = models.FloatField()
 
     class Meta:
+        # The table kept its name when the model was renamed (migration 0006): no rows moved.
+        db_table = "ingest_sensorreading"
         ordering = ["-id"]
         # BRIN, not B-tree: rows arrive file by file in time order, so block
         # ranges summarise them well, and a BRIN costs next to nothing on COPY

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from .models import IngestedFile, SensorAggregate, SensorReading
+from .models import IngestedFile, RawSensorReading, SensorAggregate
 
 
 def file_list() -> QuerySet[IngestedFile]:
@@ -21,13 +21,13 @@ def reading_last_id() -> int:
     (no scan; ids still cached by a loading session may make it a little ahead)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass)",
-                       [SensorReading._meta.db_table])
+                       [RawSensorReading._meta.db_table])
         row = cursor.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def reading_page(qs: QuerySet[SensorReading], *, limit: int, offset: int = 0, before: int | None = None,
-                 after: int | None = None) -> list[SensorReading]:
+def reading_page(qs: QuerySet[RawSensorReading], *, limit: int, offset: int = 0, before: int | None = None,
+                 after: int | None = None) -> list[RawSensorReading]:
     """Rows of `qs` newest first (by id): `offset` and `limit` after skipping ids
     >= `before`; or, with `after`, the `limit` oldest rows with ids > `after`
     (still returned newest first: the page before a keyset cursor).
@@ -39,7 +39,7 @@ def reading_page(qs: QuerySet[SensorReading], *, limit: int, offset: int = 0, be
     the page is full or the ids run out."""
     wanted = offset + limit
     window = settings.INGEST_READINGS_WINDOW
-    out: list[SensorReading] = []
+    out: list[RawSensorReading] = []
     if after is None:
         top = reading_last_id() if before is None else before - 1
         while top >= 1 and len(out) < wanted:

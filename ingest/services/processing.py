@@ -22,7 +22,7 @@ from quarantine.services import quarantine_file
 from ..contract import Contract, FileRejected, RowStream, read_header
 from ..inbox import PathRejected, quarantine_dir, resolve_in_inbox
 from ..loading import ProgressReporter, aggregates_write_file, copy_rows
-from ..models import IngestedFile, SensorReading
+from ..models import IngestedFile, RawSensorReading
 from ..statistics import StatisticsCollector
 from .aggregation import refresh_overall_on_commit
 from .quarantine_handoff import move_to_quarantine, quarantine_ingested, quarantine_target
@@ -173,7 +173,7 @@ def load_file(
                 if current.status == Status.LOADED and (not releasing or current.release_mode == release_mode):
                     return current  # another run got there first
                 if releasing:
-                    SensorReading.objects.filter(file_id=ingested.id).delete()
+                    RawSensorReading.objects.filter(file_id=ingested.id).delete()
                 savepoint = transaction.savepoint()
                 copied = copy_rows(stream=stream)
                 stats = stream.stats

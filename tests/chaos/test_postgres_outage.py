@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ingest.models import IngestedFile, SensorReading as RawReading
+from ingest.models import IngestedFile, RawSensorReading
 from ingest.services import file_event
 from streams.kafka.producer import Outbound, produce_and_wait
 from streams.models import MachineMetric
@@ -105,7 +105,7 @@ def test_postgres_restart_mid_file(kafka, processes, services, figures, inbox):
     errors = sorted(set(re.findall(r"retry: Retry in \d+s: (\w+)\(", log)))
     retried = log.count("ingest_task_retry")
     loaded_before_fault = ingested.finished_at is not None and ingested.finished_at.timestamp() <= wall(down_at)
-    stored = RawReading.objects.filter(file=ingested).count()
+    stored = RawSensorReading.objects.filter(file=ingested).count()
     line = figures.record(
         "postgres-file",
         rows=total, status=ingested.status, rows_loaded=ingested.rows_loaded, stored=stored,

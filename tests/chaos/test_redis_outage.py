@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 
 from console.ops.health import consumer_states
-from ingest.models import IngestedFile, SensorReading as RawReading
+from ingest.models import IngestedFile, RawSensorReading
 from ingest.services import file_event, files_requeue_stale
 from streams.kafka.producer import produce_and_wait
 from tests.conftest import wait_until
@@ -87,7 +87,7 @@ def test_redis_restart_with_tasks_queued(kafka, processes, services, figures, in
     time.sleep(1)  # a second delivery of a task, if any, must not load a file twice
 
     by_name = {f.name: f for f in IngestedFile.objects.all()}
-    counts = {name: RawReading.objects.filter(file=by_name[name]).count() for name in names}
+    counts = {name: RawSensorReading.objects.filter(file=by_name[name]).count() for name in names}
     log = processes.log(files)
     failures_while_down = {"waiting": log.count("consumer_waiting"), "batch_failed": log.count("consumer_batch_failed")}
     failure_reasons = sorted(set(re.findall(r"consumer_(?:waiting|batch_failed) [^\n]*?reason=(\w+)", log)))

@@ -41,7 +41,7 @@ from decimal import Decimal
 
 import pytest
 
-from ingest.models import IngestedFile, SensorReading as RawReading
+from ingest.models import IngestedFile, RawSensorReading
 from ingest.services import file_event
 from quarantine.models import QuarantineRecord
 from streams.activity.demo import activity_events, sensor_events
@@ -395,7 +395,7 @@ def test_product_and_file_groups_of_three_members_changing_under_load_stay_exact
                    message=f"{name} to commit everything")
     stored = dict(Product.objects.filter(product_id__startswith="scale-").values_list("product_id", "stock_quantity"))
     assert stored == {p["productId"]: p["stockQuantity"] for p in registrations}
-    per_file = {f.name: RawReading.objects.filter(file=f).count() for f in IngestedFile.objects.all()}
+    per_file = {f.name: RawSensorReading.objects.filter(file=f).count() for f in IngestedFile.objects.all()}
     assert per_file == {name: file_rows for name in names}
     products = groups[0].figures(flowing=flowing, processes=processes)
     groups[1].figures(flowing=flowing, processes=processes, steady=False)  # its members' logs read, no stall

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.models import IngestedFile, SensorReading as RawReading
+from ingest.models import IngestedFile, RawSensorReading
 from ingest.services import file_event, files_requeue_stale
 from streams.kafka.producer import Outbound
 from streams.models import ActivityEvent, MachineMetric, ProcessedOrder, Product, SensorReading
@@ -144,7 +144,7 @@ def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, serv
     window_orders = sum(c for c, _ in windows.values())
     stored_products = {p.product_id: p for p in Product.objects.filter(product_id__startswith="chaos-")}
     files = list(IngestedFile.objects.all())
-    per_file = {f.name: RawReading.objects.filter(file=f).count() for f in files}
+    per_file = {f.name: RawSensorReading.objects.filter(file=f).count() for f in files}
     counts = {"metrics": MachineMetric.objects.count(), "orders": ProcessedOrder.objects.count(),
               "sensors": SensorReading.objects.count(), "activity": ActivityEvent.objects.count()}
     doubled = (max(counts["metrics"] - N_METRICS, 0) + max(counts["orders"] - N_ORDERS, 0)
@@ -170,5 +170,5 @@ def test_sigkill_every_consumer_and_the_worker_under_load(kafka, processes, serv
     assert {pid: (p.name, p.stock_quantity) for pid, p in stored_products.items()} == {
         pid: (r["productName"], r["stockQuantity"]) for pid, r in registrations.items()}
     assert per_file == {name: FILE_ROWS for name in file_names}
-    assert RawReading.objects.count() == N_FILES * FILE_ROWS
+    assert RawSensorReading.objects.count() == N_FILES * FILE_ROWS
     assert doubled == 0

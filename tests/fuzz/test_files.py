@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from ingest.models import IngestedFile, SensorReading
+from ingest.models import IngestedFile, RawSensorReading
 from ingest.services import file_event
 from streams.kafka.producer import produce_and_wait
 from tests.conftest import wait_until
@@ -91,6 +91,6 @@ def test_generated_files_are_loaded_or_quarantined_with_a_reason(kafka, processe
             assert ingested.reason and ingested.quarantine_id, ingested.path
             assert ingested.quarantine.errors, ingested.path
         if ingested.status == Status.LOADED:
-            assert SensorReading.objects.filter(file=ingested).count() == ingested.rows_loaded == ingested.rows_valid
+            assert RawSensorReading.objects.filter(file=ingested).count() == ingested.rows_loaded == ingested.rows_valid
     assert worker.poll() is None and consumer.poll() is None
     print(f"fuzz files: generated={len(names)} " + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))

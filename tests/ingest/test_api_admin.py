@@ -105,9 +105,9 @@ def test_admin_screens(client, inbox, admin_user):
     assert files.status_code == 200 and b"<progress" in files.content and b"1 error(s)" in files.content
     detail = client.get(f"/admin/ingest/ingestedfile/{bad.id}/change/")
     assert detail.status_code == 200 and b'id="errors"' in detail.content and b"number" in detail.content
-    readings = client.get("/admin/ingest/sensorreading/?device=dev-a&window=24h")
+    readings = client.get("/admin/ingest/rawsensorreading/?device=dev-a&window=24h")
     assert readings.status_code == 200 and b"dev-a" in readings.content
-    ranged = client.get("/admin/ingest/sensorreading/?recorded_at__gte=2020-01-01T00:00:00Z&recorded_at__lt=2030-01-01T00:00:00Z")
+    ranged = client.get("/admin/ingest/rawsensorreading/?recorded_at__gte=2020-01-01T00:00:00Z&recorded_at__lt=2030-01-01T00:00:00Z")
     assert ranged.status_code == 200
     assert client.get("/admin/ingest/sensoraggregate/").status_code == 200
     assert client.get(f"/admin/ingest/ingestedfile/{ingested.id}/change/").status_code == 200
@@ -145,13 +145,13 @@ def test_admin_action_requeues_failed_files(client, inbox, admin_user, django_ca
 def test_raw_rows_page_newest_first_through_id_windows(api, inbox, client, admin_user, settings):
     """The raw table has no B-tree: pages read id windows (here of 7 ids, so every
     walk crosses several, with a filter that leaves some windows empty)."""
-    from ingest.models import SensorReading
+    from ingest.models import RawSensorReading
 
     settings.INGEST_READINGS_WINDOW = 7
     inbox.process(inbox.drop("a.csv", HEADER + rows(30, device="dev-a")))
     inbox.process(inbox.drop("b.csv", HEADER + rows(20, device="dev-b", start=1600000000.0)))
     inbox.process(inbox.drop("c.csv", HEADER + rows(9, device="dev-a", start=1700000000.0)))
-    expected = list(SensorReading.objects.filter(device="dev-a").order_by("-id").values_list("id", flat=True))
+    expected = list(RawSensorReading.objects.filter(device="dev-a").order_by("-id").values_list("id", flat=True))
     assert len(expected) == 39
 
     assert api.get("/api/raw-sensor-data/").status_code == 401  # reads need the view permission
@@ -174,22 +174,22 @@ def test_raw_rows_page_newest_first_through_id_windows(api, inbox, client, admin
 
     client.force_login(admin_user)
     settings.INGEST_READINGS_WINDOW = 16
-    every = list(SensorReading.objects.order_by("-id").values_list("id", flat=True))
+    every = list(RawSensorReading.objects.order_by("-id").values_list("id", flat=True))
     from django.db import connection
 
     from ingest.admin import NewestFirstPaginator
 
     with connection.cursor() as cursor:  # the admin's page count is PostgreSQL's estimate
         cursor.execute("ANALYZE ingest_sensorreading")
-    paginator = NewestFirstPaginator(SensorReading.objects.all(), 25)
+    paginator = NewestFirstPaginator(RawSensorReading.objects.all(), 25)
     assert [r.id for r in paginator.page(2).object_list] == every[25:50]
-    response = client.get("/admin/ingest/sensorreading/")
+    response = client.get("/admin/ingest/rawsensorreading/")
     assert response.status_code == 200 and f">{every[0]}<".encode() in response.content
 
 
 def test_overall_refreshes_coalesce(inbox, django_capture_on_commit_callbacks):
     """Loads mark their devices; one refresh takes them all, the refreshes queued behind it find none."""
-    from ingest.models import OverallRefreshPending, SensorReading
+    from ingest.models import OverallRefreshPending, RawSensorReading
     from ingest.services import aggregates_refresh
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
@@ -202,7 +202,7 @@ def test_overall_refreshes_coalesce(inbox, django_capture_on_commit_callbacks):
     assert not OverallRefreshPending.objects.exists()
     assert aggregates_refresh() == 0  # the refreshes queued behind it
     overall = {a.device: a for a in SensorAggregate.objects.filter(file__isnull=True, metric="temp")}
-    temps = list(SensorReading.objects.filter(device="dev-a").values_list("temp", flat=True))
+    temps = list(RawSensorReading.objects.filter(device="dev-a").values_list("temp", flat=True))
     assert overall["dev-a"].count == 35 and overall["dev-b"].count == 20
     assert overall["dev-a"].max == max(temps) and overall["dev-a"].min == min(temps)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.models import IngestedFile, SensorReading
+from ingest.models import IngestedFile, RawSensorReading
 from quarantine.models import QuarantineRecord
 from tests.ingest.conftest import HEADER, ROW, rows
 
@@ -14,7 +14,7 @@ Status = IngestedFile.Status
 
 def quarantined(inbox, ingested) -> QuarantineRecord:
     assert ingested.status == Status.QUARANTINED, ingested.reason
-    assert SensorReading.objects.filter(file=ingested).count() == 0
+    assert RawSensorReading.objects.filter(file=ingested).count() == 0
     assert not (inbox.root / ingested.path).exists()
     record = ingested.quarantine
     assert record.source == "file" and record.file_name == ingested.name
@@ -56,7 +56,7 @@ def test_reordered_columns_load_by_header(inbox):
     text = "temp,device,ts,co,humidity,light,lpg,motion,smoke\n22.5,dev-a,1594512094.5,0.004,51.0,True,0.007,False,0.02\n"
     ingested = inbox.process(inbox.drop("reordered.csv", text))
     assert ingested.status == Status.LOADED, ingested.reason
-    row = SensorReading.objects.get(file=ingested)
+    row = RawSensorReading.objects.get(file=ingested)
     assert (row.temp, row.device, row.ts, row.co, row.light, row.motion) == (22.5, "dev-a", 1594512094.5, 0.004, True, False)
     assert row.recorded_at.year == 2020
 
@@ -67,7 +67,7 @@ def test_bom_crlf_and_case_tolerant_header(inbox):
     ingested = inbox.process(inbox.drop("bom-crlf.csv", text.encode("utf-8")))
     assert ingested.status == Status.LOADED, ingested.reason
     assert ingested.rows_loaded == 3
-    assert SensorReading.objects.filter(file=ingested, device="b8:27:eb:bf:9d:51").count() == 3
+    assert RawSensorReading.objects.filter(file=ingested, device="b8:27:eb:bf:9d:51").count() == 3
 
 
 def test_quoted_and_unquoted_fields(inbox):
@@ -76,7 +76,7 @@ def test_quoted_and_unquoted_fields(inbox):
             + '1.6E9,capteur-été,0.1,50,True,0.1,False,0.1,20\n')
     ingested = inbox.process(inbox.drop("quoted.csv", text))
     assert ingested.status == Status.LOADED, ingested.reason
-    assert sorted(SensorReading.objects.values_list("device", flat=True)) == [
+    assert sorted(RawSensorReading.objects.values_list("device", flat=True)) == [
         "capteur-été", 'dev "quoted"', "dev, with comma"]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from ingest.models import IngestedFile, SensorAggregate, SensorReading
+from ingest.models import IngestedFile, RawSensorReading, SensorAggregate
 from ingest.services import file_event, inbox_publish
 from quarantine.models import QuarantineRecord
 from streams.kafka.producer import Outbound, produce_and_wait
@@ -57,7 +57,7 @@ def test_sample_files_load_or_quarantine_with_line_column_rule(processes, kafka,
         loaded = files[name]
         assert loaded.status == Status.LOADED, loaded.reason
         assert loaded.rows_total == loaded.rows_loaded == 10000
-        assert SensorReading.objects.filter(file=loaded).count() == 10000
+        assert RawSensorReading.objects.filter(file=loaded).count() == 10000
         expected = independent_stats(SAMPLES / name)
         got = {(a.device, a.metric): a for a in SensorAggregate.objects.filter(file=loaded)}
         assert set(got) == set(expected)
@@ -76,7 +76,7 @@ def test_sample_files_load_or_quarantine_with_line_column_rule(processes, kafka,
         assert not (inbox.root / name).exists()
         assert Path(bad.quarantine.file_path).is_file()
         assert bad.quarantine.errors == bad.errors
-    assert SensorReading.objects.count() == 20000
+    assert RawSensorReading.objects.count() == 20000
 
     # Overall statistics cover both clean files (refreshed by the task after each load).
     def overall_complete():
@@ -127,7 +127,7 @@ def test_same_file_twice_is_a_duplicate(processes, kafka, inbox):
     a, b = IngestedFile.objects.get(name="a.csv"), IngestedFile.objects.get(name="b.csv")
     assert a.status == Status.LOADED and b.status == Status.DUPLICATE and b.duplicate_of == a
     assert IngestedFile.objects.count() == 2
-    assert SensorReading.objects.count() == 500
+    assert RawSensorReading.objects.count() == 500
 
 
 def test_a_file_still_being_written_is_announced_once_complete(kafka, inbox, db):
@@ -182,7 +182,7 @@ def test_worker_killed_mid_load_ends_loaded_exactly_once(processes, kafka, inbox
     worker.wait(timeout=10)
     ingested = IngestedFile.objects.get()
     assert ingested.status == Status.LOADING, "the load finished before the kill; use a bigger file"
-    assert SensorReading.objects.count() == 0  # the open transaction died with the worker
+    assert RawSensorReading.objects.count() == 0  # the open transaction died with the worker
     time.sleep(1)
     processes.celery_worker(**{**inbox.env(), **env})
     wait_until(lambda: IngestedFile.objects.get().status == Status.LOADED, timeout=120,
@@ -190,5 +190,5 @@ def test_worker_killed_mid_load_ends_loaded_exactly_once(processes, kafka, inbox
     time.sleep(3)  # a second redelivery, if any, must not load it again
     ingested.refresh_from_db()
     assert ingested.rows_loaded == total and ingested.attempts >= 2
-    assert SensorReading.objects.count() == total
+    assert RawSensorReading.objects.count() == total
     assert sum(SensorAggregate.objects.filter(file=ingested, metric="co").values_list("count", flat=True)) == total

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.contrib.auth.models import User
 
-from ingest.models import IngestedFile, SensorAggregate, SensorReading
+from ingest.models import IngestedFile, RawSensorReading, SensorAggregate
 from ingest.services import (
     quarantined_file_original,
     quarantined_file_rejected_rows,
@@ -39,7 +39,7 @@ def test_partial_acceptance_loads_valid_rows_and_quarantines_the_rest(inbox, set
     ingested = inbox.process(inbox.drop("mixed.csv", mixed_file()))
     assert ingested.status == Status.LOADED
     assert (ingested.rows_total, ingested.rows_valid, ingested.rows_rejected, ingested.rows_loaded) == (102, 100, 2, 100)
-    assert SensorReading.objects.filter(file=ingested).count() == 100
+    assert RawSensorReading.objects.filter(file=ingested).count() == 100
     record = ingested.quarantine
     assert record is not None and record.error_count == ingested.error_count
     lines = list(quarantined_file_rejected_rows(record=record))
@@ -52,7 +52,7 @@ def test_partial_acceptance_above_threshold_quarantines_whole_file(inbox, settin
     ingested = inbox.process(inbox.drop("mixed.csv", mixed_file()))
     assert ingested.status == Status.QUARANTINED
     assert "above 1.00%" in ingested.reason
-    assert SensorReading.objects.count() == 0
+    assert RawSensorReading.objects.count() == 0
 
 
 def test_default_policy_quarantines_whole_file_with_every_error(inbox):
@@ -71,7 +71,7 @@ def test_release_valid_rows_loads_exactly_once(inbox, operator):
     assert released.status == Status.LOADED and released.rows_loaded == 100 and released.release_mode == "valid_rows"
     again = quarantined_file_release(record=record, by=operator, reason="checked", mode="valid_rows")
     assert again.rows_loaded == 100
-    assert SensorReading.objects.filter(file=ingested).count() == 100
+    assert RawSensorReading.objects.filter(file=ingested).count() == 100
     assert SensorAggregate.objects.filter(file=ingested, metric="temp").exists()
     record.refresh_from_db()
     assert record.status == "open"  # the caller changes it
@@ -82,10 +82,10 @@ def test_release_as_is_overrides_rules_but_drops_unparseable_rows(inbox, operato
     released = quarantined_file_release(record=ingested.quarantine, by=operator, reason="sensor recalibrated",
                                         mode="as_is")
     assert released.rows_loaded == 101
-    assert SensorReading.objects.filter(file=ingested, temp=-100.0).count() == 1
+    assert RawSensorReading.objects.filter(file=ingested, temp=-100.0).count() == 1
     assert [e["line"] for e in released.errors] == [103] * len(released.errors)
     quarantined_file_release(record=ingested.quarantine, by=operator, reason="again", mode="as_is")
-    assert SensorReading.objects.filter(file=ingested).count() == 101
+    assert RawSensorReading.objects.filter(file=ingested).count() == 101
 
 
 def test_release_rejects_an_unknown_mode(inbox, operator):
@@ -142,7 +142,7 @@ def test_stalled_file_is_queued_again_and_loads_once(inbox, django_capture_on_co
     assert len(queued) == 1
     assert file_process(file_id=ingested.id).status == Status.LOADED
     assert file_process(file_id=ingested.id).rows_loaded == 40  # a second run changes nothing
-    assert SensorReading.objects.filter(file=ingested).count() == 40
+    assert RawSensorReading.objects.filter(file=ingested).count() == 40
 
 
 def test_reprocess_never_merges_with_another_registration(inbox, operator, kafka, django_capture_on_commit_callbacks):
@@ -158,7 +158,7 @@ def test_reprocess_never_merges_with_another_registration(inbox, operator, kafka
     result = inbox.process("a-1.csv")
     assert result.status == Status.DUPLICATE and result.duplicate_of_id == first.id
     first.refresh_from_db()
-    assert first.status == Status.LOADED and SensorReading.objects.filter(file=first).count() == 30
+    assert first.status == Status.LOADED and RawSensorReading.objects.filter(file=first).count() == 30
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,7 +196,7 @@ def test_concurrent_runs_of_the_task_load_or_quarantine_once(inbox, content):
     ingested.refresh_from_db()
     if content == "good":
         assert ingested.status == Status.LOADED and set(results) == {"loaded"}
-        assert SensorReading.objects.filter(file=ingested).count() == 20000
+        assert RawSensorReading.objects.filter(file=ingested).count() == 20000
     else:
         assert ingested.status == Status.QUARANTINED and set(results) == {"quarantined"}
         from quarantine.models import QuarantineRecord
