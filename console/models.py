@@ -1,5 +1,7 @@
-"""The console's own models: the permissions of the operations pages and the
-audit log of operator actions that belong to no app (Celery tasks).
+"""The console's own models: the permissions of the operations pages, the
+audit log of every operator action (the one log: quarantine's actions, Kafka
+actions, Celery retries and revokes, releases of late orders), and the lag
+history of the operations pages.
 
 `Operations` has no table (managed = False): it only carries the permissions,
 so they can be granted to users and groups like any other.
@@ -8,6 +10,8 @@ so they can be granted to users and groups like any other.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 
@@ -30,27 +34,38 @@ class Operations(models.Model):
 
 
 class AuditEntry(models.Model):
-    """One operator action on something that is not a quarantine record (those
-    keep their own trail, quarantine.QuarantineAuditEntry), whatever its outcome."""
+    """One operator (or system) action, whatever its outcome: the one audit log,
+    written only through console/audit.py. `target` names what was acted on in
+    words (`task:<id>`, `topic:<name>`, `quarantine-record:<id>`); `subject` is
+    the row itself when the action was on one, so that the row's page can show
+    its own trail (quarantine records: `QuarantineRecord.audit_entries`)."""
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
         REFUSED = "refused", "Refused"
         FAILED = "failed", "Failed"
+        # What a dry run answers; a dry run changes nothing and writes no entry.
+        DRY_RUN = "dry_run", "Dry run"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     actor_name = models.CharField(max_length=150, help_text="Username at the time (kept if the user is deleted).")
-    action = models.CharField(max_length=64, db_index=True, help_text="e.g. task_retry, task_revoke")
-    target = models.CharField(max_length=255, db_index=True, help_text="What was acted on, e.g. task:<id>")
+    action = models.CharField(max_length=64, db_index=True, help_text="e.g. task_retry, task_revoke, release")
+    target = models.CharField(max_length=255, db_index=True,
+                              help_text="What was acted on, e.g. task:<id>, quarantine-record:<id>")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.TextField(blank=True, help_text="Why, in the operator's words (where the action asks).")
     detail = models.JSONField(default=dict, blank=True)
+    content_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("content_type", "object_id")
 
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name = "audit entry"
         verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["content_type", "object_id"], name="auditentry_subject")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target} {self.outcome}"

@@ -16,7 +16,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.contrib.contenttypes.forms import BaseGenericInlineFormSet
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -25,7 +26,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from console.admin_base import ReadOnlyAdmin
+from console.admin_base import ReadOnlyAdmin, log_changes
+from console.audit import ActionError
+from console.models import AuditEntry
 
 from . import selectors, services
 from .forms import BulkActionForm, DiscardForm, ReleaseForm, ReprocessForm
@@ -61,18 +64,39 @@ class ReasonFilter(admin.SimpleListFilter):
         return queryset.filter(reason=self.value()) if self.value() else queryset
 
 
-class AuditEntryInline(admin.TabularInline):
-    model = QuarantineAuditEntry
+def action_label(action: str) -> str:
+    """"Purge original" for `purge`: an action's label (the log stores the value)."""
+    try:
+        return QuarantineAuditEntry.Action(action).label
+    except ValueError:
+        return action
+
+
+class AuditTrailFormSet(BaseGenericInlineFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "audit_entries"  # the record's trail keeps its page id (#audit_entries-group)
+
+
+class AuditEntryInline(GenericTabularInline):
+    """The record's trail: the entries of the audit log whose subject it is."""
+
+    model = AuditEntry
+    formset = AuditTrailFormSet
     verbose_name_plural = "Audit trail"
-    fields = ("at", "actor_name", "action", "outcome", "reason", "details_display")
+    fields = ("at", "actor_name", "action_display", "outcome", "reason", "details_display")
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("-at", "-id")
 
+    @admin.display(description="action")
+    def action_display(self, entry: AuditEntry) -> str:
+        return action_label(entry.action)
+
     @admin.display(description="details")
-    def details_display(self, entry: QuarantineAuditEntry) -> str:
-        return audit_details_text(entry.details)
+    def details_display(self, entry: AuditEntry) -> str:
+        return audit_details_text(entry.detail)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -217,7 +241,7 @@ class QuarantineRecordAdmin(ReadOnlyAdmin):
     def _finish(self, request, record, call) -> HttpResponseRedirect | None:
         try:
             result = call()
-        except services.QuarantineActionError as exc:
+        except ActionError as exc:
             self.message_user(request, f"{exc.outcome.capitalize()}: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(self._change_url(record))
         self.log_change(request, record, f"{result.action}: {result.message}")
@@ -308,9 +332,8 @@ class QuarantineRecordAdmin(ReadOnlyAdmin):
                 mode=form.cleaned_data.get("mode") or "valid_rows")
             done_ids = [r.record_id for r in result.results if r.outcome == services.Outcome.SUCCEEDED]
             if done_ids:
-                LogEntry.objects.log_actions(
-                    request.user.pk, QuarantineRecord.objects.filter(pk__in=done_ids), CHANGE,
-                    change_message=f"{action} (bulk): {reason}"[:1000])
+                log_changes(user=request.user, objects=QuarantineRecord.objects.filter(pk__in=done_ids),
+                            message=f"{action} (bulk): {reason}"[:1000])
             level = messages.SUCCESS if result.succeeded == len(result.results) else messages.WARNING
             self.message_user(request, result.summary(), level)
             return None
@@ -333,16 +356,28 @@ class QuarantineRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(QuarantineAuditEntry)
 class QuarantineAuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor_name", "action", "outcome", "record_link", "short_reason")
+    """The audit log's entries about records (the whole log: Admin › Console ›
+    Audit entries), for whoever may view quarantine's audit entries."""
+
+    list_display = ("at", "actor_name", "action_display", "outcome", "record_link", "short_reason")
     list_filter = ("action", "outcome", "at")
-    search_fields = ("actor_name", "reason", "record__reason")
+    search_fields = ("actor_name", "reason", "quarantine_record__reason")
     date_hierarchy = "at"
-    list_select_related = ("record",)
+    fields = ("at", "actor_name", "actor", "action_display", "outcome", "record_link", "reason", "details_display")
+    readonly_fields = fields
+
+    @admin.display(description="action", ordering="action")
+    def action_display(self, entry: QuarantineAuditEntry) -> str:
+        return action_label(entry.action)
 
     @admin.display(description="record")
     def record_link(self, entry: QuarantineAuditEntry) -> str:
-        url = reverse("admin:quarantine_quarantinerecord_change", args=[entry.record_id])
-        return format_html('<a href="{}">#{}</a>', url, entry.record_id)
+        url = reverse("admin:quarantine_quarantinerecord_change", args=[entry.object_id])
+        return format_html('<a href="{}">#{}</a>', url, entry.object_id)
+
+    @admin.display(description="details")
+    def details_display(self, entry: QuarantineAuditEntry) -> str:
+        return audit_details_text(entry.detail)
 
     @admin.display(description="reason")
     def short_reason(self, entry: QuarantineAuditEntry) -> str:

@@ -23,7 +23,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console.audit import ActionError
 from console.filters import IsoDateTimeFilter
+from console.models import AuditEntry
 from console.parsers import StrictJSONParser as JSONParser
 
 from . import selectors, services
@@ -33,8 +35,13 @@ from .sources import FILE_RELEASE_MODES
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
+    """An entry of the record's trail (the audit log's entries whose subject it is)."""
+
+    action = serializers.ChoiceField(choices=QuarantineAuditEntry.Action.choices, read_only=True)
+    details = serializers.JSONField(source="detail", read_only=True)
+
     class Meta:
-        model = QuarantineAuditEntry
+        model = AuditEntry
         fields = ["id", "at", "actor_name", "action", "outcome", "reason", "details"]
 
 
@@ -156,9 +163,9 @@ class QuarantinePermission(permissions.BasePermission):
 def _action_response(call) -> Response:
     try:
         result = call()
-    except services.QuarantineActionError as exc:
+    except ActionError as exc:
         code = status.HTTP_409_CONFLICT if exc.outcome == services.Outcome.REFUSED else status.HTTP_502_BAD_GATEWAY
-        return Response({"outcome": exc.outcome, "detail": exc.message, **exc.details}, status=code)
+        return Response({"outcome": exc.outcome, "detail": exc.message, **exc.detail}, status=code)
     return Response({"record": result.record_id, "action": result.action, "outcome": result.outcome,
                      "detail": result.message, "details": result.details})
 

@@ -1,4 +1,7 @@
 """One place for everything that failed: files, stream messages and tasks.
+What operators did to each record is in the console's one audit log
+(console.AuditEntry, the record as its subject): `record.audit_entries` is a
+record's trail, `QuarantineAuditEntry` the log's quarantine part.
 
 Called by: every module of quarantine; ingest.models links a file to its record;
 console's metrics, ops dashboard and the pipelines' tests read them.
@@ -7,7 +10,11 @@ console's metrics, ops dashboard and the pipelines' tests read them.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
+
+from console.models import AuditEntry
 
 
 class QuarantineRecord(models.Model):
@@ -60,6 +67,9 @@ class QuarantineRecord(models.Model):
     )
     purged_at = models.DateTimeField(null=True, blank=True, help_text="When the original was purged.")
 
+    # The record's trail in the audit log (no column: entries name the record as their subject).
+    audit_entries = GenericRelation(AuditEntry, related_query_name="quarantine_record")
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -110,8 +120,14 @@ class QuarantineRecord(models.Model):
         return f"{self.task_name} ({self.task_id})"
 
 
-class QuarantineAuditEntry(models.Model):
-    """One operator (or system) action on a record, whatever its outcome."""
+class QuarantineEntries(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(content_type=ContentType.objects.get_for_model(QuarantineRecord))
+
+
+class QuarantineAuditEntry(AuditEntry):
+    """The audit log's entries about quarantine records (a view of console.AuditEntry,
+    no table of its own): its admin page, and the actions' names."""
 
     class Action(models.TextChoices):
         RELEASE = "release", "Release"
@@ -119,27 +135,9 @@ class QuarantineAuditEntry(models.Model):
         DISCARD = "discard", "Discard"
         PURGE = "purge", "Purge original"
 
-    class Outcome(models.TextChoices):
-        SUCCEEDED = "succeeded", "Succeeded"
-        REFUSED = "refused", "Refused"
-        FAILED = "failed", "Failed"
-        DRY_RUN = "dry_run", "Dry run"
-
-    record = models.ForeignKey(QuarantineRecord, on_delete=models.CASCADE, related_name="audit_entries")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, help_text="Username at the time (kept if the user is deleted).")
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=16, choices=Action.choices)
-    reason = models.TextField(blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    details = models.JSONField(default=dict, blank=True)
+    objects = QuarantineEntries()
 
     class Meta:
-        ordering = ["-at", "-id"]
+        proxy = True
         verbose_name = "quarantine audit entry"
         verbose_name_plural = "quarantine audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.outcome}"

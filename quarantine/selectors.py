@@ -14,9 +14,10 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from console.models import AuditEntry
 from console.spreadsheet import neutralize_cell
 
-from .models import QuarantineAuditEntry, QuarantineRecord
+from .models import QuarantineRecord
 from .sources import file_original, file_source
 
 PREVIEW_LINES = 50
@@ -34,7 +35,8 @@ def user_can(user: Any, action: str) -> bool:
     return bool(user and user.is_active and user.has_perm(ACTION_PERMISSIONS[action]))
 
 
-def record_audit_entries(*, record: QuarantineRecord) -> QuerySet[QuarantineAuditEntry]:
+def record_audit_entries(*, record: QuarantineRecord) -> QuerySet[AuditEntry]:
+    """The record's trail in the audit log, newest first."""
     return record.audit_entries.select_related("actor").order_by("-at", "-id")
 
 

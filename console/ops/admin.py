@@ -1,5 +1,7 @@
 """The console's admin: Celery task results (in place of django-celery-results'
-own admin) with Retry and Revoke, and the audit log, read-only.
+own admin) with Retry and Revoke, and the audit log, read-only: every
+operator action in one list (quarantine's, the Kafka actions, retries and
+revokes, releases of late orders).
 
 Retry needs `console.retry_task`, revoke `console.revoke_task` (both in the
 `operators` group); a user without them sees neither the buttons nor the
@@ -182,8 +184,8 @@ class TaskResultAdmin(ReadOnlyAdmin):
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_name", "action", "target", "outcome")
     list_filter = ("action", "outcome", "at")
-    search_fields = ("target", "actor_name")
-    fields = ("at", "actor_name", "actor", "action", "target", "outcome", "detail_pretty")
+    search_fields = ("target", "actor_name", "reason")
+    fields = ("at", "actor_name", "actor", "action", "target", "outcome", "reason", "detail_pretty")
     readonly_fields = fields
     show_full_result_count = False
 

@@ -7,16 +7,21 @@ these, never the model directly:
     bulk.py       the same on a selection, and `quarantine_bulk_action`, the one bulk
                   dispatcher of the admin, the API and the command
     redrive.py    messages re-driven to their topic, tasks re-queued, with the replay headers
-    audit.py      the actions' errors and results, and the audit entries that record them
+    results.py    what the actions answer: one record's result, or a selection's
     retention.py  discarded originals purged when their retention ends
     defaults.py   the operators group and the cleanup schedule, recreated after migrate
+
+Every outcome, refused and failed ones included, is an entry in the console's
+one audit log, and a refused or failed action raises the console's errors
+(console/audit.py: ActionError, ActionRefused).
 
 Callers import from `quarantine.services` (the names below), not from the modules.
 """
 
+from console.audit import Outcome
+
 from ..models import QuarantineAuditEntry as _AuditEntry
 from .actions import quarantine_discard, quarantine_release, quarantine_reprocess
-from .audit import ActionResult, BulkResult, QuarantineActionError, QuarantineActionRefused
 from .bulk import (
     BULK_ACTIONS,
     quarantine_bulk_action,
@@ -26,13 +31,13 @@ from .bulk import (
 )
 from .defaults import quarantine_defaults_ensure
 from .recording import quarantine_dead_letters, quarantine_file, quarantine_task_failure
+from .results import ActionResult, BulkResult
 from .retention import quarantine_purge_expired
 
 Action = _AuditEntry.Action
-Outcome = _AuditEntry.Outcome
 
 __all__ = [
-    "BULK_ACTIONS", "Action", "ActionResult", "BulkResult", "Outcome", "QuarantineActionError", "QuarantineActionRefused",
+    "BULK_ACTIONS", "Action", "ActionResult", "BulkResult", "Outcome",
     "quarantine_bulk_action", "quarantine_dead_letters", "quarantine_defaults_ensure", "quarantine_discard",
     "quarantine_discard_many", "quarantine_file", "quarantine_purge_expired", "quarantine_release",
     "quarantine_release_many", "quarantine_reprocess", "quarantine_reprocess_many", "quarantine_task_failure",

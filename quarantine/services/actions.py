@@ -3,8 +3,10 @@
 They share one shape: lock the record, check that it may be acted on, do the
 work, then mark the record and write an audit entry, all in one transaction.
 A refused or failed action writes an audit entry too (outside the rolled-back
-transaction) and raises `QuarantineActionError`, whose message is meant for
-the operator.
+transaction) and raises the console's `ActionError` (`ActionRefused` when
+the action was not attempted), whose message is meant for the operator. The
+entries go to the console's one audit log (console/audit.py), the record as
+their subject.
 
 What "release" means depends on the source:
 
@@ -32,12 +34,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from console.audit import ActionError, ActionRefused, Outcome, actor_name, audit_record
 from streams.kafka.client import describe
 
 from ..models import QuarantineAuditEntry, QuarantineRecord
 from ..sources import FILE_RELEASE_MODES, FileSource, file_source
-from .audit import ActionResult, QuarantineActionError, QuarantineActionRefused, actor_name, audit
 from .redrive import redrive, requeue_task
+from .results import ActionResult
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -45,7 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Action = QuarantineAuditEntry.Action
-Outcome = QuarantineAuditEntry.Outcome
 Source = QuarantineRecord.Source
 Status = QuarantineRecord.Status
 
@@ -57,33 +59,33 @@ STATUS_AFTER = {
 
 
 def check_can_act(record: QuarantineRecord, *, action: str, reason: str, mode: str | None = None) -> None:
-    """Raise QuarantineActionRefused when `action` may not be done on the (locked) record."""
+    """Raise ActionRefused when `action` may not be done on the (locked) record."""
     if record.status != Status.OPEN:
-        raise QuarantineActionRefused(
+        raise ActionRefused(
             f"record #{record.pk} is {record.get_status_display().lower()}, only open records can be "
             f"{'discarded' if action == Action.DISCARD else action + 'd'}"
         )
     if action == Action.DISCARD:
         if not reason.strip():
-            raise QuarantineActionRefused("a reason is required to discard a record")
+            raise ActionRefused("a reason is required to discard a record")
         return
     if record.purged_at is not None:
-        raise QuarantineActionRefused(f"record #{record.pk}'s original was purged")
+        raise ActionRefused(f"record #{record.pk}'s original was purged")
     if record.source in (Source.MESSAGE, Source.TASK):
         limit = settings.QUARANTINE_MAX_REPLAYS
         if record.replay_count >= limit:
-            raise QuarantineActionRefused(
+            raise ActionRefused(
                 f"record #{record.pk} was re-driven {record.replay_count} time(s), the limit "
                 f"(QUARANTINE_MAX_REPLAYS) is {limit}: fix the cause and discard it, or raise the limit",
-                details={"replay_count": record.replay_count, "max_replays": limit},
+                detail={"replay_count": record.replay_count, "max_replays": limit},
             )
     if record.source == Source.MESSAGE and not record.topic:
-        raise QuarantineActionRefused(f"record #{record.pk} has no original topic to re-drive to")
+        raise ActionRefused(f"record #{record.pk} has no original topic to re-drive to")
     if record.source == Source.FILE and action == Action.RELEASE:
         if mode not in FILE_RELEASE_MODES:
-            raise QuarantineActionRefused(f"release mode must be one of {', '.join(FILE_RELEASE_MODES)}, not {mode!r}")
+            raise ActionRefused(f"release mode must be one of {', '.join(FILE_RELEASE_MODES)}, not {mode!r}")
         if mode == "as_is" and not reason.strip():
-            raise QuarantineActionRefused("a reason is required to load a file as-is (overriding its rules)")
+            raise ActionRefused("a reason is required to load a file as-is (overriding its rules)")
 
 
 def perform(
@@ -109,16 +111,17 @@ def perform(
                 )
             try:
                 message, details = work(locked)
-            except QuarantineActionError:
+            except ActionError:
                 raise
             except Exception as exc:
                 logger.exception("quarantine_action_failed action=%s record=%s", action, locked.pk)
-                raise QuarantineActionError(f"{action} of record #{locked.pk} failed: {describe(exc, limit=None)}") from exc
+                raise ActionError(f"{action} of record #{locked.pk} failed: {describe(exc, limit=None)}") from exc
             mark(locked, action=action, by=by, reason=reason)
-            audit(locked, by=by, action=action, reason=reason, outcome=Outcome.SUCCEEDED, details=details)
-    except QuarantineActionError as exc:
-        audit(record, by=by, action=action, reason=reason, outcome=exc.outcome,
-               details={"error": exc.message, **exc.details})
+            audit_record(by=by, action=action, outcome=Outcome.SUCCEEDED, subject=locked, reason=reason,
+                         detail=details)
+    except ActionError as exc:
+        audit_record(by=by, action=action, outcome=exc.outcome, subject=record, reason=reason,
+                     detail={"error": exc.message, **exc.detail})
         logger.info("quarantine_action action=%s record=%s outcome=%s error=%s",
                     action, record.pk, exc.outcome, exc.message)
         raise
@@ -153,7 +156,7 @@ def quarantine_release(
 ) -> ActionResult:
     """Release a record: re-drive a message, re-queue a task, or load a file
     (`mode` "valid_rows" drops the bad rows, "as_is" overrides the rules and
-    needs a reason). Raises QuarantineActionError when refused or failed."""
+    needs a reason). Raises ActionError (ActionRefused) when failed (refused)."""
 
     def work(locked: QuarantineRecord) -> tuple[str, dict[str, Any]]:
         if locked.source == Source.MESSAGE:
@@ -227,5 +230,5 @@ def quarantine_discard(
 def file_source_or_refuse() -> FileSource:
     source = file_source()
     if source is None:
-        raise QuarantineActionError("no app that ingests files is installed: a file cannot be released")
+        raise ActionError("no app that ingests files is installed: a file cannot be released")
     return source

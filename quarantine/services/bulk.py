@@ -22,17 +22,12 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from console.audit import ActionError, ActionRefused, Outcome, audit_records
+
 from ..models import QuarantineAuditEntry, QuarantineRecord
 from .actions import STATUS_AFTER, check_can_act, quarantine_release, quarantine_reprocess
-from .audit import (
-    ActionResult,
-    BulkResult,
-    QuarantineActionError,
-    QuarantineActionRefused,
-    audit_many,
-    audit_refusals,
-)
 from .redrive import redrive
+from .results import ActionResult, BulkResult
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -41,7 +36,6 @@ if TYPE_CHECKING:
 REDRIVE_BATCH_SIZE = 500
 
 Action = QuarantineAuditEntry.Action
-Outcome = QuarantineAuditEntry.Outcome
 Source = QuarantineRecord.Source
 Status = QuarantineRecord.Status
 
@@ -118,7 +112,7 @@ def quarantine_discard_many(
                 try:
                     check_can_act(record, action=Action.DISCARD, reason=reason)
                     eligible.append(record)
-                except QuarantineActionRefused as exc:
+                except ActionRefused as exc:
                     refused.append((record, exc.message))
             if dry_run:
                 result.results += [ActionResult(r.pk, Action.DISCARD, Outcome.DRY_RUN, f"would discard record #{r.pk}")
@@ -131,12 +125,12 @@ def quarantine_discard_many(
                     updated_at=now,
                 )
                 details = {"retention_days": settings.QUARANTINE_RETENTION_DAYS, "bulk": True}
-                audit_many(eligible, by=by, action=Action.DISCARD, reason=reason,
-                            outcome=Outcome.SUCCEEDED, details=details)
+                audit_records(by=by, action=Action.DISCARD, outcome=Outcome.SUCCEEDED, subjects=eligible,
+                              reason=reason, detail=details)
                 result.results += [ActionResult(r.pk, Action.DISCARD, Outcome.SUCCEEDED, f"discarded record #{r.pk}")
                                    for r in eligible]
         if refused:
-            audit_refusals(refused, by=by, action=Action.DISCARD, reason=reason)
+            _audit_refusals(refused, by=by, action=Action.DISCARD, reason=reason)
             result.results += [ActionResult(r.pk, Action.DISCARD, Outcome.REFUSED, msg) for r, msg in refused]
     return result
 
@@ -169,8 +163,8 @@ def _many(
     for record in QuarantineRecord.objects.filter(pk__in=[pk for pk in ids if pk not in message_ids]).order_by("pk"):
         try:
             result.results.append(single(record))
-        except QuarantineActionError as exc:
-            result.results.append(ActionResult(record.pk, action, exc.outcome, exc.message, exc.details))
+        except ActionError as exc:
+            result.results.append(ActionResult(record.pk, action, exc.outcome, exc.message, exc.detail))
     return result
 
 
@@ -186,7 +180,7 @@ def _redrive_batch(action: str, ids: Sequence[int], *, by, reason: str, dry_run:
                 try:
                     check_can_act(record, action=action, reason=reason)
                     eligible.append(record)
-                except QuarantineActionRefused as exc:
+                except ActionRefused as exc:
                     refused.append((record, exc.message))
             if dry_run:
                 results = [ActionResult(r.pk, action, Outcome.DRY_RUN, f"would re-drive record #{r.pk} to {r.topic}")
@@ -199,17 +193,23 @@ def _redrive_batch(action: str, ids: Sequence[int], *, by, reason: str, dry_run:
                     resolved_by=by if by is not None and by.pk else None,
                     replay_count=F("replay_count") + 1, updated_at=now,
                 )
-                audit_many(eligible, by=by, action=action, reason=reason, outcome=Outcome.SUCCEEDED,
-                            details={"bulk": True}, per_record=per_record)
+                audit_records(by=by, action=action, outcome=Outcome.SUCCEEDED, subjects=eligible, reason=reason,
+                              detail={"bulk": True}, per_subject=per_record)
                 results = [ActionResult(r.pk, action, Outcome.SUCCEEDED, f"re-drove record #{r.pk} to {r.topic}",
                                         per_record[r.pk]) for r in eligible]
-    except QuarantineActionError as exc:
+    except ActionError as exc:
         # Nothing in the batch was marked: the broker did not acknowledge all of it.
         failed = [QuarantineRecord(pk=pk) for pk in ids if pk not in {r.pk for r, _ in refused}]
-        audit_many(failed, by=by, action=action, reason=reason, outcome=Outcome.FAILED,
-                    details={"error": exc.message, "bulk": True})
+        audit_records(by=by, action=action, outcome=Outcome.FAILED, subjects=failed, reason=reason,
+                      detail={"error": exc.message, "bulk": True})
         results = [ActionResult(r.pk, action, Outcome.FAILED, exc.message) for r in failed]
     if refused:
-        audit_refusals(refused, by=by, action=action, reason=reason)
+        _audit_refusals(refused, by=by, action=action, reason=reason)
         results += [ActionResult(r.pk, action, Outcome.REFUSED, msg) for r, msg in refused]
     return results
+
+
+def _audit_refusals(refused: Sequence[tuple[QuarantineRecord, str]], *, by, action: str, reason: str) -> None:
+    """One refused entry per record, each with its own refusal."""
+    audit_records(by=by, action=action, outcome=Outcome.REFUSED, subjects=[r for r, _ in refused], reason=reason,
+                  per_subject={r.pk: {"error": message} for r, message in refused})

@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from console.audit import ActionError, ActionRefused
 from streams.kafka.client import describe
 from streams.kafka.headers import redrive_headers
 
 from ..models import QuarantineRecord
-from .audit import QuarantineActionError, QuarantineActionRefused
 
 # Celery message headers (attributes of the task's request, so no dashes).
 TASK_REPLAY_COUNT_HEADER = "x_replay_count"
@@ -31,7 +31,7 @@ TASK_RECORD_HEADER = "x_quarantine_record"
 
 def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | None = None) -> dict[int, dict[str, Any]]:
     """Publish the records' payloads to their original topics and wait for the
-    broker to acknowledge every one; raises QuarantineActionError otherwise."""
+    broker to acknowledge every one; raises ActionError otherwise."""
     from streams.kafka.producer import DeliveryError, Outbound, action_ack_timeout, publish_and_wait
 
     payloads = payloads or {}
@@ -55,9 +55,9 @@ def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | No
     try:
         publish_and_wait(messages, timeout=action_ack_timeout())
     except DeliveryError as exc:
-        raise QuarantineActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
+        raise ActionError(f"the broker did not acknowledge the re-drive: {exc}") from exc
     except Exception as exc:  # e.g. KafkaException for an invalid topic: nothing was acknowledged
-        raise QuarantineActionError(f"the re-drive could not be published: {describe(exc, limit=None)}") from exc
+        raise ActionError(f"the re-drive could not be published: {describe(exc, limit=None)}") from exc
     return details
 
 
@@ -69,10 +69,10 @@ def requeue_task(record: QuarantineRecord, *, payload: bytes | None) -> dict[str
     try:
         stored = json.loads(bytes(payload if payload is not None else (record.payload or b"{}")))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise QuarantineActionRefused(f"the task payload is not JSON: {exc}") from exc
+        raise ActionRefused(f"the task payload is not JSON: {exc}") from exc
     if not isinstance(stored, dict) or not isinstance(stored.get("args", []), list) \
             or not isinstance(stored.get("kwargs", {}), dict):
-        raise QuarantineActionRefused('the task payload must be {"args": [...], "kwargs": {...}}')
+        raise ActionRefused('the task payload must be {"args": [...], "kwargs": {...}}')
     task_id = str(uuid.uuid4())
     options: dict[str, Any] = {
         "task_id": task_id,

@@ -14,14 +14,14 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from console.audit import Outcome, audit_record
+
 from ..models import QuarantineAuditEntry, QuarantineRecord
 from ..sources import file_original
-from .audit import audit
 
 logger = logging.getLogger(__name__)
 
 Action = QuarantineAuditEntry.Action
-Outcome = QuarantineAuditEntry.Outcome
 Source = QuarantineRecord.Source
 Status = QuarantineRecord.Status
 
@@ -48,8 +48,9 @@ def quarantine_purge_expired(*, now: datetime | None = None, dry_run: bool = Fal
             record.payload = None
             record.purged_at = now
             record.save(update_fields=["payload", "purged_at", "updated_at"])
-            audit(record, by=None, action=Action.PURGE, reason="retention period ended",
-                   outcome=Outcome.SUCCEEDED, details={"file_removed": removed, "retain_until": str(record.retain_until)})
+            audit_record(by=None, action=Action.PURGE, outcome=Outcome.SUCCEEDED, subject=record,
+                         reason="retention period ended",
+                         detail={"file_removed": removed, "retain_until": str(record.retain_until)})
             purged.append(pk)
     if purged:
         logger.info("quarantine_purged records=%d", len(purged))

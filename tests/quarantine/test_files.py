@@ -17,6 +17,7 @@ ingest_services = pytest.importorskip("ingest.services")
 if not hasattr(ingest_services, "quarantined_file_release"):
     pytest.skip("the ingest branch (quarantined_file_* services) is not merged", allow_module_level=True)
 
+from console.audit import ActionRefused  # noqa: E402
 from ingest.models import IngestedFile  # noqa: E402
 from quarantine import services  # noqa: E402
 from quarantine.models import QuarantineRecord  # noqa: E402
@@ -48,13 +49,13 @@ def test_release_valid_rows_loads_them_and_audits_the_rows_loaded(inbox, operato
     record.refresh_from_db()
     assert (record.status, record.replay_count) == (Status.RELEASED, 1)
     entry = record.audit_entries.get()
-    assert entry.details["mode"] == "valid_rows" and entry.details["ingested_file"]["rows_loaded"] == 100
+    assert entry.detail["mode"] == "valid_rows" and entry.detail["ingested_file"]["rows_loaded"] == 100
     assert IngestedFile.objects.get(quarantine=record).status == IngestedFile.Status.LOADED
 
 
 def test_release_as_is_needs_a_reason(inbox, operator):
     record = quarantined(inbox)
-    with pytest.raises(services.QuarantineActionRefused, match="reason is required"):
+    with pytest.raises(ActionRefused, match="reason is required"):
         services.quarantine_release(record=record, by=operator, reason="", mode="as_is")
     record.refresh_from_db()
     assert record.status == Status.OPEN and record.audit_entries.get().outcome == "refused"
@@ -87,7 +88,7 @@ def test_reprocess_with_a_corrected_upload_through_the_admin(client, inbox, oper
     record.refresh_from_db()
     assert record.status == Status.REPROCESSED
     entry = record.audit_entries.get()
-    assert entry.details["corrected_upload"] and entry.details["uploaded_bytes"] == len(corrected)
+    assert entry.detail["corrected_upload"] and entry.detail["uploaded_bytes"] == len(corrected)
     assert (inbox.root / IngestedFile.objects.get(quarantine=record).path).read_bytes() == corrected
 
 
@@ -113,4 +114,4 @@ def test_purge_after_retention_removes_the_quarantined_file(inbox, operator):
     assert not path.exists()
     record.refresh_from_db()
     assert record.purged_at is not None
-    assert record.audit_entries.filter(action="purge").get().details["file_removed"] == str(path)
+    assert record.audit_entries.filter(action="purge").get().detail["file_removed"] == str(path)

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from console.audit import ActionError, ActionRefused
 from quarantine import services
 from quarantine.models import QuarantineAuditEntry, QuarantineRecord
 from tests.conftest import wait_until
@@ -51,7 +52,7 @@ def test_release_redrives_the_original_with_an_incremented_replay_count(kafka, o
     entry = record.audit_entries.get()
     assert (entry.actor_name, entry.action, entry.outcome, entry.reason) == ("olivia", "release", "succeeded",
                                                                              "consumer fixed")
-    assert entry.details["topic"] == kafka.name("metrics")
+    assert entry.detail["topic"] == kafka.name("metrics")
 
 
 @pytest.mark.django_db
@@ -59,13 +60,13 @@ def test_release_is_refused_at_the_replay_limit_and_audited(kafka, operator, set
     settings.QUARANTINE_MAX_REPLAYS = 2
     record = dead_letter(kafka.name("metrics"), BAD_METRIC, replay_count=2)
 
-    with pytest.raises(services.QuarantineActionRefused, match="limit .*QUARANTINE_MAX_REPLAYS.* is 2"):
+    with pytest.raises(ActionRefused, match="limit .*QUARANTINE_MAX_REPLAYS.* is 2"):
         services.quarantine_release(record=record, by=operator, reason="")
 
     record.refresh_from_db()
     assert record.status == Status.OPEN and record.replay_count == 2
     entry = record.audit_entries.get()
-    assert entry.outcome == "refused" and "limit" in entry.details["error"]
+    assert entry.outcome == "refused" and "limit" in entry.detail["error"]
     assert kafka.end_offsets("metrics") == 0, "nothing may be re-driven past the limit"
 
 
@@ -73,7 +74,7 @@ def test_release_is_refused_at_the_replay_limit_and_audited(kafka, operator, set
 def test_a_redrive_the_broker_does_not_acknowledge_leaves_the_record_open(kafka, operator):
     record = dead_letter("not a valid topic name!", BAD_METRIC)
 
-    with pytest.raises(services.QuarantineActionError) as caught:
+    with pytest.raises(ActionError) as caught:
         services.quarantine_release(record=record, by=operator, reason="try")
 
     assert caught.value.outcome == "failed"
@@ -95,7 +96,7 @@ def test_reprocess_redrives_the_operator_edited_payload(kafka, operator):
     assert record.status == Status.REPROCESSED
     assert bytes(record.payload) == json.dumps(BAD_METRIC, separators=(",", ":")).encode(), "original kept"
     entry = record.audit_entries.get()
-    assert entry.details["payload_edited"] and entry.details["payload"] == fixed.decode()
+    assert entry.detail["payload_edited"] and entry.detail["payload"] == fixed.decode()
 
 
 @pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_dry_run_changes_nothing(kafka, operator):
 def test_discard_needs_a_reason_and_keeps_the_original_until_retention_ends(operator, settings):
     settings.QUARANTINE_RETENTION_DAYS = 7
     record = dead_letter("metrics", BAD_METRIC)
-    with pytest.raises(services.QuarantineActionRefused, match="reason is required"):
+    with pytest.raises(ActionRefused, match="reason is required"):
         services.quarantine_discard(record=record, by=operator, reason="  ")
 
     services.quarantine_discard(record=record, by=operator, reason="test traffic")
@@ -210,7 +211,7 @@ def test_two_operators_releasing_at_once_redrive_the_message_once(kafka, operato
             start.wait()
             services.quarantine_release(record=QuarantineRecord.objects.get(pk=record.pk), by=operator, reason="")
             outcomes.append("succeeded")
-        except services.QuarantineActionRefused:
+        except ActionRefused:
             outcomes.append("refused")
         finally:
             connection.close()

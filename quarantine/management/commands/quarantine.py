@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
+from console.audit import ActionError
 from quarantine import selectors, services
 from quarantine.models import QuarantineRecord
 from quarantine.sources import FILE_RELEASE_MODES
@@ -107,7 +108,7 @@ class Command(BaseCommand):
         self.stdout.write("audit trail:")
         for entry in selectors.record_audit_entries(record=record):
             self.stdout.write(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor_name}  {entry.action}  "
-                              f"{entry.outcome}  {entry.reason}  {json.dumps(entry.details, default=str)[:200]}")
+                              f"{entry.outcome}  {entry.reason}  {json.dumps(entry.detail, default=str)[:200]}")
 
     def _get(self, pk: int) -> QuarantineRecord:
         try:
@@ -178,7 +179,7 @@ class Command(BaseCommand):
             result.results.append(services.quarantine_reprocess(
                 record=selected[0], by=user, reason=options["reason"], payload=payload, content=content,
                 dry_run=options["dry_run"]))
-        except services.QuarantineActionError as exc:
+        except ActionError as exc:
             result.results.append(services.ActionResult(selected[0].pk, "reprocess", exc.outcome, exc.message))
         return result
 
