@@ -1,7 +1,7 @@
 """Set-based writes: one statement per batch, never one per row.
 
 The platform's batch-SQL helpers; pipelines call them, and they import only
-Django's connection, psycopg2 and numpy. Which to use when:
+Django's connection and psycopg2. Which to use when:
 
 - `upsert_rows` (`INSERT .. VALUES %s ON CONFLICT` through psycopg2's
   execute_values): rows as tuples of mixed types, a few thousand per batch,
@@ -9,11 +9,9 @@ Django's connection, psycopg2 and numpy. Which to use when:
   row in Python (`mogrify`): about 25 us a row.
 - `number_array` (a PostgreSQL array literal, `'{1,2,3}'`, passed as one
   string and cast, `%s::int[]`, then `unnest`ed): columns of ints or finite
-  floats, such as telemetry's; one `str.join` per column instead of one
+  floats, such as telemetry's readings (streams/telemetry/services.py, for the
+  consumer and the factory loader); one `str.join` per column instead of one
   adaptation per value, so a batch of 5,000 rows costs a few milliseconds.
-- `upsert_columns` (`INSERT .. SELECT unnest(%s::type[], ..) ON CONFLICT`):
-  the rows are already columns (numpy arrays, the factory loader's tens of
-  thousands per chunk); one array per column is cheaper to send than rows.
 - A statement of the pipeline's own (orders' window deltas, the catalog
   upsert) when the upsert is not a plain "insert or replace": a merge by
   deltas, a `RETURNING` that the batch needs. Keep it one statement per batch.
@@ -26,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 from django.db import connection
 from psycopg2.extras import execute_values
 from psycopg2 import sql
@@ -77,22 +74,3 @@ def upsert_rows(
         raw = cursor.cursor  # the psycopg2 cursor under Django's wrapper
         execute_values(raw, statement.as_string(raw), rows, page_size=page_size)
     return len(rows)
-
-
-def upsert_columns(table: str, columns: tuple[str, ...], types: tuple[str, ...], key: tuple[str, ...],
-                   arrays: tuple[np.ndarray, ...], *, stamp: str | None = "received_at", chunk: int = 50000) -> None:
-    """INSERT .. SELECT unnest(one array per column) ON CONFLICT (key) DO UPDATE: rows unique on `key`.
-
-    `types` are the PostgreSQL array element types, one per column; `stamp`
-    names a column set to now() on insert and update (None: no such column)."""
-    value_columns = [c for c in columns if c not in key]
-    stamp_column, stamp_value = (f", {stamp}", ", now()") if stamp else ("", "")
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}{stamp_column}) "
-        f"SELECT *{stamp_value} FROM unnest({', '.join(f'%s::{t}[]' for t in types)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join([f"{c} = EXCLUDED.{c}" for c in value_columns] + ([f"{stamp} = EXCLUDED.{stamp}"] if stamp else []))
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, arrays[0].size, chunk):
-            cursor.execute(sql, [a[start:start + chunk].tolist() for a in arrays])

@@ -1,23 +1,29 @@
 """Loading a factory data set (metrics.json, workorders.json) straight into the telemetry tables.
 
 Callers: `load_factory_data`, `build_report --load-factory-data`, the report
-benchmark and tests. Validates with the telemetry pipeline's rules (a declared
-lookup: the report reads what telemetry stores) and upserts column-wise with
-streams.kafka.batchsql.upsert_columns.
+benchmark and tests. Validates with the telemetry pipeline's rules and stores
+by its overwrite rule (streams.telemetry.services.readings_store), declared
+lookups: the report reads what telemetry stores, and a load that replaces a
+reading records the same TelemetryOverwrite as the consumer would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 
-from streams.kafka.batchsql import upsert_columns
 from streams.kafka.registry import MessageRejected
-from streams.telemetry.models import MachineMetric, WorkOrderReading
+from streams.telemetry.models import TelemetryOverwrite
 from streams.telemetry.rules import validate_metric, validate_workorder
+from streams.telemetry.services import readings_store
+
+# Readings per call of readings_store: each call is two statements, whose arrays stay this size.
+CHUNK = 50_000
+
+Reading = tuple[int, int, float]
 
 
 @dataclass
@@ -29,7 +35,7 @@ class LoadResult:
 
 def factory_data_load(*, metrics: list[Any], workorders: list[Any], scale: int = 1,
                       dry_run: bool = False) -> LoadResult:
-    """Validate factory events (the telemetry rules) and upsert them on their natural keys.
+    """Validate factory events (the telemetry rules) and store them by telemetry's overwrite rule.
 
     `scale` > 1 appends time-shifted copies of the whole data set (for benchmarks):
     copy k is moved by k * (span + 1) seconds, so the copies never overlap."""
@@ -45,26 +51,39 @@ def factory_data_load(*, metrics: list[Any], workorders: list[Any], scale: int =
                 sink.append(validate(item))
             except MessageRejected as exc:
                 invalid.append({"file": source, "index": index, "reason": exc.reason, "errors": exc.errors})
-    m = {(r["parameter_id"], r["time"]): r["value"] for r in good_m}
-    w = {(r["product"], r["time"]): r["production"] for r in good_w}
-    mp = np.fromiter((k[0] for k in m), np.int64, len(m))
-    mt = np.fromiter((k[1] for k in m), np.int64, len(m))
-    mv = np.fromiter(m.values(), np.float64, len(m))
-    wp = np.fromiter((k[0] for k in w), np.int64, len(w))
-    wt = np.fromiter((k[1] for k in w), np.int64, len(w))
-    wv = np.fromiter(w.values(), np.float64, len(w))
-    if scale > 1 and (mt.size or wt.size):
-        lo = min(a.min() for a in (mt, wt) if a.size)
-        hi = max(a.max() for a in (mt, wt) if a.size)
-        shifts = np.arange(scale, dtype=np.int64) * (hi - lo + 1)
-        mp, mv = np.tile(mp, scale), np.tile(mv, scale)
-        mt = (mt[None, :] + shifts[:, None]).ravel()
-        wp, wv = np.tile(wp, scale), np.tile(wv, scale)
-        wt = (wt[None, :] + shifts[:, None]).ravel()
+    metric_readings = [(r["parameter_id"], r["time"], r["value"]) for r in good_m]
+    workorder_readings = [(r["product"], r["time"], r["production"]) for r in good_w]
+    times = [t for _, t, _ in metric_readings] + [t for _, t, _ in workorder_readings]
+    span = max(times) - min(times) + 1 if times else 0
     if not dry_run:
         with transaction.atomic():
-            upsert_columns(MachineMetric._meta.db_table, ("parameter_id", "time", "value"),
-                            ("int", "bigint", "float8"), ("parameter_id", "time"), (mp, mt, mv))
-            upsert_columns(WorkOrderReading._meta.db_table, ("product", "time", "production"),
-                            ("int", "bigint", "float8"), ("product", "time"), (wp, wt, wv))
-    return LoadResult(metrics=int(mt.size), workorders=int(wt.size), invalid=invalid)
+            for kind, readings in ((TelemetryOverwrite.Kind.METRIC, metric_readings),
+                                   (TelemetryOverwrite.Kind.WORKORDER, workorder_readings)):
+                for chunk in _chunks(_copies(readings, scale=scale, span=span)):
+                    readings_store(kind=kind, readings=chunk)
+    return LoadResult(metrics=_distinct(metric_readings) * scale, workorders=_distinct(workorder_readings) * scale,
+                      invalid=invalid)
+
+
+def _copies(readings: list[Reading], *, scale: int, span: int) -> Iterator[Reading]:
+    """The readings, then `scale` - 1 copies of them, copy k moved by k * span seconds: span is the
+    data set's time range plus one second, so the copies never overlap."""
+    for copy in range(scale):
+        shift = copy * span
+        for key, time, value in readings:
+            yield key, time + shift, value
+
+
+def _chunks(readings: Iterator[Reading]) -> Iterator[list[Reading]]:
+    chunk: list[Reading] = []
+    for reading in readings:
+        chunk.append(reading)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _distinct(readings: list[Reading]) -> int:
+    return len({(key, time) for key, time, _ in readings})

@@ -1,4 +1,5 @@
-"""Pure logic and database-only behaviour of the order and reading pipelines."""
+"""Pure logic and database-only behaviour of the order pipeline: the order rules, the
+windows applied and rebuilt, the API and admin, the generators and the `orders` batch."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from streams.models import Product, ProductWindow
 from streams.kafka.decoding import iso, parse_timestamp
 from streams.orders.demo import order_events
 from streams.orders.services import ProcessedOrderIn, order_windows_apply, order_windows_rebuild, validate_order
-from streams.activity.export import csv_cell
-from streams.activity.services import sensor_status
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -46,23 +45,6 @@ def test_order_validation_collects_every_field_error():
         with pytest.raises(MessageRejected) as exc:
             validate_order({**good, "amount": amount})
         assert exc.value.errors[0]["rule"] == rule, amount
-
-
-@pytest.mark.parametrize("temp,status", [(24.0, "Normal"), (24.01, "Warning"), (19.0, "Normal"),
-                                         (18.99, "Low"), (-40, "Low"), (60, "Warning")])
-def test_sensor_status_thresholds(temp, status):
-    assert sensor_status(temp) == status
-
-
-def test_sensor_status_thresholds_are_settings(settings):
-    settings.SENSOR_TEMP_WARNING_ABOVE = 30
-    settings.SENSOR_TEMP_LOW_BELOW = 10
-    assert sensor_status(25) == "Normal" and sensor_status(31) == "Warning" and sensor_status(9) == "Low"
-
-
-def test_csv_cells_neutralize_formulas_but_keep_numbers():
-    assert [csv_cell(v) for v in ("=1+1", "+1", "-x", "@a", "\tx", "\rx", "ok", -3.5, 7, None)] == [
-        "'=1+1", "'+1", "'-x", "'@a", "'\tx", "'\rx", "ok", "-3.5", "7", ""]
 
 
 def _processed(events, names) -> list[ProcessedOrderIn]:

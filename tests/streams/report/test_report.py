@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from scipy import stats
 
-from streams.models import CorrelationReport
+from streams.models import CorrelationReport, MachineMetric, TelemetryOverwrite, WorkOrderReading
 from streams.report.export import CSV_HEADER, csv_safe
 from streams.report.loader import factory_data_load
 from streams.report.method import Inputs, ReportParameters, correlate
@@ -96,6 +96,44 @@ def test_report_on_the_factory_data_matches_the_independent_computation():
     assert list(again.rows.values_list("product", "rank", "parameter_id", "correlation", "p_value")) == \
         list(report.rows.values_list("product", "rank", "parameter_id", "correlation", "p_value"))
 
+
+
+@pytest.mark.django_db
+def test_a_load_that_replaces_a_reading_records_the_overwrite_as_the_consumer_does():
+    t = 1_700_000_000
+    loaded = factory_data_load(metrics=[{"id": 3, "val": 1.0, "time": t}, {"id": 3, "val": 2.0, "time": t},
+                                        {"id": 4, "val": 5.0, "time": t}],
+                               workorders=[{"time": t, "product": 1, "production": 10.0}])
+    assert (loaded.metrics, loaded.workorders, loaded.invalid) == (2, 1, [])
+    assert MachineMetric.objects.get(parameter_id=3, time=t).value == 2.0  # the last reading of a key wins
+    # Loaded again, unchanged: the same rows, and no reading of key 4 or of the work order is an overwrite.
+    factory_data_load(metrics=[{"id": 4, "val": 5.0, "time": t}],
+                      workorders=[{"time": t, "product": 1, "production": 10.0}])
+    # Then a data set that changes two stored readings.
+    factory_data_load(metrics=[{"id": 4, "val": 6.0, "time": t}],
+                      workorders=[{"time": t, "product": 1, "production": 12.5}])
+    assert MachineMetric.objects.get(parameter_id=4, time=t).value == 6.0
+    assert WorkOrderReading.objects.get(product=1, time=t).production == 12.5
+    assert set(TelemetryOverwrite.objects.values_list("kind", "key", "time", "old_value", "new_value")) == {
+        ("metric", 3, t, 1.0, 2.0), ("metric", 4, t, 5.0, 6.0), ("workorder", 1, t, 10.0, 12.5)}
+    # A dry run validates and counts, and writes nothing.
+    dry = factory_data_load(metrics=[{"id": 4, "val": 7.0, "time": t}], workorders=[], dry_run=True)
+    assert dry.metrics == 1 and MachineMetric.objects.get(parameter_id=4, time=t).value == 6.0
+
+
+@pytest.mark.django_db
+def test_scaled_loads_are_time_shifted_copies_that_never_overlap():
+    t = 1_700_000_000
+    metrics = [{"id": 1, "val": 1.0, "time": t}, {"id": 1, "val": 2.0, "time": t + 60}]
+    workorders = [{"time": t + 30, "product": 0, "production": 3.0}]
+    loaded = factory_data_load(metrics=metrics, workorders=workorders, scale=3)
+    assert (loaded.metrics, loaded.workorders, loaded.invalid) == (6, 3, [])
+    # The data set spans 61 seconds: copy k is moved by k * 61 seconds.
+    assert list(MachineMetric.objects.order_by("time").values_list("time", "value")) == [
+        (t, 1.0), (t + 60, 2.0), (t + 61, 1.0), (t + 121, 2.0), (t + 122, 1.0), (t + 182, 2.0)]
+    assert list(WorkOrderReading.objects.order_by("time").values_list("time", flat=True)) == [
+        t + 30, t + 91, t + 152]
+    assert not TelemetryOverwrite.objects.exists()
 
 def planted_data(seed: int = 7):
     """3 products on one timeline, 12 noise parameters, and per product one parameter that
