@@ -162,19 +162,24 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
     outbound = outcome.outbound + [dead_letter_message(spec, r) for r in outcome.rejected]
     if outbound:
         produce_and_wait(outbound, timeout=batch_ack_timeout())
+    _after_publish(spec, outcome)
+    return AppliedBatch(outcome=outcome, refused=len(refused))
+
+
+def _after_publish(spec: ConsumerSpec, outcome: BatchOutcome) -> None:
+    """The outcome's steps that follow the broker's acks, each in a transaction of its own."""
     for step in outcome.after_publish:
         try:
             with transaction.atomic():
                 step()
         except Exception as exc:  # it may only lag: the batch is applied and published
             logger.warning("consumer_after_publish_failed consumer=%s error=%s", spec.name, describe(exc))
-    return AppliedBatch(outcome=outcome, refused=len(refused))
 
 
 def apply_tick(spec: ConsumerSpec, progress: PartitionProgress) -> int:
     """Run the consumer's `tick` (work due by the clock, such as closing quiet windows) in
-    one transaction, with the member's partition progress, then publish what it returned.
-    Returns the messages published."""
+    one transaction, with the member's partition progress, then publish what it returned
+    and run its `after_publish` steps, as for a batch. Returns the messages published."""
     if spec.tick is None:
         return 0
     close_old_connections()
@@ -183,4 +188,5 @@ def apply_tick(spec: ConsumerSpec, progress: PartitionProgress) -> int:
         outcome = spec.tick(progress)
     if outcome.outbound:
         produce_and_wait(outcome.outbound, timeout=batch_ack_timeout())
+    _after_publish(spec, outcome)
     return len(outcome.outbound)

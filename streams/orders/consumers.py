@@ -1,16 +1,19 @@
-"""The consumers of seed 002, registered in streams/consumers.py:
+"""The consumers of seed 002, registered in streams/consumers.py: the Kafka side of
+the pipeline (topics, keys, the stamp header, what each batch and tick publishes);
+services/ holds what they do to the data.
 
 * `orders`: `orders` -> validated, enriched with the catalog (one lookup per
   batch: the declared catalog lookup orders makes of products) ->
-  `processed-orders`; rejected orders go to `orders-dlq` and quarantine;
+  `processed-orders`, stamped with the group's watermark; rejected orders go to
+  `orders-dlq` and quarantine;
 * `order_windows`: `processed-orders` -> the tumbling windows with event time
-  (services.py: watermark, final windows, late orders) -> `product-metrics`;
-  its `tick` closes windows on a quiet stream.
+  (services/: watermark, windows, late orders) -> `product-metrics`. Open and
+  final windows both leave through the outcome (BatchOutcome): published after
+  the commit, the final ones marked after the broker's ack. Its `tick` closes
+  windows on a quiet stream and publishes the final windows nobody published.
 
 Both decode a plain message by wire.py's typed path and anything else by the
 full rules, which name every error.
-
-Imports the platform, the products catalog model and this package.
 """
 
 from __future__ import annotations
@@ -19,29 +22,37 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 
-from django.conf import settings
 from django.utils import timezone
 
 from streams.kafka.decoding import decode_json_object, iso, parse_timestamp
 from streams.kafka.producer import Outbound
-from streams.kafka.registry import BatchOutcome, Envelope, MessageRejected, PartitionProgress, Rejection
+from streams.kafka.registry import (
+    BatchOutcome,
+    Envelope,
+    MessageRejected,
+    PartitionProgress,
+    Rejection,
+    consumer_group,
+)
 from streams.kafka.topics import topic_name
 from streams.products.models import Product
 
 from .services import (
-    UPSTREAM_WATERMARK_HEADER,
+    FinalWindows,
     Order,
+    OrderChecker,
     PartitionSeen,
     ProcessedOrderIn,
-    _Checker,
     enrich_order,
-    plain_text,
+    metrics_outbound,
     order_windows_apply,
     order_windows_close,
-    order_windows_publish_final,
+    order_windows_final_unpublished,
+    order_windows_mark_published,
     order_windows_tick,
     orders_stamp,
     orders_watermark_seen,
+    plain_text,
     record_progress,
     validate_order,
 )
@@ -49,6 +60,12 @@ from .wire import plain_order, plain_processed_order
 
 ORDERS_CONSUMER = "orders"
 WINDOWS_CONSUMER = "order_windows"
+
+# The header `orders` stamps on each processed order: its own watermark (without
+# the grace) from before the batch that order came in. Every order of that batch
+# is at least that new, and `order_windows` moves its partitions' watermarks by
+# the stamps, not by the orders' own times (handle_order_windows).
+UPSTREAM_WATERMARK_HEADER = "x-upstream-watermark"
 
 
 def decode_order(envelope: Envelope) -> Order:
@@ -85,7 +102,7 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
     processed order with a time no order of this batch or after it is older than
     (services.orders_stamp). The group's watermark rows move only after the broker
     acknowledged the batch (after_publish: services.orders_watermark_seen)."""
-    group = group_of(ORDERS_CONSUMER)
+    group = consumer_group(ORDERS_CONSUMER)
     mark = orders_stamp(group=group, oldest=_newest_per_partition(envelopes, lambda e: e.value.timestamp,
                                                                   oldest=True))
     stamp = [(UPSTREAM_WATERMARK_HEADER, iso(mark or NO_WATERMARK).encode())]
@@ -149,7 +166,7 @@ def decode_processed_order_fully(envelope: Envelope) -> ProcessedOrderIn:
     if name is not None and category is not None and category == data.get("category", ""):
         order = validate_order(data)  # the common case: the enrichment is plain text
     else:
-        check = _Checker(data)
+        check = OrderChecker(data)
         name = check.identifier("product_name", max_length=255)
         category = check.string("category", max_length=120, required=False) or ""
         try:
@@ -188,24 +205,27 @@ def _parse_mark(value: bytes) -> datetime | None:
         return None
 
 
-def group_of(consumer: str) -> str:
-    """The consumer group of `consumer` (its watermark rows' owner), as ConsumerSpec names it."""
-    return f"{settings.CONSUMER_GROUP_PREFIX}-{consumer}"
-
-
-def windows_group() -> str:
-    return group_of(WINDOWS_CONSUMER)
+def _windows_outcome(final: FinalWindows, *, open_windows: list[dict] | None = None,
+                     applied: int = 0) -> BatchOutcome:
+    """What `order_windows` publishes after its commit: the open windows first, then the
+    final ones, which are marked once the broker acknowledged them (after_publish)."""
+    outcome = BatchOutcome(outbound=metrics_outbound((open_windows or []) + final.messages), applied=applied)
+    if final.versions:
+        outcome.after_publish.append(partial(order_windows_mark_published, versions=final.versions))
+    return outcome
 
 
 def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
-    """Apply the batch to the windows (moving the partitions' watermarks), close and
-    publish what is due, and publish the windows it changed that are still open
-    after the commit.
+    """Apply the batch to the windows (moving the partitions' watermarks) and close what
+    is due; after the commit, publish the windows it changed that are still open and the
+    ones it closed, final.
 
     Closing here too, not only in the tick, closes windows as soon as the batch's
     watermark passes them; it is cheap (one indexed UPDATE). A window this batch
-    changed and then closed was published final: no open update may follow it."""
-    group, upstream = windows_group(), group_of(ORDERS_CONSUMER)
+    changed and then closed leaves as final only: no open update may follow it. The
+    final windows a batch did not close itself (left unpublished by a crash, a release
+    or a rebuild) are the tick's: batches of several members never publish the same one."""
+    group, upstream = consumer_group(WINDOWS_CONSUMER), consumer_group(ORDERS_CONSUMER)
     result = order_windows_apply(
         orders=[e.value for e in envelopes], group=group, upstream=upstream,
         # A partition's watermark moves by the stamps of `orders` (handle_orders), or,
@@ -213,26 +233,27 @@ def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
         seen=_newest_per_partition(envelopes, lambda e: e.value.upstream_mark or e.value.order.timestamp),
     )
     closed = order_windows_close(group=group, upstream=upstream)
-    order_windows_publish_final()
-    target = topic_name("product_metrics")
-    return BatchOutcome(
-        outbound=[Outbound(topic=target, value=w, key=w["product_id"]) for w in result.open_windows
-                  if (w["product_id"], w["window_start"]) not in closed],
+    return _windows_outcome(
+        order_windows_final_unpublished(ids=closed.ids),
+        open_windows=[w for w in result.open_windows if (w["product_id"], w["window_start"]) not in closed.keys],
         applied=result.stored,
     )
 
 
+def windows_tick(progress: PartitionProgress | None, *, group: str, upstream: str | None) -> BatchOutcome:
+    """The idle timer of the windows of `group`: the member's progress, the close, and every
+    final window not yet published, published after the commit and marked after the ack."""
+    return _windows_outcome(order_windows_tick(group=group, upstream=upstream, progress=progress))
+
+
 def tick_order_windows(progress: PartitionProgress) -> BatchOutcome:
-    """ConsumerSpec.tick of `order_windows`: the member's progress, then the idle timer.
-    The final windows are published (and marked after the broker's ack) inside the
-    tick's transaction, so the outcome carries nothing more to publish."""
-    order_windows_tick(group=windows_group(), upstream=group_of(ORDERS_CONSUMER), progress=progress)
-    return BatchOutcome()
+    """ConsumerSpec.tick of `order_windows`: the member's progress, then the idle timer."""
+    return windows_tick(progress, group=consumer_group(WINDOWS_CONSUMER), upstream=consumer_group(ORDERS_CONSUMER))
 
 
 def tick_orders(progress: PartitionProgress) -> BatchOutcome:
     """ConsumerSpec.tick of `orders`: the member's progress on the group's watermark rows,
     so that a caught-up input partition stops holding the stamps back, and one whose
     member died holds them."""
-    record_progress(group=group_of(ORDERS_CONSUMER), progress=progress)
+    record_progress(group=consumer_group(ORDERS_CONSUMER), progress=progress)
     return BatchOutcome()

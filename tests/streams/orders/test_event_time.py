@@ -1,7 +1,8 @@
 """Event time of the order windows through the service functions: grace, the
 watermark over partitions, the idle timer (the tick the runtime will call),
 late orders and their release. The database is real; Kafka is the test's own
-topics (final windows are published by the close step)."""
+topics (final windows are published after the close step's commit, as the consumer's
+outcome is: `tick` below)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
+from django.db import transaction
 from django.utils import timezone
 
 from streams.models import OrderWatermark, ProcessedOrder, Product, ProductWindow
 from streams.orders.demo import catalog_seed_demo
+from streams.kafka.producer import produce_and_wait
 from streams.kafka.registry import PartitionProgress
+from streams.orders.consumers import windows_tick
 from streams.orders.services import (
     PartitionSeen,
     ProcessedOrderIn,
     order_windows_apply,
     order_windows_release_late,
-    order_windows_tick,
     record_progress,
     validate_order,
 )
@@ -45,6 +48,20 @@ def order(n: int, at: datetime, *, product: str = "prod-1", amount: str = "10.00
             "timestamp": at.isoformat()}
 
 
+def tick(*, upstream: str | None = None) -> int:
+    """The windows' tick of the test's group as the runtime runs it (apply.apply_tick): the
+    close in a transaction, then, after it, the final windows published and marked once
+    the broker acknowledged them. Returns the messages published."""
+    with transaction.atomic():
+        outcome = windows_tick(None, group=GROUP, upstream=upstream)
+    if outcome.outbound:
+        produce_and_wait(outcome.outbound)
+    for step in outcome.after_publish:
+        with transaction.atomic():
+            step()
+    return len(outcome.outbound)
+
+
 def apply(events: list[dict], *, partition: int = 0):
     names = dict(Product.objects.values_list("product_id", "name"))
     items = [ProcessedOrderIn(order=validate_order(e), product_name=names[e["product_id"]], category="",
@@ -52,7 +69,7 @@ def apply(events: list[dict], *, partition: int = 0):
     newest = max(i.order.timestamp for i in items)
     result = order_windows_apply(orders=items, group=GROUP,
                                  seen=[PartitionSeen(topic=TOPIC, partition=partition, max_event_at=newest)])
-    order_windows_tick(group=GROUP)  # what handle_order_windows does after each batch
+    tick()  # the close and the final windows' publication, as after each batch
     return result
 
 
@@ -124,7 +141,7 @@ def test_watermark_is_the_slowest_active_partition_and_an_idle_one_stops_holding
     # Partition 1 goes quiet for longer than the idle time: it no longer holds the watermark.
     OrderWatermark.objects.filter(group_id=GROUP, partition=1).update(
         idle_since=timezone.now() - timedelta(seconds=3601), caught_up_at=timezone.now())
-    order_windows_tick(group=GROUP)
+    tick()
     assert window(T0).final
     assert not window(T0 + timedelta(seconds=180)).final  # T0+200 - 10 s does not pass T0+240
     # It wakes up with an old order: late for the final window, and it holds the watermark again.
@@ -164,24 +181,24 @@ def test_watermark_rule_unassigned_backlogged_and_truly_idle_partitions(kafka, c
 
     # Partition 2 is unassigned for an hour: never reported caught up, it keeps holding.
     backdate(2, idle_for=None, reported_ago=3600)
-    order_windows_tick(group=GROUP)
+    tick()
     assert not window(T0).final
     # Its member reports it caught up, but for less than the idle time: still holds.
     record_progress(group=GROUP, progress=PartitionProgress(caught_up=(PARTITIONS[2],), partitions=PARTITIONS))
-    order_windows_tick(group=GROUP)
+    tick()
     assert not window(T0).final
     # Caught up for longer than the idle time, but its member stopped reporting (it died): holds.
     backdate(2, idle_for=3600, reported_ago=600)
-    order_windows_tick(group=GROUP)
+    tick()
     assert not window(T0).final
     # Reported with a backlog (a new member found unread messages there): holds, streak ended.
     record_progress(group=GROUP, progress=PartitionProgress(behind=(PARTITIONS[2],), partitions=PARTITIONS))
     assert OrderWatermark.objects.get(group_id=GROUP, partition=2).idle_since is None
-    order_windows_tick(group=GROUP)
+    tick()
     assert not window(T0).final
     # Truly idle: caught up for longer than the idle time and reported so now. It stops holding.
     backdate(2, idle_for=31)
-    order_windows_tick(group=GROUP)
+    tick()
     assert window(T0).final
     # A message on it ends the streak: it holds again from its new order time.
     apply([order(5, T0 + timedelta(seconds=250))], partition=2)
@@ -202,19 +219,19 @@ def test_the_wall_clock_closes_nothing_while_the_group_is_stalled(kafka, catalog
         apply([order(10 + p, now - timedelta(seconds=600 - p))], partition=p)
     start = window_start_for(now - timedelta(seconds=600))
     OrderWatermark.objects.filter(group_id=GROUP).update(seen_at=now - timedelta(seconds=3600))
-    order_windows_tick(group=GROUP)  # no member reports anything: every partition holds
+    tick()  # no member reports anything: every partition holds
     assert not window(start).final
     # The upstream group (its stamps feed this one) has a partition that is not idle: still quiet is not quiet.
     for p in range(3):
         backdate(p, idle_for=3600)
     OrderWatermark.objects.create(group_id="upstream", topic="orders", partition=0,
                                   max_event_at=now - timedelta(seconds=900), seen_at=now)
-    order_windows_tick(group=GROUP, upstream="upstream")
+    tick(upstream="upstream")
     assert not window(start).final
     # Everything caught up and idle, upstream too: the wall clock closes it.
     OrderWatermark.objects.filter(group_id="upstream").update(idle_since=now - timedelta(seconds=3600),
                                                               caught_up_at=now)
-    order_windows_tick(group=GROUP, upstream="upstream")
+    tick(upstream="upstream")
     assert window(start).final
 
 
@@ -233,13 +250,13 @@ def test_a_quiet_stream_closes_its_windows_by_wall_clock(kafka, catalog, event_t
     ahead = ProductWindow.objects.create(product_id="prod-2", product_name="Phone",
                                          window_start=now - timedelta(seconds=60), window_end=now,
                                          order_count=1, total_revenue=1, avg_order_value=1)
-    order_windows_tick(group=GROUP)
+    tick()
     due.refresh_from_db()
     assert not due.final, "the partition is active and its watermark (now - 60 s) is behind the end"
     # Caught up with no message for longer than the idle time: the wall clock is past end + grace + idle, the tick closes it.
     mark.idle_since, mark.caught_up_at = now - timedelta(seconds=31), timezone.now()
     mark.save()
-    order_windows_tick(group=GROUP)
+    tick()
     due.refresh_from_db()
     ahead.refresh_from_db()
     assert due.final and due.final_published_at
