@@ -1,16 +1,31 @@
-"""The web producer's deliveries are counted once per caller (streams/kafka/acks.py), and
-every message is counted, whether its caller waited for it, gave up, or could not queue
-them all. A fake producer: no broker."""
+"""The producer's front door (streams/kafka/producer.py).
+
+The web producer's deliveries are counted once per caller (_web_producer.py), and every
+message is counted, whether its caller waited for it, gave up, or could not queue them
+all: with a fake producer, no broker. Each way of waiting returns only once the real
+broker acknowledged every message, and raises DeliveryError when it does not answer in
+time. The two waits besides the endpoints' have their floors.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.kafka.acks import _Pending, _queue_all
-from streams.kafka.producer import DeliveryError, Outbound, deliveries
+from streams.kafka._web_producer import _Pending, _queue_all
+from streams.kafka.producer import (
+    DeliveryError,
+    Outbound,
+    action_ack_timeout,
+    batch_ack_timeout,
+    deliveries,
+    produce_and_wait,
+    publish_and_wait,
+    publish_and_wait_async,
+)
 
 
 class FakeProducer:
@@ -66,3 +81,48 @@ def test_messages_queued_before_a_refusal_are_counted_when_their_reports_arrive(
     with pytest.raises(DeliveryError):
         queue(FakeProducer(refuse_at=0), 2, nothing)
     assert counted()["delivered"] - before["delivered"] == 2 and nothing.count == 0
+
+
+def test_an_action_waits_at_least_10_s_and_a_batch_at_least_30_s(settings):
+    settings.KAFKA_PRODUCE_TIMEOUT_SECONDS = 5.0
+    assert (action_ack_timeout(), batch_ack_timeout()) == (10.0, 30.0)
+    settings.KAFKA_PRODUCE_TIMEOUT_SECONDS = 45.0
+    assert (action_ack_timeout(), batch_ack_timeout()) == (45.0, 45.0)
+
+
+def messages(kafka, n: int) -> list[Outbound]:
+    return [Outbound(kafka.name("metrics"), {"id": i, "val": 1.0, "time": 1624378100 + i}, key=str(i))
+            for i in range(n)]
+
+
+def test_a_request_threads_wait_returns_once_the_broker_acknowledged_and_says_where(kafka):
+    before, delivered = counted(), []
+    assert publish_and_wait(messages(kafka, 3), timeout=30, delivered=delivered) == 3
+    assert sorted(offset for _topic, _partition, offset in delivered) == [0, 1, 2]
+    assert {topic for topic, _partition, _offset in delivered} == {kafka.name("metrics")}
+    assert counted()["delivered"] - before.get("delivered", 0) == 3
+    assert kafka.end_offsets("metrics") == 3
+
+
+def test_a_coroutines_wait_returns_once_the_broker_acknowledged(kafka):
+    assert asyncio.run(publish_and_wait_async(messages(kafka, 4), timeout=30)) == 4
+    assert kafka.end_offsets("metrics") == 4
+
+
+def test_a_batchs_wait_returns_once_the_broker_acknowledged(kafka):
+    before = counted()
+    assert produce_and_wait(iter(messages(kafka, 5)), timeout=30) == 5
+    assert counted()["delivered"] - before.get("delivered", 0) == 5
+    assert kafka.end_offsets("metrics") == 5
+
+
+def test_every_wait_raises_when_the_broker_does_not_answer_in_time(kafka_down):
+    out = [Outbound("metrics", {"id": 1})]
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match=r"Kafka did not acknowledge 1 of 1 message\(s\) within 1s"):
+        publish_and_wait(out, timeout=1)
+    with pytest.raises(DeliveryError, match=r"Kafka did not acknowledge 1 of 1 message\(s\) within 1s"):
+        asyncio.run(publish_and_wait_async(out, timeout=1))
+    with pytest.raises(DeliveryError, match=r"Kafka did not acknowledge 1 of 1 message\(s\) within 1s"):
+        produce_and_wait(out, timeout=1)
+    assert time.monotonic() - started < 10

@@ -159,9 +159,17 @@ def test_create_topics_is_idempotent(kafka, capsys):
 
 
 def test_run_consumer_list_names_every_consumer(capsys):
+    from streams.kafka.registry import consumers
+    from streams.kafka.topics import topic_name
+
     call_command("run_consumer", "--list")
-    out = capsys.readouterr().out
-    assert "telemetry" in out and "metrics, workorders" in out
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    registered = consumers()
+    assert set(lines) == set(registered) and {"telemetry", "orders", "files"} <= set(lines)
+    for name, spec in registered.items():
+        assert f"group={spec.group_id()}" in lines[name]
+        assert f"topics={', '.join(topic_name(t) for t in spec.topics)}" in lines[name]
+        assert f"dead-letters={topic_name(spec.dead_letter_topic)}" in lines[name]
 
 
 @pytest.mark.kafka_partitions(3)
