@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps test test-fast test-chaos check-compose bench-ingest bench-orders clean
+        supervisord-conf run ps monitoring-deps test test-fast test-chaos check-compose bench-ingest bench-orders clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,7 +73,15 @@ ps:  ## Show the state of every process of `make run`
 browser-deps:  ## Install Debian's Chromium for the browser tests when it is missing
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
-test: services check-compose browser-deps  ## Run the test suite against the real services
+# promtool and prometheus for tests/deploy (the shipped rules and dashboard). The Debian package
+# would also start a system Prometheus on :9090: the suite needs the binaries only, so a service
+# that the install itself started is stopped and disabled again.
+monitoring-deps:  ## Install Debian's prometheus (promtool) for the monitoring-kit tests when it is missing
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus && \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; }
+
+test: services check-compose browser-deps monitoring-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv env  ## The fast tier: pure logic and PostgreSQL-only tests (no Kafka, Redis, worker or browser)
