@@ -299,3 +299,12 @@ def processes(kafka: KafkaNamespace, tmp_path: Path, transactional_db) -> Iterat
     runner = ProcessRunner(kafka, tmp_path)
     yield runner
     runner.stop_all()
+
+
+@pytest.fixture
+def catalog(db) -> None:
+    """The seed's demo catalog (streams.orders.demo): prod-1 Laptop .. prod-5 Keyboard. For the
+    orders pipeline's tests and every test that sends orders through a consumer (the fuzzing too)."""
+    from streams.orders.demo import catalog_seed_demo
+
+    catalog_seed_demo(count=5)

@@ -108,10 +108,3 @@ def test_generated_messages_are_all_accounted_for(name, kafka, processes, tmp_pa
         accepted = accepted_by(readings.decode_processed, kafka.name("processed_data"), produced["processed_data"])
         assert SensorReading.objects.count() + ActivityEvent.objects.count() == len(
             {v["event_id"] for v in accepted})
-
-
-@pytest.fixture
-def catalog(db):
-    from streams.orders.demo import catalog_seed_demo
-
-    catalog_seed_demo(count=5)

@@ -1,15 +1,5 @@
 from __future__ import annotations
 
-import pytest
-
-from streams.orders.demo import catalog_seed_demo
-
-
-@pytest.fixture
-def catalog(db):
-    """The seed's demo catalog: prod-1 Laptop .. prod-5 Keyboard."""
-    catalog_seed_demo(count=5)
-
 
 def consumed(processes, proc) -> int:
     """Messages a consumer process has handled so far (from its batch log lines)."""

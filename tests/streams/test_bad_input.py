@@ -256,10 +256,3 @@ def test_two_readings_in_the_same_second_never_collapse_silently(kafka, processe
     time.sleep(1.5)
     assert TelemetryOverwrite.objects.count() == 2
     assert proc.poll() is None
-
-
-@pytest.fixture
-def catalog(db):
-    from streams.orders.demo import catalog_seed_demo
-
-    catalog_seed_demo(count=5)

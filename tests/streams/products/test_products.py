@@ -138,14 +138,15 @@ def test_upsert_is_guarded_by_the_registration_timestamp():
 
 
 @pytest.fixture
-def catalog(db):
+def three_products(db):
+    """p-1 (tools), p-2 and p/3 (toys, and a slash in its id): rows to read, edit and delete."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     return [Product.objects.create(product_id=pid, name=f"Product {pid}", price=10, currency="BRL",
                                    category=cat, stock_quantity=3, availability_timestamp=now)
             for pid, cat in (("p-1", "tools"), ("p-2", "toys"), ("p/3", "toys"))]
 
 
-def test_read_update_delete_endpoints(catalog, client_reader, client_operator, anonymous):
+def test_read_update_delete_endpoints(three_products, client_reader, client_operator, anonymous):
     assert anonymous.get("/api/products/").status_code == 401
     listing = client_reader.get("/api/products/?category=toys").json()
     assert [p["product_id"] for p in listing["results"]] == ["p-2", "p/3"]
@@ -171,7 +172,7 @@ def test_read_update_delete_endpoints(catalog, client_reader, client_operator, a
     assert client_operator.post("/api/products/", {"product_id": "new"}, format="json").status_code == 405
 
 
-def test_a_service_token_may_not_edit_or_delete_products(catalog, client_token):
+def test_a_service_token_may_not_edit_or_delete_products(three_products, client_token):
     """The token of `create_service_token` publishes telemetry and registrations, nothing more."""
     assert client_token.patch("/api/products/p-1/", {"price": "1.00"}, format="json").status_code == 403
     assert client_token.delete("/api/products/p-1/").status_code == 403
