@@ -1,10 +1,10 @@
 """Publishing telemetry events from the API: the one POST path.
 
 The DRF view (api.py) and the ASGI hot path (asgi.py) both answer through
-`telemetry_messages` (validation by the consumer's rules, the 400 answers) and
-`may_publish_telemetry` (who may publish), then publish and wait for Kafka's
-acknowledgement: `telemetry_ingest` in a thread, `telemetry_ingest_async` on
-the event loop. So both answer alike, and tightening a rule here tightens both.
+`telemetry_messages` (validation by the consumer's rules: the messages to
+publish, or TelemetryInvalid with the 400 answer) and `may_publish_telemetry`
+(who may publish), then publish and wait for Kafka's acknowledgement:
+`telemetry_ingest` in a thread, `telemetry_ingest_async` on the event loop. So both answer alike, and tightening a rule here tightens both.
 """
 
 from __future__ import annotations
@@ -63,17 +63,29 @@ WORKORDERS = TelemetryKind(
 )
 
 
-def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound] | Answer:
-    """Validate one event or an array of them: the messages to publish, or the 400 answer."""
+class TelemetryInvalid(Exception):
+    """The request's events break the rules: nothing is published, and `body` is the 400
+    answer's (field errors per event, or what is wrong with the request as a whole)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.body = body
+
+
+def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound]:
+    """Validate one event or an array of them: the messages to publish (never empty).
+
+    Raises TelemetryInvalid when the body or any event breaks the rules: one bad
+    event refuses the whole request."""
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list):
-        return 400, {"non_field_errors": ["expected a JSON object or an array of objects"]}, {}
+        raise TelemetryInvalid({"non_field_errors": ["expected a JSON object or an array of objects"]})
     limit = settings.TELEMETRY_BATCH_MAX_EVENTS
     if not items:
-        return 400, {"non_field_errors": ["the array is empty"]}, {}
+        raise TelemetryInvalid({"non_field_errors": ["the array is empty"]})
     if len(items) > limit:
-        return 400, {"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]}, {}
+        raise TelemetryInvalid({"non_field_errors": [f"at most {limit} events per request, got {len(items)}"]})
     validate, event = kind.validate, kind.event
     events: list[tuple[str, bytes]] = []
     errors: dict[str, dict[str, list[str]]] = {}
@@ -87,9 +99,9 @@ def telemetry_messages(*, kind: TelemetryKind, data: Any) -> list[Outbound] | An
             errors[str(index)] = field_errors(exc.errors)
     if errors:
         if single:
-            return 400, errors["0"], {}
-        return 400, {"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
-                     "errors": errors}, {}
+            raise TelemetryInvalid(errors["0"])
+        raise TelemetryInvalid({"detail": f"{len(errors)} of {len(items)} events are invalid; none was published",
+                                "errors": errors})
     name = topic_name(kind.topic)
     return [Outbound(name, value, key=key) for key, value in events]
 
@@ -102,11 +114,11 @@ def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
     """Validate and publish, answering only once Kafka acknowledged: (status, body, headers).
 
     The DRF view's path."""
-    messages = telemetry_messages(kind=kind, data=data)
-    if isinstance(messages, tuple):
-        return messages
     try:
+        messages = telemetry_messages(kind=kind, data=data)
         publish_and_wait(messages)
+    except TelemetryInvalid as exc:
+        return 400, exc.body, {}
     except DeliveryError as exc:
         return unavailable_answer(exc)
     return _accepted(messages)
@@ -114,11 +126,11 @@ def telemetry_ingest(*, kind: TelemetryKind, data: Any) -> Answer:
 
 async def telemetry_ingest_async(*, kind: TelemetryKind, data: Any) -> Answer:
     """`telemetry_ingest` for the ASGI hot path: the same rules and answers, awaiting the acks."""
-    messages = telemetry_messages(kind=kind, data=data)
-    if isinstance(messages, tuple):
-        return messages
     try:
+        messages = telemetry_messages(kind=kind, data=data)
         await publish_and_wait_async(messages)
+    except TelemetryInvalid as exc:
+        return 400, exc.body, {}
     except DeliveryError as exc:
         return unavailable_answer(exc)
     return _accepted(messages)
