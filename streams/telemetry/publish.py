@@ -4,7 +4,8 @@ The DRF view (api.py) and the ASGI hot path (asgi.py) both answer through
 `telemetry_messages` (validation by the consumer's rules: the messages to
 publish, or TelemetryInvalid with the 400 answer) and `may_publish_telemetry`
 (who may publish), then publish and wait for Kafka's acknowledgement:
-`telemetry_ingest` in a thread, `telemetry_ingest_async` on the event loop. So both answer alike, and tightening a rule here tightens both.
+`telemetry_ingest` in a thread, `telemetry_ingest_async` on the event loop. So
+both answer alike, and tightening a rule here tightens both.
 """
 
 from __future__ import annotations
