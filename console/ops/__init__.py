@@ -3,8 +3,8 @@
 It holds:
 
 * the pages under /admin/ops/: pages.py (the URLs and permissions, the dashboard, a
-  consumer's page, Celery's workers and queues), messages.py (topics and the message
-  browser, highlight.py colouring its JSON), offsets.py (resetting a group's offsets);
+  consumer's page, Celery's workers and queues), topic_pages.py (topics and the
+  message browser, highlight.py colouring its JSON), offsets.py (resetting a group's offsets);
 * what the dashboards show, read in one place for every page that shows it:
   dashboard.py, with members.py (a group's members), lag_history.py (the lag samples,
   their charts) and alerts.py (every threshold passed now);

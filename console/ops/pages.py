@@ -1,7 +1,7 @@
 """The operations pages inside the admin (what operators otherwise open Kafdrop or
 kafka-ui for): their URLs and permissions (`urls()`), and the views of the dashboard
 (services and live lag), a consumer's page and Celery's workers and queues. The topic
-and message pages are console/ops/messages.py, the offset reset console/ops/offsets.py.
+and message pages are console/ops/topic_pages.py, the offset reset console/ops/offsets.py.
 
 Views only: what the dashboards and a consumer's page show is read by
 console/ops/dashboard.py, the Celery page's by console/ops/celery_ops.py.
@@ -9,7 +9,7 @@ console/ops/dashboard.py, the Celery page's by console/ops/celery_ops.py.
 Staff only (the admin's login), and each page needs its permission on top:
 `console.view_operations` for the dashboard, the topics and Celery's workers
 and queues, `console.view_topic_messages` for raw messages, which carry
-whatever the producers put in them (the message browser, console/ops/messages.py),
+whatever the producers put in them (the message browser, console/ops/topic_pages.py),
 `console.produce_message` and `console.redrive_dead_letters` to write to topics
 from there, and `console.revoke_task` to revoke a queued task. The `operators`
 group has them all.
@@ -29,7 +29,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from . import celery_ops, messages
+from . import celery_ops, topic_pages
 from ..audit import ActionError
 from .dashboard import consumer_page, dashboard_overview, services_overview
 from .lag_history import lines_svg
@@ -114,8 +114,8 @@ def celery_revoke(request: HttpRequest) -> HttpResponse:
 VIEW_OPERATIONS = "console.view_operations"
 VIEW_TOPIC_MESSAGES = "console.view_topic_messages"
 REVOKE_TASK = "console.revoke_task"
-PRODUCE_MESSAGE = messages.PRODUCE_MESSAGE
-REDRIVE_DEAD_LETTERS = messages.REDRIVE_DEAD_LETTERS
+PRODUCE_MESSAGE = topic_pages.PRODUCE_MESSAGE
+REDRIVE_DEAD_LETTERS = topic_pages.REDRIVE_DEAD_LETTERS
 
 
 def _requires(*perms: str) -> Callable:
@@ -143,15 +143,15 @@ def urls() -> list:
              name="ops-offsets-plan"),
         path("consumers/<str:name>/offsets/apply/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_apply)),
              name="ops-offsets-apply"),
-        path("topics/", wrap(_requires(VIEW_OPERATIONS)(messages.topics)), name="ops-topics"),
+        path("topics/", wrap(_requires(VIEW_OPERATIONS)(topic_pages.topics)), name="ops-topics"),
         path("topics/<str:name>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
-            messages.topic_messages)), name="ops-topic-messages"),
+            topic_pages.topic_messages)), name="ops-topic-messages"),
         path("topics/<str:name>/<int:partition>/<int:offset>/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES)(
-            messages.message_detail)), name="ops-message"),
+            topic_pages.message_detail)), name="ops-message"),
         path("topics/<str:name>/redrive/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, REDRIVE_DEAD_LETTERS)(
-            messages.redrive)), name="ops-redrive"),
+            topic_pages.redrive)), name="ops-redrive"),
         path("produce/", wrap(_requires(VIEW_OPERATIONS, VIEW_TOPIC_MESSAGES, PRODUCE_MESSAGE)(
-            messages.produce)), name="ops-produce"),
+            topic_pages.produce)), name="ops-produce"),
         path("celery/", wrap(_requires(VIEW_OPERATIONS)(celery_page)), name="ops-celery"),
         path("celery/revoke/", wrap(_requires(VIEW_OPERATIONS, REVOKE_TASK)(celery_revoke)),
              name="ops-celery-revoke"),
