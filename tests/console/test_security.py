@@ -283,7 +283,7 @@ class _Stop(Exception):
 def test_kafka_client_config_reaches_every_client(settings, monkeypatch):
     """SASL/TLS properties in KAFKA_CLIENT_CONFIG reach the producers (services and web),
     the consumers, the admin client and the /healthz check."""
-    from console import health
+    from console.ops import health
     from streams.kafka import _web_producer, producer, runtime, topics
     from streams.kafka.registry import consumers
 
