@@ -1,8 +1,9 @@
 """The rooms' boundaries, read from the source (no test service is needed).
 
 The import contracts are import-linter's, in `.importlinter` at the root:
-the Kafka platform imports no app; the stream pipelines never import each
-other except the declared lookups (orders -> the products catalog, the report
+the Kafka platform imports no app, and the others reach its producer only
+through the front door (streams.kafka.producer); the stream pipelines never
+import each other except the declared lookups (orders -> the products catalog, the report
 -> what telemetry stores); quarantine imports no app that registers a source;
 no app imports the console's entry points; and nothing imports in a circle.
 docs/ARCHITECTURE.md draws them.
