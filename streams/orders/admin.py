@@ -14,10 +14,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.http import HttpRequest
 
-from console.admin_base import DeletableReadOnlyAdmin
+from console.admin_base import DeletableReadOnlyAdmin, log_changes
 
 from .models import ProcessedOrder, ProductWindow
 from .services import order_windows_rebuild, order_windows_release_late
@@ -106,10 +105,7 @@ class ProductWindowAdmin(admin.ModelAdmin):
         total = sum(order_windows_rebuild(product_id=p) for p in products)
         # One audit entry per product (on its latest window).
         latest = queryset.order_by("product_id", "-window_start").distinct("product_id")
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk, queryset=list(latest), action_flag=CHANGE,
-            change_message="Recomputed this product's windows from stored orders",
-        )
+        log_changes(user=request.user, objects=latest, message="Recomputed this product's windows from stored orders")
         self.message_user(
             request, f"Recomputed {total} window(s) of {len(products)} product(s) from the stored orders.",
             messages.SUCCESS,

@@ -20,9 +20,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection, transaction
 
+from console.admin_base import log_changes
 from console.audit import audit_record
 from streams.kafka.producer import DeliveryError, batch_ack_timeout, publish_and_wait
 
@@ -109,9 +109,9 @@ def order_windows_release_late(*, windows: Sequence[ProductWindow], by: Any) -> 
         by_id = {w.pk: w for w in windows}
         for window_id, n, revenue, count, total in changed:
             window = by_id[window_id]
-            LogEntry.objects.log_actions(
-                user_id=by.pk, queryset=[window], action_flag=CHANGE, single_object=True,
-                change_message=(f"Released {n} late order(s), revenue {revenue}, into this final window: "
+            log_changes(
+                user=by, objects=[window],
+                message=(f"Released {n} late order(s), revenue {revenue}, into this final window: "
                                 f"now {count} orders, {total} revenue (republished as final)"),
             )
         if changed:
