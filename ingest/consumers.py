@@ -16,5 +16,7 @@ register(ConsumerSpec(
     decode=file_events.decode,
     handle_batch=file_events.handle_batch,
     dead_letter_topic="dead_letters",
+    writes=("ingest.IngestedFile",),
+    queues=("ingest.process_file",),
     description="file_events -> registered files (inbox-checked) -> Celery process_file.",
 ))

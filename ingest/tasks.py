@@ -18,11 +18,22 @@ from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from streams.kafka.client import describe
+from streams.kafka.registry import Source, register_source
 
 from . import services
 from .models import IngestedFile
 
 logger = logging.getLogger(__name__)
+
+# What each task does, for the pipeline map (console/ops/topology.py; key: the task's name).
+register_source(Source("ingest.process_file", "task", "process_file", pipeline="files",
+                       writes=("ingest.IngestedFile", "ingest.RawSensorReading", "ingest.SensorAggregate",
+                               "ingest.OverallRefreshPending", "quarantine.QuarantineRecord"),
+                       queues=("ingest.refresh_overall_aggregates",)))
+register_source(Source("ingest.scan_inbox", "task", "scan_inbox (periodic)", produces=("file_events",),
+                       writes=("ingest.InboxEntry",), queues=("ingest.process_file",), pipeline="files"))
+register_source(Source("ingest.refresh_overall_aggregates", "task", "refresh_overall_aggregates",
+                       writes=("ingest.SensorAggregate", "ingest.OverallRefreshPending"), pipeline="files"))
 
 # Only these are worth a retry: the database or the broker was briefly away.
 # Raw psycopg2 cursors (COPY, execute_values) raise psycopg2's own classes.

@@ -1,7 +1,9 @@
 """The stream pipelines' consumers, registered by name for `run_consumer NAME`.
 
 A map of the consumers this app runs: each registration names the pipeline
-module whose steps decode and handle a batch (`streams/<pipeline>/consumers.py`).
+module whose steps decode and handle a batch (`streams/<pipeline>/consumers.py`),
+and declares what the consumer writes and produces (the pipeline map draws it;
+tests/console/test_map_declared.py holds it to that).
 Every app registers its consumers this way, in its own `consumers.py` (ingest's
 is ingest/consumers.py). The runtime (streams/kafka/runtime.py) knows only the
 ConsumerSpec. Discovered by the registry (streams.kafka.registry).
@@ -28,6 +30,7 @@ register(ConsumerSpec(
     decode=telemetry.decode,
     handle_batch=telemetry.handle_batch,
     offsets_in_db=True,
+    writes=("streams.MachineMetric", "streams.WorkOrderReading", "streams.TelemetryOverwrite"),
     description="Machine metrics and work orders -> PostgreSQL (idempotent upserts).",
 ))
 register(ConsumerSpec(
@@ -38,6 +41,8 @@ register(ConsumerSpec(
     handle_batch=orders.handle_orders,
     tick=orders.tick_orders,
     dead_letter_topic="orders_dlq",
+    writes=("streams.OrderWatermark",),
+    produces=("processed_orders",),
     description="Orders -> validated, enriched with the catalog -> processed-orders.",
 ))
 register(ConsumerSpec(
@@ -50,6 +55,8 @@ register(ConsumerSpec(
     dead_letter_topic="orders_dlq",
     offsets_in_db=True,
     one_group_per_database=True,  # the windows and their closing are shared by every group
+    writes=("streams.ProcessedOrder", "streams.ProductWindow", "streams.OrderWatermark"),
+    produces=("product_metrics",),
     description="Processed orders -> per-product tumbling windows (exactly once, event time) -> product-metrics.",
 ))
 register(ConsumerSpec(
@@ -58,6 +65,7 @@ register(ConsumerSpec(
     topics=("sensor_data", "user_activity"),
     decode=activity.decode_raw,
     handle_batch=activity.handle_standardize,
+    produces=("processed_data",),
     description="Sensor readings and user activity -> one standard shape with status -> processed_data.",
 ))
 register(ConsumerSpec(
@@ -67,6 +75,7 @@ register(ConsumerSpec(
     decode=activity.decode_processed,
     handle_batch=activity.handle_sink,
     offsets_in_db=True,
+    writes=("streams.SensorReading", "streams.ActivityEvent"),
     description="processed_data -> sensor/activity tables (idempotent), exported as CSV.",
 ))
 register(ConsumerSpec(
@@ -75,5 +84,7 @@ register(ConsumerSpec(
     topics=("product_registrations",),
     decode=products.decode,
     handle_batch=products.handle_batch,
+    writes=("streams.Product",),
+    produces=("products_persisted",),
     description="Product registrations (cadastro-produtos) -> catalog upsert -> produtos-persistidos.",
 ))

@@ -18,9 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streams.kafka.producer import Outbound, batch_ack_timeout, produce_and_wait
+from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
 
 from .sensors import DEVICES, sensor_csv_write, sensor_row
+
+# What the demo puts into the pipelines (the pipeline map, console/ops/topology.py); its
+# CSV files reach file_events through the inbox watcher.
+register_source(Source("demo_traffic", "generator", "demo_traffic", writes=("streams.Product",), produces=(
+    "metrics", "workorders", "orders", "sensor_data", "user_activity", "product_registrations")))
 
 
 def telemetry_events(now: int, rng: random.Random) -> list[Outbound]:

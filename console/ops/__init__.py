@@ -8,6 +8,8 @@ It holds:
 * what the dashboards show, read in one place for every page that shows it:
   dashboard.py, with members.py (a group's members), lag_history.py (the lag samples,
   their charts) and alerts.py (every threshold passed now);
+* the pipeline map: topology.py (the graph of every pipeline from the consumer registry
+  and the declared sources, with its live state) and map_svg.py (its layout and drawing);
 * the actions the pages take: kafka_actions.py (produce, re-drive dead letters) and
   celery_ops.py (Celery's workers and queues, retry, revoke);
 * the task results' and audit log's admin (admin.py), /healthz (health.py) and

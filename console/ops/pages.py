@@ -1,6 +1,7 @@
 """The operations pages inside the admin (what operators otherwise open Kafdrop or
 kafka-ui for): their URLs and permissions (`urls()`), and the views of the dashboard
-(services and live lag), a consumer's page and Celery's workers and queues. The topic
+(services and live lag), the pipeline map (topology.py, map_svg.py), a consumer's page and
+Celery's workers and queues. The topic
 and message pages are console/ops/topic_pages.py, the offset reset console/ops/offsets.py.
 
 Views only: what the dashboards and a consumer's page show is read by
@@ -29,10 +30,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from . import celery_ops, topic_pages
+from . import celery_ops, topic_pages, topology
 from ..audit import ActionError
 from .dashboard import consumer_page, dashboard_overview, services_overview
 from .lag_history import lines_svg
+from .map_svg import map_svg
 from .offsets import RESET_OFFSETS, offsets_apply, offsets_plan
 
 
@@ -54,6 +56,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def dashboard_fragment(request: HttpRequest) -> HttpResponse:
     """The admin index's dashboard, alone: what its refresh loop fetches every few seconds."""
     return TemplateResponse(request, "ops/dashboard_fragment.html", {"overview": dashboard_overview()})
+
+
+def pipeline_map(request: HttpRequest) -> HttpResponse:
+    """Every pipeline in one live picture (topology.pipeline_map drawn by map_svg.map_svg);
+    its refresh loop fetches `pipeline_map_fragment`."""
+    return TemplateResponse(request, "ops/map.html", _context(
+        request, "Pipeline map", svg=map_svg(topology.pipeline_map()),
+        refresh_ms=int(settings.CONSOLE_DASHBOARD_REFRESH_SECONDS * 1000)))
+
+
+def pipeline_map_fragment(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(map_svg(topology.pipeline_map()))
 
 
 def consumer_detail(request: HttpRequest, name: str) -> HttpResponse:
@@ -138,6 +152,8 @@ def urls() -> list:
     return [
         path("", wrap(_requires(VIEW_OPERATIONS)(dashboard)), name="ops-dashboard"),
         path("dashboard/", wrap(_requires(VIEW_OPERATIONS)(dashboard_fragment)), name="ops-dashboard-fragment"),
+        path("map/", wrap(_requires(VIEW_OPERATIONS)(pipeline_map)), name="ops-map"),
+        path("map/svg/", wrap(_requires(VIEW_OPERATIONS)(pipeline_map_fragment)), name="ops-map-fragment"),
         path("consumers/<str:name>/", wrap(_requires(VIEW_OPERATIONS)(consumer_detail)), name="ops-consumer"),
         path("consumers/<str:name>/offsets/plan/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_plan)),
              name="ops-offsets-plan"),

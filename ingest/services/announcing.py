@@ -24,12 +24,20 @@ from django.conf import settings
 from django.utils import timezone
 
 from streams.kafka.producer import Outbound, action_ack_timeout, publish_and_wait
+from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
 
 from ..inbox import inbox_dir, is_candidate, safe_file_name, sha256_of
 from ..models import InboxEntry, IngestedFile
 
 logger = logging.getLogger(__name__)
+
+# The two ways in, as the pipeline map draws them (console/ops/topology.py); the periodic
+# scan is a Celery task, declared in ingest/tasks.py.
+register_source(Source("watch_inbox", "watcher", "Inbox watcher", produces=("file_events",),
+                       writes=("ingest.InboxEntry",), pipeline="files"))
+register_source(Source("api:files", "upload", "POST /api/files/ (upload)", produces=("file_events",),
+                       writes=("ingest.InboxEntry",), pipeline="files", link="/api/files/"))
 Status = IngestedFile.Status
 
 

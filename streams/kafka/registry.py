@@ -160,9 +160,53 @@ class ConsumerSpec:
     one_group_per_database: bool = False
     # The pipeline the operations pages show it under; None: under "Other consumers".
     pipeline: Pipeline | None = None
+    # What it does besides reading `topics`, for the pipeline map (console/ops/topology.py):
+    # the models its batches and ticks write ("app_label.Model"), the topics its outbound goes
+    # to (logical names; dead letters go to dead_letter_topic) and the Celery tasks it queues
+    # (by name). tests/console/test_map_declared.py runs it on real messages and fails on
+    # anything it did that is not declared here.
+    writes: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
 
     def group_id(self) -> str:
         return self.group or consumer_group(self.name)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What puts data into the pipelines other than a consumer, declared next to its code
+    with `register_source()`, for the pipeline map: an `endpoint`, the inbox `watcher`, an
+    `upload`, a `generator` (demo, load), a Celery `task` (key: its task name) or an
+    `operator` action. Like a ConsumerSpec it names the topics it `produces` (logical),
+    the models it `writes` ("app_label.Model") and the tasks it `queues`; `pipeline` is a
+    Pipeline key and `link` the path of its page, if it has one."""
+
+    key: str
+    kind: str
+    label: str
+    produces: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    pipeline: str = ""
+    link: str = ""
+
+
+_sources: dict[str, Source] = {}
+
+
+def register_source(source: Source) -> Source:
+    known = _sources.get(source.key)
+    if known is not None and known != source:
+        raise ValueError(f"source {source.key!r} is declared twice, differently: {known} and {source}")
+    _sources[source.key] = source
+    return source
+
+
+def sources() -> dict[str, Source]:
+    """Every declared source, by key (those of the modules imported so far: the pipeline
+    map imports the modules that declare them first, console/ops/topology.py)."""
+    return dict(sorted(_sources.items()))
 
 
 def consumer_group(name: str) -> str:

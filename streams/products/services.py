@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from streams.kafka.decoding import FieldChecker
 from streams.kafka.producer import Outbound, publish_and_wait
+from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
 
 from .models import Product
@@ -38,6 +39,10 @@ from .models import Product
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_PRICE = Decimal("999999999999.99")
 MAX_STOCK = 2**31 - 1
+
+# What the registration endpoint puts into the pipelines (the pipeline map, console/ops/topology.py).
+register_source(Source("api:products", "endpoint", "POST /api/products/", produces=("product_registrations",),
+                       pipeline="products", link="/api/products/"))
 
 
 def validate_registration(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from streams.kafka.client import describe
+from streams.kafka.registry import Source, register_source
 
 from .inputs import report_inputs_load
 from .method import METHOD, ReportParameters, correlate
@@ -24,6 +25,10 @@ from .models import CorrelationReport, CorrelationRow
 logger = logging.getLogger(__name__)
 
 BUILD_TASK = "streams.report_build"  # report/tasks.py
+
+# Who asks for a report besides the beat entry (the pipeline map, console/ops/topology.py).
+register_source(Source("api:reports", "endpoint", "POST /api/reports/ (and the admin)", pipeline="report",
+                       writes=("streams.CorrelationReport",), queues=(BUILD_TASK,), link="/api/reports/"))
 
 
 def report_request(*, trigger: str, by=None, time_from: int | None = None, time_to: int | None = None,

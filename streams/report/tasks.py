@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from streams.kafka.registry import Source, register_source
+
 from .models import CorrelationReport
 from .services import report_build, report_request
+
+# What each task does, for the pipeline map (console/ops/topology.py; key: the task's name).
+register_source(Source("streams.report_build", "task", "report_build", pipeline="report",
+                       writes=("streams.CorrelationReport", "streams.CorrelationRow")))
+register_source(Source("streams.report_scheduled", "task", "report_scheduled (beat)", pipeline="report",
+                       writes=("streams.CorrelationReport",), queues=("streams.report_build",)))
 
 
 @shared_task(name="streams.report_build")

@@ -19,12 +19,18 @@ from rest_framework import permissions
 
 from console.publishing import Answer, field_errors, unavailable_answer
 from streams.kafka.producer import DeliveryError, Outbound, publish_and_wait, publish_and_wait_async
-from streams.kafka.registry import MessageRejected
+from streams.kafka.registry import MessageRejected, Source, register_source
 from streams.kafka.topics import topic_name
 
 from .rules import validate_metric, validate_workorder
 
 PUBLISH_TELEMETRY = "streams.publish_telemetry"
+
+# What the POST path puts into the pipelines (the pipeline map, console/ops/topology.py).
+register_source(Source("api:metrics", "endpoint", "POST /api/metrics/", produces=("metrics",),
+                       pipeline="telemetry", link="/api/metrics/"))
+register_source(Source("api:workorders", "endpoint", "POST /api/workorders/", produces=("workorders",),
+                       pipeline="telemetry", link="/api/workorders/"))
 
 
 def may_publish_telemetry(user) -> bool:

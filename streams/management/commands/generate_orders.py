@@ -3,10 +3,13 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
 from streams.orders.demo import order_events
 
 from ._loadgen import paced_produce
+
+register_source(Source("generate_orders", "generator", "generate_orders", produces=("orders",), pipeline="orders"))
 
 
 class Command(BaseCommand):

@@ -5,10 +5,14 @@ import random
 from django.core.management.base import BaseCommand, CommandError
 
 from streams.kafka.producer import DeliveryError, Outbound
+from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
 from streams.activity.demo import activity_events, sensor_events
 
 from ._loadgen import paced_produce
+
+register_source(Source("generate_readings", "generator", "generate_readings", produces=("sensor_data", "user_activity"),
+                       pipeline="sensors"))
 
 
 class Command(BaseCommand):
