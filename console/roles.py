@@ -3,6 +3,9 @@
 * `telemetry-publishers`: a service account's whole scope (`create_service_token`
   puts its accounts here): publish telemetry and product registrations.
 * `file-uploaders`: upload sensor files (`POST /api/files/`) and follow them.
+* `viewers`: every read of the pipelines' tables (the `view_*` permissions of
+  streams, ingest and quarantine) and nothing else: single sign-on's viewer
+  role (console/sso/roles.py).
 * `operators`: the quarantine actions (quarantine/services/actions.py) plus every read
   of the pipelines' tables, product edits and deletes, report requests and
   builds, file uploads and requeues, order-window rebuilds and releases of
@@ -10,7 +13,7 @@
   task results with retry and revoke, and the audit log.
 
 Migration console/0002 creates them on a real database (streams/0009 adds the
-release of late orders); `roles_ensure` (after
+release of late orders; `viewers` came later and only `roles_ensure` makes it); `roles_ensure` (after
 every migrate, and so after a test database is flushed) recreates a group
 that is missing, leaving existing ones as the admins set them.
 """
@@ -22,6 +25,8 @@ PUBLISHER_PERMISSIONS = ["streams.publish_telemetry", "streams.register_product"
 
 UPLOADERS_GROUP = "file-uploaders"
 UPLOADER_PERMISSIONS = ["ingest.upload_file", "ingest.view_ingestedfile"]
+
+VIEWERS_GROUP = "viewers"
 
 OPERATORS_GROUP = "operators"
 OPERATOR_VIEW_APPS = ["streams", "ingest", "quarantine"]
@@ -67,6 +72,10 @@ def roles_ensure() -> None:
     uploaders, created = Group.objects.get_or_create(name=UPLOADERS_GROUP)
     if created:
         uploaders.permissions.add(*permissions_named(UPLOADER_PERMISSIONS))
+    viewers, created = Group.objects.get_or_create(name=VIEWERS_GROUP)
+    if created:
+        viewers.permissions.add(
+            *Permission.objects.filter(content_type__app_label__in=OPERATOR_VIEW_APPS, codename__startswith="view_"))
     operators, created = Group.objects.get_or_create(name=OPERATORS_GROUP)
     if created:
         operators.permissions.add(

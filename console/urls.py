@@ -1,4 +1,4 @@
-"""The console's URLs: the admin, the operations pages, health, metrics, the API docs and
+"""The console's URLs: the admin, the operations pages, single sign-on, health, metrics, the API docs and
 every app's API routes (each app's `register_routes(router)`)."""
 
 from django.contrib import admin
@@ -23,6 +23,7 @@ register_quarantine_routes(router)  # quarantine records and their actions
 urlpatterns = [
     path("admin/ops/", include(ops.urls())),
     path("admin/", admin.site.urls),
+    path("oidc/", include("console.sso.urls")),  # single sign-on: 404 until configured (console/sso)
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "axes",
     "console",
+    "console.sso",
     "streams",
     "quarantine",
     "ingest",
@@ -100,6 +101,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The login pages' "Sign in with <provider>" button (console/sso/context.py).
+                "console.sso.context.sso",
             ],
         },
     },
@@ -117,9 +120,12 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out login before any password is checked.
+# Then the password (refused to all but superusers when LOCAL_LOGIN is off) and
+# single sign-on, which answers only the provider's callback (console/sso/backends.py).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "console.sso.backends.LocalLoginBackend",
+    "console.sso.backends.SsoBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -164,12 +170,70 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Passwords only: the single sign-on callback has none to guess (console/sso/backends.py).
+AXES_WHITELIST_CALLABLE = "console.sso.backends.axes_ignores_sso_callback"
 # Behind a reverse proxy, the number of proxies in front of the web process
 # (0: the address is the peer's, X-Forwarded-For is ignored).
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
+
+# ------------------------------------------------------------- Single sign-on
+# OpenID Connect login for the admin and the browsable API (mozilla-django-oidc,
+# console/sso/; README "Single sign-on", docs/SECURITY.md). Off until OIDC_ISSUER
+# and the client are set. The endpoints and signing keys come from the issuer's
+# discovery document (<issuer>/.well-known/openid-configuration), fetched when a
+# login starts and kept OIDC_DISCOVERY_CACHE_SECONDS; OIDC_*_ENDPOINT override it
+# for a provider without discovery. The provider redirects to <console>/oidc/callback/.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_ENABLED = bool(OIDC_ISSUER or env.str("OIDC_AUTHORIZATION_ENDPOINT", default=""))
+if OIDC_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("Single sign-on is configured (OIDC_ISSUER) but OIDC_CLIENT_ID or "
+                               "OIDC_CLIENT_SECRET is not set; the provider's client page gives both.")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_USERINFO_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_JWKS_ENDPOINT", default="")
+OIDC_DISCOVERY_CACHE_SECONDS = env.int("OIDC_DISCOVERY_CACHE_SECONDS", default=3600)
+# The name on the login pages' button: "Sign in with <name>".
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="") or "single sign-on"
+# Scopes asked for; add the one that releases the roles claim if the provider
+# needs one (e.g. "groups" on some providers; Keycloak's mapper needs none).
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="") or "openid email profile"
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGO", default="RS256")
+# The claim (in the ID token or from the userinfo endpoint) that lists the
+# user's groups at the provider, and which of those groups give which console
+# role: viewer (the `viewers` group), operator (`operators`), admin (superuser).
+# Read at each login: roles are added and removed to match; a user with none
+# of the mapped groups is refused. Format: provider-group=role,...
+OIDC_ROLES_CLAIM = env.str("OIDC_ROLES_CLAIM", default="") or "groups"
+# (An empty variable, as docker-compose.yml passes an unset one, means the default.)
+OIDC_ROLE_MAP: dict[str, str] = env.dict("OIDC_ROLE_MAP", default={}) or {
+    "console-viewers": "viewer", "console-operators": "operator", "console-admins": "admin"}
+# The claim a new account's username is taken from (then email, then sub). An
+# account is tied to the provider's (issuer, sub), never matched by name or email.
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+# A single sign-on session lasts at most this long, so roles are read again at least this often.
+OIDC_SESSION_HOURS = env.float("OIDC_SESSION_HOURS", default=8.0)
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT_SECONDS", default=10.0)
+# How the client authenticates at the token endpoint: HTTP Basic (client_secret_basic,
+# OpenID Connect's default) or, with false, in the form body (client_secret_post).
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("OIDC_TOKEN_BASIC_AUTH", default=True)
+# State, nonce and PKCE (S256) on every login; only these hosts (and the
+# console's own) may be the `next` page after login: no open redirect.
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_REDIRECT_ALLOWED_HOSTS: list[str] = []
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
+# Local (password) login. Off: only superusers may sign in with a password,
+# the break-glass path (`manage.py createsuperuser`), still behind the lockout
+# below. The production profile turns it off when single sign-on is on.
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN") if env.str("LOCAL_LOGIN", default="") else True
 
 LOGGING = {
     "version": 1,

@@ -3,14 +3,15 @@
 The shared settings with what `manage.py check --deploy` asks for: DEBUG off
 whatever the environment says, HTTPS only behind a TLS-terminating proxy that
 sets X-Forwarded-Proto (SSL redirect, HSTS, secure cookies), and ALLOWED_HOSTS
-and CSRF_TRUSTED_ORIGINS required rather than defaulted. docker-compose.yml
+and CSRF_TRUSTED_ORIGINS required rather than defaulted, and password login
+for superusers only (break-glass) once single sign-on is on. docker-compose.yml
 runs it; docs/SECURITY.md lists its environment.
 """
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import _required, env
+from .base import OIDC_ENABLED, _required, env
 
 DEBUG = False
 
@@ -45,3 +46,7 @@ AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=1) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
+
+# With single sign-on, people sign in at the provider: a password works only for
+# superusers (break-glass, docs/SECURITY.md) unless LOCAL_LOGIN=true says otherwise.
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN") if env.str("LOCAL_LOGIN", default="") else not OIDC_ENABLED
