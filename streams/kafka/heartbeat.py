@@ -108,6 +108,8 @@ class Pulse:
         now = time.monotonic()
         if not (force or self._dirty or now >= self._next_beat):
             return
+        if connection.in_atomic_block:  # never inside a batch's transaction: still due after it
+            return
         self._next_beat = now + settings.CONSUMER_HEARTBEAT_SECONDS
         try:
             self._write()
@@ -122,8 +124,6 @@ class Pulse:
     def _write(self) -> None:
         from .models import ConsumerHeartbeat
 
-        if connection.in_atomic_block:  # never inside a batch's transaction
-            return
         ConsumerHeartbeat.objects.update_or_create(
             consumer=self.consumer, member=self.member,
             defaults={

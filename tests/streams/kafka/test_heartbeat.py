@@ -54,13 +54,20 @@ def test_a_pulse_writes_its_counts_and_its_partitions_and_a_state_change_at_once
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pulse_never_writes_inside_a_batchs_transaction():
+def test_a_pulse_never_writes_inside_a_batchs_transaction_and_writes_at_the_next_beat_after_it(settings):
+    settings.CONSUMER_HEARTBEAT_SECONDS = 3600
     pulse = Pulse(consumer="hb-test", group_id="g", topics=["metrics"])
     with transaction.atomic():
         pulse.beat(force=True)
     assert not ConsumerHeartbeat.objects.exists()
     pulse.beat(force=True)
     assert ConsumerHeartbeat.objects.count() == 1
+
+    with transaction.atomic():  # a state change made inside a transaction stays due
+        pulse.set_state("waiting", "database unavailable")
+        pulse.beat()
+    pulse.beat()  # not forced, and the scheduled beat is an hour away
+    assert ConsumerHeartbeat.objects.get().state == "waiting"
 
 
 @pytest.mark.django_db
