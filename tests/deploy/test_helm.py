@@ -54,7 +54,8 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def sets(values: dict[str, str]) -> list[str]:
-    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
+    """--set arguments, typed as on a command line ("false" is a boolean, "3" a number)."""
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}".replace(",", "\\,"))]
 
 
 def render(helm: str, *args: str, values: dict[str, str] | None = None) -> list[dict]:
@@ -134,7 +135,7 @@ def test_the_validator_does_reject_a_wrong_manifest(default_docs: list[dict]) ->
 def test_values_hold_no_secret() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["secrets"] == {"existingSecret": "", "secretKey": "", "databaseUrl": "", "redisUrl": "",
-                                 "metricsToken": "", "kafkaClientConfig": ""}
+                                 "metricsToken": "", "kafkaClientConfig": "", "extraEnv": {}}
 
 
 @pytest.mark.parametrize("missing,env", [("secrets.secretKey", "SECRET_KEY"), ("secrets.databaseUrl", "DATABASE_URL"),
@@ -316,3 +317,11 @@ def test_the_service_monitor_scrapes_metrics_with_the_token(full_docs: list[dict
     web = {e["name"]: e for e in container(workloads(full_docs)["console-web"])["env"]}
     assert web["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert web["ALLOWED_HOSTS"]["value"].endswith(",$(POD_IP)")
+
+
+def test_extra_settings_land_in_the_configmap_and_extra_secrets_in_the_secret(full_docs: list[dict]) -> None:
+    config = by_kind(full_docs, "ConfigMap")["console"]["data"]
+    secret = by_kind(full_docs, "Secret")["console"]["stringData"]
+    assert config["OIDC_ISSUER"] == "https://login.example.com/realms/data" and config["KAFKA_REPLICATION_FACTOR"] == "3"
+    assert secret["OIDC_CLIENT_SECRET"] and secret["KAFKA_CLIENT_CONFIG"].startswith("security.protocol=")
+    assert not set(config) & set(secret)

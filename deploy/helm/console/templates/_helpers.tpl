@@ -81,7 +81,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- fail "secrets.metricsToken (METRICS_TOKEN) is required with serviceMonitor.enabled: Prometheus scrapes /metrics with it as a bearer token" -}}
 {{- end -}}
 {{- end -}}
-{{- if and .Values.serviceMonitor.enabled .Values.config.secureSslRedirect -}}
+{{- if and .Values.serviceMonitor.enabled (ne (toString .Values.config.secureSslRedirect) "false") -}}
 {{- fail "serviceMonitor.enabled needs config.secureSslRedirect=false: Prometheus scrapes each pod over plain HTTP and Django would redirect /metrics to HTTPS; let the Ingress or load balancer redirect to HTTPS instead" -}}
 {{- end -}}
 {{- end -}}
@@ -204,5 +204,8 @@ METRICS_TOKEN: {{ . | quote }}
 {{- end }}
 {{- with .Values.secrets.kafkaClientConfig }}
 KAFKA_CLIENT_CONFIG: {{ . | quote }}
+{{- end }}
+{{- range $name, $value := .Values.secrets.extraEnv }}
+{{ $name }}: {{ $value | toString | quote }}
 {{- end }}
 {{- end -}}
