@@ -1,8 +1,10 @@
-"""The operations pages of topics and messages: the topic list with retention and
-rates, the message browser (seek, page, filter), one message whole, producing a
-message and re-driving dead letters from their topic.
+"""The operations pages of topics and messages: the topic list with retention,
+rates and a volume sparkline per row, the message browser (seek, page, filter)
+under its timeline of message volume, one message whole, producing a message and
+re-driving dead letters from their topic.
 
-Views only: the reads are streams/kafka/browse.py, the actions console/ops/kafka_actions.py.
+Views only: the reads are streams/kafka/browse.py, the timelines console/ops/timeline.py,
+the actions console/ops/kafka_actions.py.
 Reading needs console.view_operations and console.view_topic_messages; producing
 needs console.produce_message, re-driving console.redrive_dead_letters (console/ops/pages.py
 wires the permissions). Nothing here commits a consumer offset.
@@ -26,7 +28,7 @@ from django.utils import timezone as dj_timezone
 from django.utils.dateparse import parse_datetime
 
 from quarantine.models import QuarantineRecord
-from streams.kafka import browse, cluster
+from streams.kafka import browse, cluster, volume
 from streams.kafka.client import failure_reason
 from streams.kafka.headers import DLQ_PREFIX
 
@@ -34,6 +36,8 @@ from . import kafka_actions
 from ..audit import ActionError, ActionRefused
 from .highlight import style_css, value_html
 from .lag_history import topic_rates
+from .timeline import SPAN_LABELS, SPANS, bars_svg, browser_timeline, caption, spark_svg, span_choice, \
+    topic_row_timelines, width_text
 
 PRODUCE_MESSAGE = "console.produce_message"
 REDRIVE_DEAD_LETTERS = "console.redrive_dead_letters"
@@ -57,12 +61,36 @@ def topics(request: HttpRequest) -> HttpResponse:
     configs = cluster.topic_configs([t.name for t in infos])
     rates = topic_rates(since=dj_timezone.now() - timedelta(minutes=RATE_MINUTES))
     dead_letter = kafka_actions.dead_letter_topics()
+    span = span_choice(request.GET.get("span"), default="1h")
+    span = "1h" if span == "retained" else span  # one range for every row, so the rows compare
+    sparks, spark_error, spark_width = _row_sparklines(infos, span)
     rows = [{"info": t, "retention": cluster.retention_text(configs.get(t.name, {})), "rate": rates.get(t.name),
-             "writers": dead_letter.get(t.name, [])} for t in infos]
+             "writers": dead_letter.get(t.name, []), "spark": sparks.get(t.name)} for t in infos]
     max_messages = max([t.messages for t in infos] + [1])
+    keep = {k: v for k, v in request.GET.items() if k != "span"}
     return TemplateResponse(request, "ops/topics.html", _context(
         request, "Kafka topics", rows=rows, max_messages=max_messages, rate_minutes=RATE_MINUTES, error=error,
+        span=span, span_label=SPAN_LABELS[span], spark_error=spark_error,
+        spark_width=spark_width,
+        span_links=[(k, SPAN_LABELS[k], "?" + urlencode({**keep, "span": k})) for k in SPANS if k != "retained"],
     ))
+
+
+def _row_sparklines(infos: list[cluster.TopicInfo], span: str) -> tuple[dict[str, str], str, str]:
+    """Each topic's volume sparkline (its bars link to the browser at their time) and the width of
+    a bar, or the broker's reason."""
+    targets = [volume.Target(t.name, p.partition, p.low, p.high) for t in infos for p in t.partitions if not p.error]
+    try:
+        timelines = topic_row_timelines(targets=targets, span=span)
+    except volume.VolumeError as exc:
+        return {}, str(exc), ""
+    out = {}
+    for name, line in timelines.items():
+        base = reverse("ops-topic-messages", args=[name])
+        out[name] = spark_svg(line, href=lambda b, base=base: base + "?" + urlencode(
+            {"seek": "time", "time": f"{b.start:%Y-%m-%dT%H:%M:%S}", "span": span}))
+    widths = [width_text(line.width) for line in timelines.values()]
+    return out, "", widths[0] if widths else ""
 
 
 # ------------------------------------------------------------------ browser
@@ -133,6 +161,33 @@ def _preview(m: browse.Message, chars: int = 400) -> str:
     return text[:chars] + ("…" if len(text) > chars or m.size > chars * 4 else "")
 
 
+def _selected_time(q) -> datetime | None:
+    if q.get("seek") == "time" and not q.get("pos"):
+        try:
+            return _when(q.get("time", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def _timeline_chart(name: str, *, partition: int | None, span: str, keep: dict, query, selected) -> dict:
+    """The bars above the browser (each seeks it to its start, keeping the filters) and their caption,
+    or why Kafka could not draw them; the links that change the range keep the browser where it is."""
+    chart: dict = {"spans": [(k, label, "?" + urlencode({**{k2: v for k2, v in query.items() if k2 != "span"},
+                                                          "span": k}))
+                             for k, label in SPAN_LABELS.items()]}
+    try:
+        line = browser_timeline(topic=name, partition=partition, span=span)
+    except (browse.BrowseError, volume.VolumeError) as exc:
+        chart["error"] = str(exc)
+        return chart
+    chart["caption"] = caption(line, partition=partition, span=span)
+    chart["svg"] = bars_svg(line, selected=selected, label=f"Message volume of {name}. {chart['caption']}",
+                            href=lambda b: "?" + urlencode({**keep, "seek": "time",
+                                                            "time": f"{b.start:%Y-%m-%dT%H:%M:%S}"}))
+    return chart
+
+
 def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
     """The browser. Query: partition, seek (newest|oldest|offset|time) with offset or time,
     or a page's cursor (pos + dir); key, header, q filters; limit."""
@@ -168,8 +223,11 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
         error = f"{exc}" if isinstance(exc, ValueError) and "date" in str(exc) else \
             "partition, offset and limit are whole numbers; pos is partition:offset,…"
         limit, partition = 50, None
+    span = span_choice(q.get("span"))
     keep = {k: v for k, v in {"partition": q.get("partition", ""), "key": filters.key, "header": filters.header,
-                                "q": filters.text, "limit": q.get("limit", "")}.items() if v}
+                                "q": filters.text, "limit": q.get("limit", ""), "span": q.get("span", "")}.items() if v}
+    chart = _timeline_chart(name, partition=partition if error is None else None, span=span, keep=keep,
+                            query=q, selected=_selected_time(q))
     links = {}
     rows = []
     if page is not None:
@@ -194,7 +252,7 @@ def topic_messages(request: HttpRequest, name: str) -> HttpResponse:
         request, f"Messages on {name}", topic=name, page=page, rows=rows, error=error, links=links,
         partitions_all=[r.partition for r in page.partitions] if page else [],
         filters=filters, seek=seek, limit=limit, partition=partition, query=q,
-        dead_letter_writers=dead_letter_writers, size_estimate=size_estimate,
+        dead_letter_writers=dead_letter_writers, size_estimate=size_estimate, chart=chart, span=span,
         may_produce=request.user.has_perm(PRODUCE_MESSAGE),
         may_redrive=request.user.has_perm(REDRIVE_DEAD_LETTERS) and bool(dead_letter_writers),
         record_url=reverse("admin:quarantine_quarantinerecord_changelist"),
