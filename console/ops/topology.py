@@ -42,7 +42,7 @@ class Node:
     link: str = ""
     order: int = 0  # the pipeline's place (Pipeline.order): keeps a pipeline's nodes together
     lines: list[str] = field(default_factory=list)  # live figures, one per line
-    members: list[tuple[str, bool]] = field(default_factory=list)  # (text, red) per group member
+    members: list[tuple[str, bool, str]] = field(default_factory=list)  # (text, red, tooltip) per member
     state: str = ""  # running, failing, stopped, not started (consumers), open (quarantine)
     red: bool = False
     why: list[str] = field(default_factory=list)  # what makes it red (its tooltip)
@@ -131,6 +131,7 @@ def _task(graph: Graph, name: str, order: int) -> str:
 def topology_graph() -> Graph:
     """Every declared consumer and source, as nodes and edges (no live state yet)."""
     from streams.kafka.registry import consumers, pipelines, sources
+    from streams.kafka.topics import all_topics
 
     discover_sources()
     order_of = {p.key: p.order for p in pipelines()}
@@ -166,6 +167,8 @@ def topology_graph() -> Graph:
         dead = _topic(graph, spec.dead_letter_topic, 1000)
         graph.connect(node_id, dead, "dead_letter")
         graph.connect(dead, "quarantine", "dead_letter")
+    for topic in all_topics():  # a registered topic nothing declares it reads or writes: alone, but shown
+        _topic(graph, topic.logical, 950)
     return graph
 
 
@@ -211,11 +214,13 @@ def pipeline_map(*, now: datetime | None = None) -> Graph:
         if row.open_quarantine:
             node.lines.append(f"{row.open_quarantine} open in quarantine")
         for member in row.members.shown:
-            text = " · ".join(s for s in (member.label, member.member, member.partitions_text) if s)
-            node.members.append((text if member.condition == "live" else f"{text} ({member.condition})",
-                                 member.red))
+            who = member.label if member.instance_id else member.member
+            text = " · ".join(s for s in (who, member.partitions_text) if s)
+            text = text if member.condition == "live" else f"{text} ({member.condition})"
+            node.members.append((text, member.red, f"{member.label} {member.member} {member.state}: {text}"))
         if row.members.unassigned:
-            node.members.append((f"unassigned {row.members.unassigned_text}", True))
+            unassigned = f"unassigned {row.members.unassigned_text}"
+            node.members.append((unassigned, True, f"no live member owns {row.members.unassigned_text}"))
         per_topic: dict[str, int] = {}
         for (topic, _partition), lag in (sampled.get(name) or {}).items():
             per_topic[topic] = per_topic.get(topic, 0) + lag
