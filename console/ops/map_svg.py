@@ -110,7 +110,7 @@ def _cut(text: str, chars: int = CHARS) -> str:
 def _node_svg(node: Node, x: float, y: float, height: float) -> str:
     stroke, width = (RED, 2.5) if node.red else ("#8c959f", 1)
     fill = "#ffebe9" if node.red else _FILL[node.kind]
-    tip = "\n".join([node.label, node.detail, *node.lines, *(m for m, _red in node.members), *node.why])
+    tip = "\n".join([node.label, node.detail, *node.lines, *(about for _text, _red, about in node.members), *node.why])
     parts = [
         f'<a href="{escape(node.link)}" class="map-link">' if node.link else "",
         f'<g class="map-node" data-node="{escape(node.id)}" data-kind="{node.kind}" '
@@ -126,7 +126,7 @@ def _node_svg(node: Node, x: float, y: float, height: float) -> str:
         color = RED if node.red and line is node.lines[0] else "#24292f"
         parts.append(f'<text x="{x + PAD:.1f}" y="{line_y:.1f}" fill="{color}">{escape(_cut(line))}</text>')
         line_y += LINE_H
-    for text, red in node.members[:MAX_MEMBERS]:
+    for text, red, _tip in node.members[:MAX_MEMBERS]:
         parts.append(f'<text class="map-member" x="{x + PAD + 6:.1f}" y="{line_y:.1f}" font-size="10" '
                      f'fill="{RED if red else "#24292f"}">{escape(_cut(text, CHARS + 4))}</text>')
         line_y += LINE_H
