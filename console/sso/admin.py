@@ -17,3 +17,7 @@ class SsoIdentityAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting the account deletes its identity; alone, the next login would make a second account.
+        return False

@@ -265,7 +265,8 @@ def test_the_table_keeps_the_rules(roles):
     """Whatever the rows say, some things hold for every one of them."""
     table = documented_table()
     # /metrics answers by address or METRICS_TOKEN, not by user (tests/console/test_metrics.py); the test client is loopback.
-    public = {"healthz", "metrics", "rest_framework:login", "rest_framework:logout", "admin:login", "admin:logout"}
+    public = {"healthz", "metrics", "rest_framework:login", "rest_framework:logout", "admin:login", "admin:logout",
+              "oidc_authentication_init", "oidc_authentication_callback"}  # single sign-on's start and callback
     description = {"api-root", "schema", "swagger-ui"}  # what the API offers, no data: any login
     service_scope = {("metric-fast", "POST"), ("workorder-fast", "POST"), ("metric-list", "POST"),
                      ("workorder-list", "POST"), ("product-register", "POST")}

@@ -46,6 +46,7 @@ def test_roles_follow_the_provider_groups_at_each_login(sso):
     provider_login(client, sub)
     user = get_user_model().objects.get(pk=user.pk)
     assert signed_in_user(client) == user
+    assert client.session.get_expiry_age() == 8 * 3600  # OIDC_SESSION_HOURS: roles are read again by then
     assert roles_held(user) == ["operator"] and user.has_perm("console.view_operations")
     entry = AuditEntry.objects.filter(action="sso_login", actor=user).latest("pk")
     assert entry.outcome == "succeeded"
@@ -204,3 +205,49 @@ def _signed_in(sub: str) -> Client:
     client = Client()
     provider_login(client, sub)
     return client
+
+
+def test_an_id_token_from_another_issuer_is_refused(settings, sso):
+    # Endpoints named one by one (a provider without discovery), and an issuer the tokens do not carry.
+    discovery = requests.get(f"{sso.url}/.well-known/openid-configuration", timeout=10).json()
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = discovery["authorization_endpoint"]
+    settings.OIDC_OP_TOKEN_ENDPOINT = discovery["token_endpoint"]
+    settings.OIDC_OP_USER_ENDPOINT = discovery["userinfo_endpoint"]
+    settings.OIDC_OP_JWKS_ENDPOINT = discovery["jwks_uri"]
+    settings.OIDC_ISSUER = "https://sso.example.com/realms/acme"
+    sub = subject("mallory")
+    sso.set_user(sub, email=f"{sub}@example.com", groups=[ADMINS])
+    client = Client()
+    assert provider_login(client, sub).status_code == 400
+    assert signed_in_user(client) is None and not SsoIdentity.objects.filter(subject=sub).exists()
+    # The same endpoints with the right issuer: signed in.
+    settings.OIDC_ISSUER = discovery["issuer"]
+    assert provider_login(client, sub)["Location"] == "/admin/"
+
+
+def test_the_role_map_reads_a_list_or_one_name_and_names_only_known_roles():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from console.sso.roles import claim_groups, roles_from_groups
+
+    role_map = {"ops": "operator", "readers": "viewer", "root": "admin"}
+    assert claim_groups({"groups": ["readers", 7, "ops"]}, "groups") == ["readers", "ops"]
+    assert claim_groups({"roles": "root"}, "roles") == ["root"]
+    assert claim_groups({"groups": {"ops": True}}, "groups") == [] and claim_groups({}, "groups") == []
+    assert roles_from_groups(["root", "ops", "readers", "other"], role_map) == ["viewer", "operator", "admin"]
+    with pytest.raises(ImproperlyConfigured, match="unknown roles"):
+        roles_from_groups(["ops"], {"ops": "superhero"})
+
+
+def test_a_login_denied_at_the_provider_signs_nobody_in(sso):
+    sub = subject("denied")
+    sso.set_user(sub, email=f"{sub}@example.com", groups=[OPERATORS])
+    client = Client()
+    start = client.get("/oidc/authenticate/")
+    deny = requests.post(start["Location"], data={"action": "deny"}, allow_redirects=False, timeout=10)
+    callback = urlsplit(deny.headers["Location"])
+    assert parse_qs(callback.query)["error"] == ["access_denied"]
+    answer = client.get(f"{callback.path}?{callback.query}")
+    assert answer.status_code == 302 and answer["Location"] == "/admin/login/"
+    assert signed_in_user(client) is None
+    assert "did not complete" in client.get("/admin/login/").content.decode()
