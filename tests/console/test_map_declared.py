@@ -9,6 +9,8 @@ did not declare.
   against the real PostgreSQL. The tables it wrote are read from PostgreSQL's counters
   of the test's transaction (pg_stat_xact_user_tables), the topics from its outbound and
   dead letters, the Celery tasks from what it queued: each must be declared.
+* The Celery tasks that move data run (`apply`, their own code) on real files and a real
+  report, and what they write and queue must be in their Source.
 * Every module outside the platform that publishes or queues a task declares a source
   (register_source) or is a consumer's step module or an operator action listed below.
 """
@@ -177,6 +179,52 @@ def test_each_consumer_writes_and_produces_only_what_it_declares(settings, tmp_p
                                      ("queued", seen.tasks, set(spec.queues))):
             if done - declared:
                 problems.append(f"{name} {what} {sorted(done - declared)} without declaring it")
+    assert not problems, "\n".join(problems)
+
+
+def _task_run(name: str, args: list, queued: list[str]) -> tuple[set[str], set[str]]:
+    """Run the Celery task `name` here (`apply`: its real code, no broker) with what runs once
+    it commits; the models it wrote and the tasks it queued."""
+    from celery import current_app
+    from django.test import TestCase
+
+    tables, before, queued_before = _table_models(), _writes_so_far(), len(queued)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        current_app.tasks[name].apply(args=args)
+    after = _writes_so_far()
+    return {tables.get(t, t) for t, n in after.items() if n > before.get(t, 0)}, set(queued[queued_before:])
+
+
+@pytest.mark.django_db
+def test_each_task_writes_and_queues_only_what_it_declares(settings, tmp_path, monkeypatch):
+    """The tasks that move data (a good file and a broken one through process_file, a report
+    asked for and built) against their Source declarations."""
+    from celery import Celery
+
+    from ingest.services import file_register
+    from streams.report.services import report_request
+
+    settings.INGEST_INBOX_DIR, settings.INGEST_QUARANTINE_DIR = str(tmp_path / "in"), str(tmp_path / "q")
+    (tmp_path / "in").mkdir()
+    rng = random.Random(24)
+    (tmp_path / "in" / "good.csv").write_text(sensor_file(int(time.time()), rng, rows=30))
+    (tmp_path / "in" / "broken.csv").write_text("not,a,sensor,file\n1,2\n")
+    queued: list[str] = []
+    monkeypatch.setattr(Celery, "send_task", lambda self, name, *args, **kwargs: queued.append(name))
+    discover_sources()
+    declared = sources()
+    runs = [("ingest.process_file", [file_register(file_path=name, file_name=name).id])
+            for name in ("good.csv", "broken.csv")]
+    runs += [("ingest.refresh_overall_aggregates", []), ("streams.report_scheduled", []),
+             ("streams.report_build", [report_request(trigger="api").pk])]
+    problems = []
+    for name, args in runs:
+        written, sent = _task_run(name, args, queued)
+        source = declared[name]
+        if written - set(source.writes):
+            problems.append(f"{name} wrote {sorted(written - set(source.writes))} without declaring it")
+        if sent - set(source.queues):
+            problems.append(f"{name} queued {sorted(sent - set(source.queues))} without declaring it")
     assert not problems, "\n".join(problems)
 
 
