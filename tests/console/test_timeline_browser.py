@@ -20,11 +20,12 @@ from tests.quarantine.test_browser import browser, page  # noqa: F401 (fixtures)
 pytestmark = [pytest.mark.browser, pytest.mark.kafka_partitions(2)]
 
 
-def _traffic(topic: str, base: datetime, bars: int) -> dict[int, list[str]]:
+def _traffic(topic: str, base: datetime, bars: int) -> tuple[dict[int, list[str]], list[datetime]]:
     """A day's shape in miniature: bar k of 2 minutes gets a varying number of orders,
-    stamped inside it, alternating partitions. Returns the order ids of each bar."""
+    stamped inside it, alternating partitions. Returns the order ids of each bar, and every stamp."""
     producer = Producer(client_config())
     ids: dict[int, list[str]] = {}
+    stamps: list[datetime] = []
     for k in range(bars):
         count = 2 + (k * 7) % 11
         for j in range(count):
@@ -33,8 +34,9 @@ def _traffic(topic: str, base: datetime, bars: int) -> dict[int, list[str]]:
             producer.produce(topic, json.dumps(order).encode(), key=f"c{j % 5}", partition=j % 2,
                              timestamp=int(when.timestamp() * 1000))
             ids.setdefault(k, []).append(order["order_id"])
+            stamps.append(when)
     assert producer.flush(30) == 0
-    return ids
+    return ids, stamps
 
 
 def test_clicking_a_bar_seeks_the_browser_to_its_time(page, live_server, kafka, operator):  # noqa: F811
@@ -43,7 +45,7 @@ def test_clicking_a_bar_seeks_the_browser_to_its_time(page, live_server, kafka, 
     now = datetime.now(timezone.utc)
     base = (now - timedelta(minutes=58)).replace(second=0, microsecond=0)
     base -= timedelta(minutes=base.minute % 2)
-    ids = _traffic(topic, base, bars=27)
+    ids, stamps = _traffic(topic, base, bars=27)
     log_in(page, operator)
 
     page.goto(f"/admin/ops/topics/{topic}/?span=1h&limit=10")
@@ -75,3 +77,17 @@ def test_clicking_a_bar_seeks_the_browser_to_its_time(page, live_server, kafka, 
     assert "on partition 1" in page.inner_text("#timeline-caption")
     one = page.locator(f'a.ops-timeline-bar[data-start="{start:%Y-%m-%dT%H:%M:%S}"]')
     assert one.get_attribute("data-count") == str(len(ids[9]) // 2)
+
+    # The topics page: the same volume as a sparkline on the topic's row, whose bars seek the browser too.
+    page.goto("/admin/ops/topics/")
+    spark = page.locator(f'td.ops-timeline-cell[data-topic="{topic}"] a.ops-timeline-bar')
+    since = datetime.fromisoformat(spark.first.get_attribute("data-start") + "+00:00")
+    assert sum(int(spark.nth(i).get_attribute("data-count")) for i in range(spark.count())) == \
+        len([t for t in stamps if t >= since])
+    spark_start = datetime.fromisoformat(spark.nth(4).get_attribute("data-start") + "+00:00")
+    spark.nth(4).click()
+    page.wait_for_url("**seek=time**")
+    page.wait_for_selector("#messages tr.ops-message")
+    first = datetime.fromisoformat(page.locator("#messages tr.ops-message").first.locator("td").nth(2).inner_text()
+                                   + "+00:00")
+    assert spark_start <= first < spark_start + timedelta(minutes=5)
