@@ -6,6 +6,9 @@ break-glass superusers, django-axes)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,6 +19,8 @@ from django.test import Client
 from console.models import AuditEntry
 from console.sso.models import SsoIdentity
 from console.sso.roles import roles_held
+
+from tests.conftest import ROOT
 
 from .conftest import PROVIDER_NAME, provider_login, subject
 
@@ -251,3 +256,35 @@ def test_a_login_denied_at_the_provider_signs_nobody_in(sso):
     assert answer.status_code == 302 and answer["Location"] == "/admin/login/"
     assert signed_in_user(client) is None
     assert "did not complete" in client.get("/admin/login/").content.decode()
+
+
+def _settings_in_a_process(**env: str) -> subprocess.CompletedProcess:
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"), "CONSOLE_ENV_FILE": os.devnull,
+            "SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://u:p@127.0.0.1:9/db", "REDIS_URL": "redis://127.0.0.1:9",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "ALLOWED_HOSTS": "console.example.com"}
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.OIDC_ENABLED, s.LOCAL_LOGIN)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **env}, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("profile", "env", "printed"), [
+    ("console.settings", {}, "False True"),
+    ("console.settings.production", {}, "False True"),
+    ("console.settings.production", {"OIDC_ISSUER": "https://sso.example.com/realms/acme", "OIDC_CLIENT_ID": "c",
+                                     "OIDC_CLIENT_SECRET": "s"}, "True False"),
+    ("console.settings.production", {"OIDC_ISSUER": "https://sso.example.com/realms/acme", "OIDC_CLIENT_ID": "c",
+                                     "OIDC_CLIENT_SECRET": "s", "LOCAL_LOGIN": "true"}, "True True"),
+    ("console.settings", {"OIDC_ISSUER": "https://sso.example.com/realms/acme", "OIDC_CLIENT_ID": "c",
+                          "OIDC_CLIENT_SECRET": "s", "LOCAL_LOGIN": ""}, "True True"),
+])
+def test_single_sign_on_and_local_login_by_profile(profile, env, printed):
+    result = _settings_in_a_process(DJANGO_SETTINGS_MODULE=profile, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == printed
+
+
+def test_an_issuer_without_its_client_stops_the_start():
+    result = _settings_in_a_process(DJANGO_SETTINGS_MODULE="console.settings",
+                                    OIDC_ISSUER="https://sso.example.com/realms/acme", OIDC_CLIENT_ID="console")
+    assert result.returncode != 0 and "OIDC_CLIENT_SECRET is not set" in result.stderr
