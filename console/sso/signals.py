@@ -1,7 +1,7 @@
-"""The audit of sign-ins that matter (console/audit.py, Admin › Console › Audit
-entries): every single sign-on login with the roles it gave, added and removed,
-and every break-glass password login while LOCAL_LOGIN is off. Connected by
-console/sso/apps.py; refused single sign-on logins are audited by views.py.
+"""The audit of break-glass sign-ins (console/audit.py, Admin › Console › Audit
+entries): every password login while LOCAL_LOGIN is off, which only superusers
+can make. Connected by console/sso/apps.py; single sign-on logins, signed in or
+refused, are audited by console/sso/views.py, which knows the roles they changed.
 """
 
 from __future__ import annotations
@@ -15,21 +15,11 @@ SSO_BACKEND = "console.sso.backends.SsoBackend"
 
 
 def connect() -> None:
-    user_logged_in.connect(_audit_login, dispatch_uid="console_sso_audit_login")
+    user_logged_in.connect(_audit_break_glass, dispatch_uid="console_sso_audit_break_glass")
 
 
-def _audit_login(sender, request, user, **kwargs) -> None:
-    backend = getattr(user, "backend", "")
-    if backend == SSO_BACKEND:
-        outcome = getattr(request, "sso_outcome", None)
-        change = outcome.change if outcome else None
-        audit_record(by=user, action="sso_login", outcome=Outcome.SUCCEEDED,
-                     target=f"oidc:{settings.OIDC_ISSUER}"[:255],
-                     detail={"subject": outcome.subject if outcome else "",
-                             "groups": outcome.groups if outcome else [],
-                             "roles": change.roles if change else [],
-                             "added": change.added if change else [],
-                             "removed": change.removed if change else []})
-    elif not settings.LOCAL_LOGIN:
-        audit_record(by=user, action="break_glass_login", outcome=Outcome.SUCCEEDED, target="local-password",
-                     reason="password login while LOCAL_LOGIN is off (superusers only)")
+def _audit_break_glass(sender, request, user, **kwargs) -> None:
+    if settings.LOCAL_LOGIN or getattr(user, "backend", "") == SSO_BACKEND:
+        return
+    audit_record(by=user, action="break_glass_login", outcome=Outcome.SUCCEEDED, target="local-password",
+                 reason="password login while LOCAL_LOGIN is off (superusers only)")

@@ -64,11 +64,8 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
             messages.error(request, f"Signing in with {settings.OIDC_PROVIDER_NAME} failed; try again later.")
             return HttpResponseRedirect(settings.LOGIN_REDIRECT_URL_FAILURE)
         outcome = getattr(request, "sso_outcome", None)
-        if outcome is not None and outcome.refused:
-            audit_record(by=f"sso:{outcome.subject}"[:150], action="sso_login", outcome=Outcome.REFUSED,
-                         target=f"oidc:{settings.OIDC_ISSUER}"[:255], reason=outcome.refused,
-                         detail={"subject": outcome.subject, "groups": outcome.groups,
-                                 "removed": outcome.change.removed if outcome.change else []})
+        if outcome is not None:
+            _audit(outcome, user=getattr(self, "user", None))
         return response
 
     def login_failure(self) -> HttpResponse:
@@ -87,3 +84,17 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
         response = super().login_success()
         self.request.session.set_expiry(int(settings.OIDC_SESSION_HOURS * 3600))
         return response
+
+
+def _audit(outcome, *, user) -> None:
+    """One `sso_login` entry per login the provider vouched for: who, the provider's
+    groups, and the roles given, added and removed (or why it was refused)."""
+    change = outcome.change
+    detail = {"subject": outcome.subject, "groups": outcome.groups, "roles": change.roles if change else [],
+              "added": change.added if change else [], "removed": change.removed if change else []}
+    target = f"oidc:{settings.OIDC_ISSUER}"[:255]
+    if outcome.refused:
+        audit_record(by=f"sso:{outcome.subject}"[:150], action="sso_login", outcome=Outcome.REFUSED,
+                     target=target, reason=outcome.refused, detail=detail)
+    else:
+        audit_record(by=user, action="sso_login", outcome=Outcome.SUCCEEDED, target=target, detail=detail)

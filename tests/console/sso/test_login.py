@@ -288,3 +288,16 @@ def test_an_issuer_without_its_client_stops_the_start():
     result = _settings_in_a_process(DJANGO_SETTINGS_MODULE="console.settings",
                                     OIDC_ISSUER="https://sso.example.com/realms/acme", OIDC_CLIENT_ID="console")
     assert result.returncode != 0 and "OIDC_CLIENT_SECRET is not set" in result.stderr
+
+
+def test_signing_in_again_in_a_session_updates_the_roles_and_is_audited(sso):
+    sub = subject("again")
+    sso.set_user(sub, email=f"{sub}@example.com", groups=[VIEWERS])
+    client = Client()
+    provider_login(client, sub)
+    sso.set_user(sub, email=f"{sub}@example.com", groups=[VIEWERS, OPERATORS])
+    assert provider_login(client, sub)["Location"] == "/admin/"  # the same browser, still signed in
+    user = signed_in_user(client)
+    assert roles_held(user) == ["viewer", "operator"]
+    entries = AuditEntry.objects.filter(action="sso_login", actor=user).order_by("pk")
+    assert [e.detail["added"] for e in entries] == [["viewer"], ["operator"]]
