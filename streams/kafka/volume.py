@@ -11,7 +11,8 @@ from producers with the same clock); transaction markers count as well.
 
 Bounded by design: one offsets_for_times call per bucket edge, batched over every
 partition probed (over every topic on the topics page), so at most MAX_BUCKETS + 1
-calls whatever the number of partitions; probing goes from the newest edge back and
+calls whatever the number of partitions (one more at an edge where the broker refused
+some partitions, for those alone); probing goes from the newest edge back and
 stops at a deadline, and the timeline then says which buckets it covers. No message
 is read: the retained range's ends come from ListOffsets (the earliest and the
 largest timestamp of each partition), which answers with timestamps, not records.
@@ -34,6 +35,7 @@ from .client import client_config, failure_reason
 
 MAX_BUCKETS = 60
 PROBE_SECONDS = 4.0  # all the probes of one timeline (or of the topics page) together
+RETRY_PAUSE = 0.2  # before asking again for partitions the broker refused at an edge
 # Bucket widths, in seconds: a bucket starts on a multiple of its width (UTC), so edges
 # read well and a refresh within one bucket asks for the same instants.
 WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
@@ -120,11 +122,12 @@ def probe_offsets(consumer: Consumer, targets: list[Target], edges: list[datetim
                   latest: datetime | None = None, seconds: float = PROBE_SECONDS,
                   ) -> tuple[dict[datetime, dict[tuple[str, int], int]], int, dict[tuple[str, int], str]]:
     """Offsets of every target at each edge, newest edge first, one offsets_for_times call
-    per edge; an edge after `latest` (no message is stamped later; default now) needs no
-    call: every partition is at its end there. Returns the
-    offsets per answered edge, the calls made, and the targets the broker refused with its
-    reason. VolumeError when the first call fails; a later failure or the deadline stops
-    probing with the edges answered so far."""
+    per edge (and one more for the partitions it refused, if any; a partition refused twice
+    is left out of the later edges); an edge after `latest` (no message is stamped later;
+    default now) needs no call: every partition is at its end there. Returns the offsets
+    per answered edge, the calls made, and the targets the broker refused with its reason.
+    VolumeError when the first call fails; a later failure or the deadline stops probing
+    with the edges answered so far."""
     latest_ms = _ms(latest or datetime.now(timezone.utc))
     deadline = time.monotonic() + seconds
     answered: dict[datetime, dict[tuple[str, int], int]] = {}
@@ -139,21 +142,29 @@ def probe_offsets(consumer: Consumer, targets: list[Target], edges: list[datetim
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        try:
-            found = consumer.offsets_for_times([TopicPartition(t.topic, t.partition, ms) for t in targets],
-                                               timeout=left)
-        except KafkaException as exc:
-            if calls == 0:
-                raise VolumeError(failure_reason(exc)) from exc
-            break
-        calls += 1
-        offsets = {}
-        for tp in found:
-            key, bound = (tp.topic, tp.partition), bounds[(tp.topic, tp.partition)]
-            if tp.error is not None:
-                refused[key] = tp.error.str()
-                continue
-            offsets[key] = bound.high if tp.offset < 0 else min(max(tp.offset, bound.low), bound.high)
+        asking, offsets = [t for t in targets if (t.topic, t.partition) not in refused], {}
+        for attempt in range(2):  # partitions refused (a leader moving) are asked once more
+            try:
+                found = consumer.offsets_for_times([TopicPartition(t.topic, t.partition, ms) for t in asking],
+                                                   timeout=max(deadline - time.monotonic(), 0.1))
+            except KafkaException as exc:
+                if calls == 0:
+                    raise VolumeError(failure_reason(exc)) from exc
+                return answered, calls, refused
+            calls += 1
+            again = []
+            for tp in found:
+                key, bound = (tp.topic, tp.partition), bounds[(tp.topic, tp.partition)]
+                if tp.error is not None:
+                    refused[key] = tp.error.str()
+                    again.append(bound)
+                    continue
+                refused.pop(key, None)
+                offsets[key] = bound.high if tp.offset < 0 else min(max(tp.offset, bound.low), bound.high)
+            if not again or attempt or time.monotonic() + RETRY_PAUSE >= deadline:
+                break
+            time.sleep(RETRY_PAUSE)
+            asking = again
         answered[edge] = offsets
     return answered, calls, refused
 

@@ -53,7 +53,7 @@ def test_clicking_a_bar_seeks_the_browser_to_its_time(page, live_server, kafka, 
     assert "(last hour)" in page.inner_text("#timeline-caption")
     start = base + timedelta(minutes=2 * 9)
     bar = page.locator(f'a.ops-timeline-bar[data-start="{start:%Y-%m-%dT%H:%M:%S}"]')
-    assert bar.get_attribute("data-count") == str(len(ids[9]))
+    assert bar.get_attribute("data-count") == str(len(ids[9])), page.inner_text("#timeline-caption")
     assert bar.get_attribute("aria-label").startswith(f"{start:%Y-%m-%d %H:%M} to ")
 
     bar.click()
