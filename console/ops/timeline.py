@@ -131,7 +131,8 @@ def caption(timeline: volume.Timeline, *, partition: int | None, span: str) -> s
 def bars_svg(timeline: volume.Timeline, *, href: Callable[[volume.Bucket], str], label: str,
              selected: datetime | None = None, width: int = 720, height: int = 120) -> SafeString:
     """Bars of the bucket counts with a y axis from 0 to the highest; each bar links to `href(bucket)`
-    and the bar holding `selected` is drawn darker."""
+    and the bar holding `selected` is drawn darker. The chart is a labelled group, not an image,
+    so a screen reader reaches each bar's link and its label."""
     left, bottom, top_pad = 60, 18, 8
     plot_w, plot_h = width - left - 10, height - bottom - top_pad
     peak = max(timeline.peak, 1)
@@ -140,7 +141,7 @@ def bars_svg(timeline: volume.Timeline, *, href: Callable[[volume.Bucket], str],
     gap = 1 if step > 4 else 0
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="ops-timeline" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(label)}" style="font:11px sans-serif">',
+        f'role="group" aria-label="{escape(label)}" style="font:11px sans-serif">',
         f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#888"/>',
         f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#888"/>',
         f'<text x="0" y="{top_pad + 8}">{timeline.peak:,}</text><text x="0" y="{top_pad + plot_h}">0</text>',
@@ -176,7 +177,7 @@ def spark_svg(timeline: volume.Timeline, *, href: Callable[[volume.Bucket], str]
     peak = max(timeline.peak, 1)
     step = width / len(timeline.buckets)
     label = escape(f"messages per {width_text(timeline.width)}: {timeline.total:,} in all, highest {timeline.peak:,}")
-    parts = [f'<svg class="ops-spark ops-timeline-spark" width="{width}" height="{height}" role="img" '
+    parts = [f'<svg class="ops-spark ops-timeline-spark" width="{width}" height="{height}" role="group" '
              f'aria-label="{label}"><title>{label}</title>']
     for i, bucket in enumerate(timeline.buckets):
         h = bucket.count / peak * (height - 2)

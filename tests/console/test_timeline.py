@@ -44,6 +44,8 @@ def test_the_browser_shows_the_bars_of_its_partition_and_range(kafka, operator):
     assert page.status_code == 200
     html = page.content.decode()
     assert html.index('id="timeline"') < html.index('id="browse-form"')  # above the browser
+    chart = re.search(r'<svg[^>]*class="ops-timeline"[^>]*>', html).group(0)
+    assert 'role="group"' in chart and "Message volume of" in chart  # a labelled group: its bars stay reachable
     bars = {b["data-start"]: b for b in _bars(html)}
     first = bars[f"{base:%Y-%m-%dT%H:%M:%S}"]
     assert first["data-count"] == "4"
