@@ -62,7 +62,7 @@ def pipeline_map(request: HttpRequest) -> HttpResponse:
     """Every pipeline in one live picture (topology.pipeline_map drawn by map_svg.map_svg);
     its refresh loop fetches `pipeline_map_fragment`."""
     return TemplateResponse(request, "ops/map.html", _context(
-        request, "Pipeline map", svg=map_svg(topology.pipeline_map()),
+        request, "Pipeline map", svg=map_svg(topology.pipeline_map()), is_nav_sidebar_enabled=False,
         refresh_ms=int(settings.CONSOLE_DASHBOARD_REFRESH_SECONDS * 1000)))
 
 
