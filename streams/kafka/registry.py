@@ -195,12 +195,18 @@ class Source:
 _sources: dict[str, Source] = {}
 
 
+def _declare(table: dict, key: str, item, kind: str):
+    """Add `item` under `key`; declaring the same thing again is harmless, declaring
+    something else under a known key is a mistake worth stopping the start for."""
+    known = table.get(key)
+    if known is not None and known != item:
+        raise ValueError(f"{kind} {key!r} is declared twice, differently: {known} and {item}")
+    table[key] = item
+    return item
+
+
 def register_source(source: Source) -> Source:
-    known = _sources.get(source.key)
-    if known is not None and known != source:
-        raise ValueError(f"source {source.key!r} is declared twice, differently: {known} and {source}")
-    _sources[source.key] = source
-    return source
+    return _declare(_sources, source.key, source, "source")
 
 
 def sources() -> dict[str, Source]:
@@ -258,11 +264,7 @@ def register(spec: ConsumerSpec) -> ConsumerSpec:
 
 def register_pipeline(pipeline: Pipeline) -> Pipeline:
     """Declare a pipeline; its consumers declare it too, so this is for one without any."""
-    known = _pipelines.get(pipeline.key)
-    if known is not None and known != pipeline:
-        raise ValueError(f"pipeline {pipeline.key!r} is declared twice, differently: {known} and {pipeline}")
-    _pipelines[pipeline.key] = pipeline
-    return pipeline
+    return _declare(_pipelines, pipeline.key, pipeline, "pipeline")
 
 
 def pipelines() -> dict[Pipeline, tuple[str, ...]]:
