@@ -8,6 +8,9 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Console"
 
     def ready(self) -> None:
+        from .tracing import configure
+
+        configure()  # exports spans when OTEL_EXPORTER_OTLP_ENDPOINT is set
         post_migrate.connect(_ensure_roles, sender=self, dispatch_uid="console_roles")
         post_migrate.connect(_ensure_lag_schedule, sender=self, dispatch_uid="console_lag_schedule")
 

@@ -27,6 +27,12 @@ def remember_arguments(sender: Any = None, task_id: str | None = None, task: Any
 
 
 def connect_worker_signals() -> None:
-    from celery.signals import task_prerun
+    from celery.signals import before_task_publish, task_postrun, task_prerun
+
+    from .tracing import enter_task_context, inject_task_context, leave_task_context
 
     task_prerun.connect(remember_arguments, dispatch_uid="console_remember_arguments", weak=False)
+    # The trace context travels in a task's headers (console/tracing.py).
+    before_task_publish.connect(inject_task_context, dispatch_uid="console_trace_publish", weak=False)
+    task_prerun.connect(enter_task_context, dispatch_uid="console_trace_prerun", weak=False)
+    task_postrun.connect(leave_task_context, dispatch_uid="console_trace_postrun", weak=False)

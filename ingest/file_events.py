@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from streams.kafka import tracing
 from streams.kafka.decoding import decode_json_object
 from streams.kafka.registry import BatchOutcome, Envelope, MessageRejected, Rejection
 
@@ -50,7 +51,10 @@ def handle_batch(envelopes: Sequence[Envelope]) -> BatchOutcome:
     for envelope in envelopes:
         value = envelope.value
         try:
-            file_register(file_path=value["file_path"], file_name=value["file_name"])
+            # In the announcement's own trace context (the batch's when it came without one).
+            with tracing.span("register file", parent=tracing.message_traceparent(envelope.headers),
+                              attributes={"console.file_path": value["file_path"][:200]}):
+                file_register(file_path=value["file_path"], file_name=value["file_name"])
             applied += 1
         except PathRejected as exc:
             if exc.rule == "missing" and IngestedFile.objects.filter(path=value["file_path"]).exists():

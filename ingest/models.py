@@ -46,6 +46,8 @@ class IngestedFile(models.Model):
     release_mode = models.CharField(max_length=16, blank=True, help_text="Set when loaded by a release.")
     attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts (task runs).")
     task_id = models.CharField(max_length=64, blank=True)
+    trace_id = models.UUIDField(null=True, blank=True, db_index=True,
+                                help_text="The W3C trace id of the announcement (watcher, upload, API).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

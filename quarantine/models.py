@@ -53,6 +53,8 @@ class QuarantineRecord(models.Model):
     # Task origin (the payload holds {"args": [...], "kwargs": {...}, "queue": ...}).
     task_name = models.CharField(max_length=200, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    trace_id = models.UUIDField(null=True, blank=True, db_index=True,
+                                help_text="The W3C trace id of the message, file or task when it had one.")
 
     # Resolution: who closed the record, and for discarded records how long
     # the original (payload or file) is kept before the cleanup purges it.

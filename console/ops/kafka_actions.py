@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from quarantine.models import QuarantineRecord
-from streams.kafka import browse
+from streams.kafka import browse, tracing
 from streams.kafka.client import describe
 from streams.kafka.headers import REPLAY_COUNT, redrive_headers, replay_count_of
 from streams.kafka.producer import DeliveryError, Outbound, action_ack_timeout, publish_and_wait
@@ -248,7 +248,7 @@ def _attach_records(plan: RedrivePlan) -> None:
 
 def _redrive_message(letter: DeadLetter) -> Outbound:
     m = letter.message
-    headers = redrive_headers([(k, v or b"") for k, v in m.headers], replays=letter.replay_count + 1)
+    headers = tracing.redriven(redrive_headers([(k, v or b"") for k, v in m.headers], replays=letter.replay_count + 1))
     return Outbound(topic=letter.original_topic, value=m.value or b"", key=m.key, headers=headers)
 
 

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it sees the final status of every request Django answers (console/ops/metrics.py).
     "console.ops.metrics.RequestMetricsMiddleware",
+    # Each request's trace context, for what it publishes or queues (console/tracing.py).
+    "console.tracing.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A body over INGEST_MAX_UPLOAD_BYTES: 413 before anything reads it (console/uploads.py).
     "console.uploads.UploadLimitMiddleware",

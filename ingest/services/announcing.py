@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from streams.kafka import tracing
 from streams.kafka.producer import Outbound, action_ack_timeout, publish_and_wait
 from streams.kafka.registry import Source, register_source
 from streams.kafka.topics import topic_name
@@ -42,9 +43,11 @@ Status = IngestedFile.Status
 
 
 def file_event(*, file_path: str, file_name: str) -> Outbound:
-    """The seed's `file_events` message; keyed by path so one file stays on one partition."""
+    """The seed's `file_events` message; keyed by path so one file stays on one partition.
+    Each announcement starts its file's trace (below the upload request's, if any)."""
+    context = tracing.event_context("announce file", attributes={"console.file_path": file_path[:200]})
     return Outbound(topic=topic_name("file_events"), value={"file_path": file_path, "file_name": file_name},
-                    key=file_path)
+                    key=file_path, headers=[(tracing.TRACEPARENT, context.encode())])
 
 
 def publish_events(events: list[Outbound]) -> None:

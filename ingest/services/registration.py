@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from streams.kafka import tracing
+
 from ..inbox import PathRejected, resolve_in_inbox, safe_file_name, sha256_of
 from ..models import IngestedFile
 
@@ -30,9 +32,17 @@ Status = IngestedFile.Status
 
 
 def queue_processing(file_id: int) -> None:
+    """Send the file's task once the transaction commits, in the caller's trace context
+    (the file's announcement, or the request that re-ran it)."""
     from celery import current_app  # by name: ingest.tasks imports the services, never the other way
 
-    transaction.on_commit(lambda: current_app.send_task(PROCESS_TASK, args=[file_id], ignore_result=True))
+    context = tracing.current()
+
+    def send() -> None:
+        with tracing.span(f"send {PROCESS_TASK}", parent=context, kind=tracing.SpanKind.PRODUCER):
+            current_app.send_task(PROCESS_TASK, args=[file_id], ignore_result=True)
+
+    transaction.on_commit(send)
 
 
 def file_register(*, file_path: str, file_name: str | None) -> IngestedFile:
@@ -57,7 +67,7 @@ def file_register(*, file_path: str, file_name: str | None) -> IngestedFile:
     ingested, created = IngestedFile.objects.get_or_create(
         path=rel, checksum=checksum,
         defaults={
-            "name": name[:255], "size": size,
+            "name": name[:255], "size": size, "trace_id": tracing.current_trace_id(),
             "status": Status.DUPLICATE if original else Status.QUEUED,
             "duplicate_of": original,
             "reason": f"same content (sha256) as file #{original.id} {original.name}" if original else "",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.db import connection
 
+from streams.kafka import tracing
 from streams.kafka.client import describe
 from streams.kafka.headers import REPLAY_COUNT, replay_count_of
 
@@ -57,6 +58,7 @@ def quarantine_dead_letters(*, consumer: str, rejections: Sequence["Rejection"])
     the payload as bytes, every text escaped, so recording never fails."""
     if not rejections:
         return 0
+    batch_trace = tracing.current_trace_id()  # a message that came without a context took the batch's
     rows = orjson.dumps([
         {
             "reason": safe_text(r.reason)[:500],
@@ -70,6 +72,7 @@ def quarantine_dead_letters(*, consumer: str, rejections: Sequence["Rejection"])
                         for k, v in r.envelope.headers],
             "payload": r.envelope.raw.hex(),
             "replay_count": replay_count_of(r.envelope.header(REPLAY_COUNT)),
+            "trace_id": tracing.trace_id_of(tracing.message_traceparent(r.envelope.headers)) or batch_trace,
         }
         for r in rejections
     ], default=str)
@@ -86,12 +89,12 @@ _DEAD_LETTERS_SQL = f"""
 INSERT INTO {QuarantineRecord._meta.db_table}
     (source, status, reason, errors, error_count, replay_count, consumer, topic, partition, "offset",
      message_key, headers, payload, file_path, file_name, checksum, task_name, task_id, discard_reason,
-     created_at, updated_at)
+     created_at, updated_at, trace_id)
 SELECT '{Source.MESSAGE.value}', '{QuarantineRecord.Status.OPEN.value}', r.reason, r.errors, r.error_count,
        r.replay_count, %(consumer)s, r.topic, r.partition, r."offset", decode(r.message_key, 'hex'), r.headers,
-       decode(r.payload, 'hex'), '', '', '', '', '', '', now(), now()
+       decode(r.payload, 'hex'), '', '', '', '', '', '', now(), now(), r.trace_id
 FROM json_to_recordset(%(rows)s::json) AS r(reason text, errors jsonb, error_count int, replay_count int,
-     topic text, partition int, "offset" bigint, message_key text, headers jsonb, payload text)
+     topic text, partition int, "offset" bigint, message_key text, headers jsonb, payload text, trace_id uuid)
 ORDER BY r.topic, r.partition, r."offset"
 ON CONFLICT DO NOTHING
 """
@@ -117,6 +120,7 @@ def quarantine_file(
         file_path=file_path,
         file_name=file_name,
         checksum=checksum,
+        trace_id=tracing.current_trace_id(),  # the task's that checked the file
     )
 
 
@@ -153,6 +157,7 @@ def quarantine_task_failure(
             "task_name": task_name[:200],
             "payload": json.dumps(payload, default=repr).encode(),
             "replay_count": replay_count_of(replay_count),
+            "trace_id": tracing.current_trace_id(),  # the failed task's
         },
     )
     return record if created else None

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from console.audit import ActionError, ActionRefused
+from streams.kafka import tracing
 from streams.kafka.client import describe
 from streams.kafka.headers import redrive_headers
 
@@ -42,8 +43,8 @@ def redrive(records: Sequence[QuarantineRecord], payloads: dict[int, bytes] | No
         key = bytes(record.message_key) if record.message_key is not None else None
         # The stored headers, without the dead-letter and replay bookkeeping, plus the
         # incremented replay count and the record the message came from.
-        headers = redrive_headers([(str(k), str(v).encode()) for k, v in record.headers or []],
-                                  replays=record.replay_count + 1, record=record.pk)
+        headers = tracing.redriven(redrive_headers([(str(k), str(v).encode()) for k, v in record.headers or []],
+                                                   replays=record.replay_count + 1, record=record.pk))
         messages.append(Outbound(topic=record.topic, value=value, key=key, headers=headers))
         details[record.pk] = {
             "topic": record.topic,

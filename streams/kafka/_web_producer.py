@@ -24,6 +24,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.conf import settings
 
 from ._producing import DeliveryError, Outbound, producer_config, stats
+from .headers import Headers
+from .tracing import ambient_headers
 
 
 class _Poller:
@@ -142,11 +144,12 @@ def _queue_full(timeout: float) -> DeliveryError:
     )
 
 
-def _produce(producer: Producer, message: Outbound, pending: _Pending) -> bool:
-    """Queue one message; False when the local queue is full (the caller waits for room, bounded)."""
+def _produce(producer: Producer, message: Outbound, pending: _Pending, trace: Headers | None) -> bool:
+    """Queue one message (with the caller's trace header `trace` when it has no headers of
+    its own); False when the local queue is full (the caller waits for room, bounded)."""
     try:
         producer.produce(message.topic, value=message.encoded_value(), key=message.key,
-                         headers=message.headers, on_delivery=pending)
+                         headers=trace if message.headers is None else message.headers, on_delivery=pending)
         return True
     except KafkaException as exc:
         # E.g. an unknown topic: refused before anything was queued for this message.
@@ -172,9 +175,10 @@ def _queue_all(producer: Producer, messages: Sequence[Outbound], pending: _Pendi
     caller to wait a little (a sleep, or an await) before the next try. The messages
     left unqueued when it stops early are taken off `pending`."""
     queued = 0
+    trace = ambient_headers()
     try:
         for message in messages:
-            while not _produce(producer, message, pending):
+            while not _produce(producer, message, pending, trace):
                 if time.monotonic() > deadline:
                     raise _queue_full(timeout)
                 yield

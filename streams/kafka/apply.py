@@ -22,7 +22,7 @@ from typing import Any
 import psycopg2
 from django.db import close_old_connections, transaction
 
-from . import offsets
+from . import offsets, tracing
 from .client import describe
 from .faults import DlqLimit, SystemicFailure, is_transient
 from .headers import dead_letter_headers
@@ -68,6 +68,8 @@ def dead_letter_message(spec: ConsumerSpec, rejection: Rejection) -> Outbound:
     env = rejection.envelope
     headers = dead_letter_headers(env.headers, reason=rejection.reason, consumer=spec.name, topic=env.topic,
                                   partition=env.partition, offset=env.offset)
+    if tracing.message_traceparent(env.headers) is None:
+        headers += tracing.ambient_headers() or []  # it came without a context: the batch's
     return Outbound(topic=topic_name(spec.dead_letter_topic), value=env.raw, key=env.key, headers=headers)
 
 
@@ -132,6 +134,12 @@ def _check_group(spec: ConsumerSpec) -> None:
             raise SystemicFailure(reason)
 
 
+def _batch_attributes(spec: ConsumerSpec) -> dict[str, Any]:
+    return {"messaging.system": "kafka", "messaging.operation.type": "process", "messaging.operation.name": "process",
+            "messaging.consumer.group.name": spec.group_id(), "console.consumer": spec.name,
+            "messaging.destination.name": ",".join(topic_name(t) for t in spec.topics)}
+
+
 def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: DlqLimit | None = None) -> AppliedBatch:
     """Apply one batch: the handler and the dead-letter records in one transaction,
     then publish and wait for the broker.
@@ -139,7 +147,15 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
     Messages that fail on their own are found by bisection and dead-lettered with
     the error; the rest of the batch is applied. Transient errors (database or broker
     away) and a systemic failure (`limit`) propagate, with nothing committed, for the
-    caller to retry the whole batch after a backoff."""
+    caller to retry the whole batch after a backoff.
+
+    The batch is one span (tracing.batch_span), the ambient context of its handler
+    and of what it publishes."""
+    with tracing.batch_span(f"process {spec.name}", envelopes, attributes=_batch_attributes(spec)):
+        return _apply_batch(spec, envelopes, limit)
+
+
+def _apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], limit: DlqLimit | None) -> AppliedBatch:
     valid = [e for e in envelopes if e.rejection is None]
     decode_rejections = [
         Rejection(envelope=e, reason=e.rejection.reason, errors=e.rejection.errors)
@@ -186,7 +202,9 @@ def apply_tick(spec: ConsumerSpec, progress: PartitionProgress) -> int:
     _check_group(spec)
     with transaction.atomic():
         outcome = spec.tick(progress)
-    if outcome.outbound:
-        produce_and_wait(outcome.outbound, timeout=batch_ack_timeout())
+    if outcome.outbound:  # a span only for a tick that publishes: the context of its messages
+        with tracing.span(f"tick {spec.name}", kind=tracing.SpanKind.PRODUCER, root=True,
+                          attributes=_batch_attributes(spec)):
+            produce_and_wait(outcome.outbound, timeout=batch_ack_timeout())
     _after_publish(spec, outcome)
     return len(outcome.outbound)

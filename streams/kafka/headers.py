@@ -11,6 +11,9 @@ the two rules that write them.
   build them with `redrive_headers`; quarantine's recording reads the count back
   when the message is dead-lettered again.
 
+* Trace context (`traceparent`, W3C): every message the console produces carries
+  one; tracing.py reads and writes it.
+
 Pure: no Kafka client, no app. Celery's replay headers on a re-queued task are
 quarantine's own (quarantine/services/redrive.py).
 """
@@ -28,6 +31,8 @@ DLQ_ORIGINAL_TOPIC = DLQ_PREFIX + "original-topic"
 DLQ_ORIGINAL_PARTITION = DLQ_PREFIX + "original-partition"
 DLQ_ORIGINAL_OFFSET = DLQ_PREFIX + "original-offset"
 DLQ_REASON_MAX_BYTES = 1000
+
+TRACEPARENT = "traceparent"
 
 REPLAY_COUNT = "x-replay-count"
 QUARANTINE_RECORD = "x-quarantine-record"

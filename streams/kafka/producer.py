@@ -23,6 +23,9 @@ of its own: the endpoints wait KAFKA_PRODUCE_TIMEOUT_SECONDS (their 503 bound,
 the default), an operator's action or a file's announcement
 `action_ack_timeout()`, a batch `batch_ack_timeout()`.
 
+Every message without headers of its own leaves with the caller's trace context
+(tracing.py: the request's, the task's, the batch's), when there is one.
+
 Every producer is idempotent with `acks=all` (_producing.py). Failed deliveries
 are counted (`stats`, the prometheus counter `deliveries`) and logged, never
 swallowed. `web_producer_warm_up` and `web_producer_shut_down` connect the web
@@ -43,6 +46,7 @@ from django.conf import settings
 from ._producing import DeliveryError, DeliveryStats, Headers, Outbound, deliveries, producer_config, stats
 from ._web_producer import publish_and_wait, publish_and_wait_async
 from ._web_producer import shut_down as web_producer_shut_down
+from .tracing import ambient_headers
 from ._web_producer import warm_up as web_producer_warm_up
 
 __all__ = [
@@ -132,14 +136,15 @@ def produce_and_wait(
         errors.append(f"{msg.topic()}: {err.str()}")
 
     send = producer.produce
+    trace = ambient_headers()  # the batch's, the command's: on messages without headers of their own
     sent = 0
     try:
         for message in messages:
             value = message.encoded_value()
             while True:
                 try:
-                    send(message.topic, value=value, key=message.key, headers=message.headers,
-                         on_delivery=on_delivery)
+                    send(message.topic, value=value, key=message.key,
+                         headers=trace if message.headers is None else message.headers, on_delivery=on_delivery)
                     break
                 except BufferError:
                     # The local queue is full: serve delivery reports to make room.

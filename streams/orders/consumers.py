@@ -24,6 +24,7 @@ from functools import lru_cache, partial
 
 from django.utils import timezone
 
+from streams.kafka import tracing
 from streams.kafka.decoding import decode_json_object, iso, parse_timestamp
 from streams.kafka.producer import Outbound
 from streams.kafka.registry import (
@@ -106,6 +107,9 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
     mark = orders_stamp(group=group, oldest=_newest_per_partition(envelopes, lambda e: e.value.timestamp,
                                                                   oldest=True))
     stamp = [(UPSTREAM_WATERMARK_HEADER, iso(mark or NO_WATERMARK).encode())]
+    # An order's trace context goes on with it: its own, or the batch's when it came without one.
+    batch_trace = tracing.ambient_headers() or []
+    stamped = stamp + batch_trace
     product_ids = {e.value.product_id for e in envelopes}
     catalog = {
         row[0]: row
@@ -139,7 +143,7 @@ def handle_orders(envelopes: Sequence[Envelope]) -> BatchOutcome:
             # Keyed by order, not product: 5 products over 3 partitions would leave
             # a partition with one product. Windows merge by deltas, so any key works.
             key=order.order_id,
-            headers=stamp,
+            headers=stamp + tracing.forward_headers(envelope.headers, batch_trace) if envelope.headers else stamped,
         ))
     outcome.applied = len(outcome.outbound)
     outcome.after_publish.append(partial(
@@ -151,8 +155,9 @@ def decode_processed_order(envelope: Envelope) -> ProcessedOrderIn:
     plain = plain_processed_order(envelope.raw)
     if plain is not None:
         order, name, category, processed_at = plain
+        mark, trace_id = _upstream_mark(envelope)
         return ProcessedOrderIn(order=order, product_name=name, category=category, processed_at=processed_at,
-                                upstream_mark=_upstream_mark(envelope))
+                                upstream_mark=mark, trace_id=trace_id)
     return decode_processed_order_fully(envelope)
 
 
@@ -182,18 +187,23 @@ def decode_processed_order_fully(envelope: Envelope) -> ProcessedOrderIn:
             pass  # informational only; the window does not depend on it
     if when is None:
         when = timezone.now()
+    mark, trace_id = _upstream_mark(envelope)
     return ProcessedOrderIn(order=order, product_name=name or "", category=category, processed_at=when,
-                            upstream_mark=_upstream_mark(envelope))
+                            upstream_mark=mark, trace_id=trace_id)
 
 
-def _upstream_mark(envelope: Envelope) -> datetime | None:
-    """The watermark `orders` stamped on the message; None when there is none, or it
-    is not a timestamp (a processed order from another client: its own time counts)."""
+def _upstream_mark(envelope: Envelope) -> tuple[datetime | None, str | None]:
+    """The watermark `orders` stamped on the message (None when there is none, or it is
+    not a timestamp: a processed order from another client, whose own time counts), and
+    the trace id of the context it carried (None without a valid one)."""
+    mark = trace_id = None
     for name, value in envelope.headers:
         if name == UPSTREAM_WATERMARK_HEADER:
             # An ISO timestamp is short; anything longer is not one (and is not cached).
-            return _parse_mark(bytes(value)) if value and len(value) <= 64 else None
-    return None
+            mark = _parse_mark(bytes(value)) if value and len(value) <= 64 else None
+        elif name == tracing.TRACEPARENT:
+            trace_id = tracing.trace_id_of(value)
+    return mark, trace_id
 
 
 @lru_cache(maxsize=64)
@@ -227,7 +237,7 @@ def handle_order_windows(envelopes: Sequence[Envelope]) -> BatchOutcome:
     or a rebuild) are the tick's: batches of several members never publish the same one."""
     group, upstream = consumer_group(WINDOWS_CONSUMER), consumer_group(ORDERS_CONSUMER)
     result = order_windows_apply(
-        orders=[e.value for e in envelopes], group=group, upstream=upstream,
+        orders=[e.value for e in envelopes], group=group, upstream=upstream, trace_id=tracing.current_trace_id(),
         # A partition's watermark moves by the stamps of `orders` (handle_orders), or,
         # on a message without one, by the order's own time.
         seen=_newest_per_partition(envelopes, lambda e: e.value.upstream_mark or e.value.order.timestamp),

@@ -38,6 +38,10 @@ class ProcessedOrder(models.Model):
     # operator. Deleting a user still clears it (Django's SET_NULL runs in the ORM).
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", db_index=False, db_constraint=False)
+    # Not indexed: an index would cost every order stored; the trace page finds an order
+    # by its id and reaches its trace from there (console/ops/trace.py).
+    trace_id = models.UUIDField(null=True, blank=True, help_text="The W3C trace id of the context the order "
+                                "carried (its own, or its first hop's batch when its client sent none).")
 
     class Meta:
         indexes = [

@@ -9,7 +9,8 @@ consumer's own rules and published, and the coroutine awaits Kafka's
 acknowledgement while the event loop serves other requests. The rules and
 the answers are those of the DRF view (`telemetry_messages`, publish.py),
 and so is the permission (`may_publish_telemetry`, from the user and
-permissions the token cache holds). Mounted by console/asgi.py.
+permissions the token cache holds). Each request is a span (streams/kafka/tracing.py),
+below the caller's `traceparent`. Mounted by console/asgi.py.
 
 Everything else goes to Django unchanged, and so does any request this path
 would word differently from DRF: another method or content type, a missing
@@ -35,7 +36,7 @@ from rest_framework import exceptions
 
 from console.throttles import telemetry_rate_limited
 from console.tokens import CachedTokenAuthentication
-from streams.kafka import producer
+from streams.kafka import producer, tracing
 from streams.kafka.decoding import JSONRejected, parse_json
 
 from .publish import METRICS, WORKORDERS, TelemetryKind, may_publish_telemetry, telemetry_ingest_async
@@ -118,7 +119,10 @@ class TelemetryHotPath:
                 return await _answer(send, 401, {"detail": str(exc.detail)}, {"WWW-Authenticate": "Token"})
         if not may_publish_telemetry(identity[0]):  # in memory: the cache entry holds the permissions
             return await _answer(send, 403, {"detail": str(exceptions.PermissionDenied.default_detail)})
-        status, answer, answer_headers = await telemetry_ingest_async(kind=kind, data=data)
+        # The request's trace context, below the caller's (the DRF path's is TraceContextMiddleware's).
+        with tracing.span(f"POST {scope['path']}", parent=headers.get(b"traceparent"), kind=tracing.SpanKind.SERVER,
+                          attributes={"http.request.method": "POST", "url.path": scope["path"]}):
+            status, answer, answer_headers = await telemetry_ingest_async(kind=kind, data=data)
         await _answer(send, status, answer, answer_headers)
 
     @staticmethod

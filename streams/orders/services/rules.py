@@ -146,3 +146,4 @@ class ProcessedOrderIn:
     category: str
     processed_at: datetime
     upstream_mark: datetime | None = None  # the watermark `orders` stamped on it (consumers.UPSTREAM_WATERMARK_HEADER)
+    trace_id: str | None = None  # of the trace context it carried (32 hex), when valid

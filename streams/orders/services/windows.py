@@ -48,11 +48,11 @@ _ORDERS = ProcessedOrder._meta.db_table
 # against 87 ms for 20,000 orders), and the rows are sent without the SQL lexer.
 _STAGED = "order_windows_staged"
 _STAGED_COLUMNS = ("order_id", "user_id", "product_id", "product_name", "category", "amount", "ordered_at",
-                   "processed_at")
+                   "processed_at", "trace_id")
 _STAGE_SQL = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} (
     order_id text, user_id text, product_id text, product_name text, category text,
-    amount numeric, ordered_at timestamptz, processed_at timestamptz
+    amount numeric, ordered_at timestamptz, processed_at timestamptz, trace_id uuid
 ) ON COMMIT DELETE ROWS;
 DELETE FROM {_STAGED}
 """
@@ -87,11 +87,12 @@ WITH incoming AS (
 ), inserted AS (
     INSERT INTO {_ORDERS} AS o
         (order_id, user_id, product_id, product_name, category,
-         amount, ordered_at, window_start, processed_at, stored_at, late)
+         amount, ordered_at, window_start, processed_at, stored_at, late, trace_id)
     SELECT i.order_id, i.user_id, i.product_id, i.product_name, i.category,
            i.amount, i.ordered_at, i.window_start, i.processed_at, now(),
            coalesce(e.final, false)
-           OR coalesce(i.window_start + make_interval(secs => %(window)s) <= mark.at, false)
+           OR coalesce(i.window_start + make_interval(secs => %(window)s) <= mark.at, false),
+           i.trace_id
     FROM incoming i CROSS JOIN mark
     LEFT JOIN existing e ON e.product_id = i.product_id AND e.window_start = i.window_start
     ON CONFLICT (order_id) DO NOTHING
@@ -213,39 +214,42 @@ class WindowsApplied:
 _COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_rows(rows: Sequence[ProcessedOrderIn]) -> str:
+def _copy_rows(rows: Sequence[ProcessedOrderIn], trace_id: str | None = None) -> str:
     """`rows` in COPY's text format (_STAGED_COLUMNS). The times are written by orjson
     in one call (RFC 3339, UTC, Z). Text fields are escaped only when the batch holds
-    a backslash, tab or line break at all (the common case has none)."""
+    a backslash, tab or line break at all (the common case has none). A row without a
+    trace id of its own takes `trace_id` (the batch's); the ids are hex, never escaped."""
+    default = trace_id or r"\N"
     moments = orjson.dumps([t for r in rows for t in (r.order.timestamp, r.processed_at)],
                            option=orjson.OPT_UTC_Z).decode()[2:-2].split('","')
     def text(escape: bool) -> str:
         if escape:
             lines = ["\t".join((*(f.translate(_COPY_SPECIALS) for f in (
                          o.order_id, o.user_id, o.product_id, r.product_name, r.category)),
-                         str(o.amount), moments[2 * i], moments[2 * i + 1]))
+                         str(o.amount), moments[2 * i], moments[2 * i + 1], r.trace_id or default))
                      for i, r in enumerate(rows) for o in (r.order,)]
         else:
             lines = [f"{o.order_id}\t{o.user_id}\t{o.product_id}\t{r.product_name}\t{r.category}\t"
-                     f"{o.amount}\t{moments[2 * i]}\t{moments[2 * i + 1]}"
+                     f"{o.amount}\t{moments[2 * i]}\t{moments[2 * i + 1]}\t{r.trace_id or default}"
                      for i, r in enumerate(rows) for o in (r.order,)]
         return "\n".join(lines) + "\n" if lines else ""
     plain = text(escape=False)
-    if "\\" in plain or "\r" in plain or plain.count("\t") != 7 * len(rows) or plain.count("\n") != len(rows):
+    if "\\" in plain or "\r" in plain or plain.count("\t") != 8 * len(rows) or plain.count("\n") != len(rows):
         return text(escape=True)
     return plain
 
 
 def order_windows_apply(
     *, orders: Sequence[ProcessedOrderIn], group: str = "", seen: Sequence[PartitionSeen] = (),
-    upstream: str | None = None,
+    upstream: str | None = None, trace_id: str | None = None,
 ) -> WindowsApplied:
     """Store orders once each; add the new on-time ones to their windows, count the late ones.
 
     `group` is the consumer group whose watermark decides lateness, `seen` the
     batch's partitions, which move it. Returns the windows the batch changed
     that are still open (the final ones are selected by
-    `order_windows_final_unpublished`). The orders are staged by COPY, their missing
+    `order_windows_final_unpublished`). An order without a trace id of its own is
+    stored with `trace_id` (the batch's). The orders are staged by COPY, their missing
     windows created, then one statement applies them; must run inside the
     caller's transaction (the consumer's batch transaction).
     """
@@ -259,7 +263,7 @@ def order_windows_apply(
     params = event_time_params(group, upstream)
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_SQL)
-        cursor.copy_expert(f"COPY {_STAGED} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN", io.StringIO(_copy_rows(rows)))
+        cursor.copy_expert(f"COPY {_STAGED} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN", io.StringIO(_copy_rows(rows, trace_id)))
         cursor.execute(_CREATE_WINDOWS_SQL, {"window": window_seconds})
         created = {row[0] for row in cursor.fetchall()}
         cursor.execute(_APPLY_SQL, {**params, "seen": seen_json(seen)})
