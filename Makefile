@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps monitoring-deps helm-deps tracing-deps test test-fast test-chaos check-compose bench-ingest bench-orders clean
+        supervisord-conf run ps monitoring-deps helm-deps tracing-deps tracing-up tracing-down test test-fast test-chaos check-compose bench-ingest bench-orders clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -102,7 +102,7 @@ helm-deps: $(HELM)  ## Build helm from its Go module for the Helm chart's tests 
 # Jaeger for tests/tracing (an OpenTelemetry receiver whose HTTP query API the tests read), built
 # once per machine from its Go module into ~/.cache/console-jaeger/<version>/: cmd/jaeger, the
 # OpenTelemetry-collector-based binary that runs all-in-one with in-memory storage from a YAML
-# config (tests/tracing/conftest.py writes one with every listener on 127.0.0.1). Built in the
+# config (deploy/jaeger/jaeger.yaml: every listener on 127.0.0.1; the tests move its ports). Built in the
 # module's own directory, not by `go install ...@version`, which refuses it for its go.mod's replace
 # directive: 9 min 5 s measured on 2 cores with an empty Go module cache while another Go build ran
 # (8.5 CPU-minutes; an 85 MB binary); then nothing.
@@ -120,6 +120,18 @@ $(JAEGER):
 	mv $@.tmp $@
 
 tracing-deps: $(JAEGER)  ## Build Jaeger from its Go module for the tracing tests when it is missing
+
+JAEGER_PID := .run/jaeger.pid
+tracing-up: $(JAEGER)  ## Start Jaeger on 127.0.0.1 (OTLP/HTTP :4318, query API :16686) for OTEL_EXPORTER_OTLP_ENDPOINT
+	@mkdir -p .run
+	@if [ -f $(JAEGER_PID) ] && kill -0 $$(cat $(JAEGER_PID)) 2>/dev/null; then echo "jaeger: already running"; \
+	else nohup $(JAEGER) --config deploy/jaeger/jaeger.yaml > .run/jaeger.log 2>&1 & echo $$! > $(JAEGER_PID); \
+	  for i in $$(seq 1 60); do curl -sf http://127.0.0.1:16686/api/services >/dev/null && break; sleep 0.5; done; \
+	  curl -sf http://127.0.0.1:16686/api/services >/dev/null || { echo "jaeger did not start: .run/jaeger.log"; exit 1; }; \
+	  echo "jaeger: OTLP http://127.0.0.1:4318, query API http://127.0.0.1:16686 (log .run/jaeger.log)"; fi
+
+tracing-down:  ## Stop the Jaeger of `make tracing-up`
+	@if [ -f $(JAEGER_PID) ]; then kill $$(cat $(JAEGER_PID)) 2>/dev/null || true; rm -f $(JAEGER_PID); echo "jaeger: stopped"; fi
 
 test: services check-compose browser-deps monitoring-deps helm-deps tracing-deps  ## Run the test suite against the real services
 	$(PY) -m pytest $(PYTEST_ARGS)

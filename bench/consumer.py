@@ -14,7 +14,9 @@ Produces N metric events to a fresh topic, then measures in the same run:
     in PostgreSQL + offsets + commit), messages/s from the first batch stored to
     the last (its positions in PostgreSQL, polled every 50 ms; every row checked
     at the end);
-and prints the ratios. Not a test: it prints figures for docs/kafka.md.
+and prints the ratios. With --otlp-endpoint, the console consumer runs again with
+its spans exported (tracing on), from empty rows, and the ratio to tracing off is
+printed. Not a test: it prints figures for docs/kafka.md.
 """
 
 from __future__ import annotations
@@ -112,6 +114,49 @@ def arroyo_noop(topic: str, run: str, n: int, batch_size: int) -> float:
     return seen["n"] / secs if secs else float("nan")
 
 
+def console_run(args: argparse.Namespace, run: str, topic: str, other: str, dlq: str, base_time: int, n: int, *,
+                tag: str, env: dict[str, str] | None = None) -> float | None:
+    """`run_consumer telemetry` over the topic as a new group from empty rows: msgs/s, or None."""
+    group_prefix = f"bench-{run}{tag}"
+    env = dict(os.environ, KAFKA_TOPIC_METRICS=topic, KAFKA_TOPIC_WORKORDERS=other, KAFKA_TOPIC_DEAD_LETTERS=dlq,
+               CONSUMER_GROUP_PREFIX=group_prefix, LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+               **(env or {}))
+    rows = MachineMetric.objects.filter(time__gte=base_time, time__lt=base_time + n)
+    rows.delete()
+    proc = subprocess.Popen([*args.wrap.split(), sys.executable, str(ROOT / "manage.py"), "run_consumer", "telemetry",
+                             "--batch-size", str(args.batch_size)], cwd=ROOT, env=env)
+    # Progress is read from the consumer's positions in PostgreSQL (a row per partition,
+    # written in each batch's transaction), not by counting rows: a count(*) every 50 ms
+    # over the growing table took a share of the two cores from the process measured.
+    positions = ConsumerOffset.objects.filter(group=f"{group_prefix}-telemetry", topic=topic)
+    t_first = t_last = None
+    first_count = 0  # stored when the clock starts: not counted in the rate
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            count = sum(positions.values_list("next_offset", flat=True))
+            now = time.perf_counter()
+            if count and t_first is None:
+                t_first, first_count = now, count
+            if count >= n:
+                t_last = now
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT if args.wrap else signal.SIGTERM)  # py-spy writes its profile on SIGINT
+        proc.wait(timeout=60)
+    stored = rows.count()
+    label = "run_consumer telemetry" + (f" ({tag})" if tag else "")
+    if t_last is None or t_first is None or stored != n:
+        print(f"console: {label} did not finish in time, or stored {stored:,} of {n:,} rows")
+        return None
+    secs = t_last - t_first
+    rate = (n - first_count) / secs
+    print(f"console: {label:<34} {n - first_count:,} rows in {secs:.2f}s = {rate:,.0f} msgs/s (after the "
+          f"first batch stored; batch {args.batch_size}, {args.partitions} partitions, one process)")
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=400_000)
@@ -122,6 +167,9 @@ def main() -> None:
     parser.add_argument("--wrap", default="", help="A command prefix for the console consumer, such as "
                         "'py-spy record -o telemetry.svg --' to profile it.")
     parser.add_argument("--skip-arroyo", action="store_true", help="Leave out the arroyo option.")
+    parser.add_argument("--otlp-endpoint", default="",
+                        help="Run the console consumer again with its spans exported to this OTLP/HTTP endpoint "
+                             "(e.g. http://127.0.0.1:4318 of `make tracing-up`) and print the ratio to tracing off.")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
@@ -160,45 +208,19 @@ def main() -> None:
     arroyo_rate = float("nan") if args.skip_arroyo else arroyo_noop(topic, run, n, args.batch_size)
     print(f"option:   arroyo strategies, no database  {n:,} msgs = {arroyo_rate:,.0f} msgs/s")
 
-    env = dict(os.environ, KAFKA_TOPIC_METRICS=topic, KAFKA_TOPIC_WORKORDERS=other,
-               KAFKA_TOPIC_DEAD_LETTERS=dlq, CONSUMER_GROUP_PREFIX=f"bench-{run}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
-    proc = subprocess.Popen([*args.wrap.split(), sys.executable, str(ROOT / "manage.py"), "run_consumer", "telemetry",
-                             "--batch-size", str(args.batch_size)], cwd=ROOT, env=env)
-    rows = MachineMetric.objects.filter(time__gte=base_time, time__lt=base_time + n)
-    # Progress is read from the consumer's positions in PostgreSQL (a row per partition,
-    # written in each batch's transaction), not by counting rows: a count(*) every 50 ms
-    # over the growing table took a share of the two cores from the process measured.
-    positions = ConsumerOffset.objects.filter(group=f"bench-{run}-telemetry", topic=topic)
-    t_first = t_last = None
-    first_count = 0  # stored when the clock starts: not counted in the rate
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline:
-            count = sum(positions.values_list("next_offset", flat=True))
-            now = time.perf_counter()
-            if count and t_first is None:
-                t_first, first_count = now, count
-            if count >= n:
-                t_last = now
-                break
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGINT if args.wrap else signal.SIGTERM)  # py-spy writes its profile on SIGINT
-        proc.wait(timeout=60)
-    stored = rows.count()
-    if t_last is None or t_first is None or stored != n:
-        print(f"console consumer did not finish in time, or stored {stored:,} of {n:,} rows")
-    else:
-        secs = t_last - t_first
-        rate = (n - first_count) / secs
-        print(f"console: run_consumer telemetry             {n - first_count:,} rows in {secs:.2f}s = {rate:,.0f} "
-              f"msgs/s (after the first batch stored; batch {args.batch_size}, {args.partitions} partitions, "
-              "one process)")
+    rate = console_run(args, run, topic, other, dlq, base_time, n, tag="")
+    if rate:
         print(f"ratio console / bare consume: {rate / raw_rate:.2f}; console / bare consume + decode: "
               f"{rate / decode_rate:.2f}; arroyo alone / bare consume + decode: {arroyo_rate / decode_rate:.2f}")
         print(f"telemetry: {rate:,.0f} msgs/s, {rate / decode_rate:.2f}x bare consume+decode, "
               f"{rate / raw_rate:.2f}x bare consume")
-    rows.delete()
+    if args.otlp_endpoint and rate:
+        traced = console_run(args, run, topic, other, dlq, base_time, n, tag="traced",
+                             env={"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint})
+        if traced:
+            print(f"telemetry, tracing exported to {args.otlp_endpoint}: {traced:,.0f} msgs/s, "
+                  f"{traced / rate:.3f}x tracing off")
+    MachineMetric.objects.filter(time__gte=base_time, time__lt=base_time + n).delete()
     ConsumerOffset.objects.filter(group__startswith=f"bench-{run}").delete()
     for f in admin.delete_topics([topic, other, dlq]).values():
         f.result()

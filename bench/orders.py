@@ -300,12 +300,14 @@ def console_windows(run: Run) -> dict[WindowKey, tuple[int, int]]:
     return {(p, int(s.timestamp())): (c + lc, int((r + lr) * 100)) for p, s, c, r, lc, lr in rows}
 
 
-def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace, members: int = 1
+def console_throughput(run: Run, topics: dict[str, str], valid: int, args: argparse.Namespace, members: int = 1,
+                       tag: str = "", extra_env: dict[str, str] | None = None
                        ) -> tuple[float, float, dict[WindowKey, tuple[int, int]]]:
     windows = ProductWindow.objects.filter(product_id__in=run.products)
     started = time.monotonic()
     run.stop_signal = signal.SIGINT if args.wrap else signal.SIGTERM  # py-spy writes its profile on SIGINT
-    console_start(run, console_env(run, topics, f"e2e{members}", args.grace), args.batch_size, args.wrap, members)
+    env = {**console_env(run, topics, f"e2e{members}{tag}", args.grace), **(extra_env or {})}
+    console_start(run, env, args.batch_size, args.wrap, members)
     first_row, counted = None, 0
     deadline = started + args.timeout
     while counted < valid and time.monotonic() < deadline:
@@ -522,6 +524,9 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true", help="Leave out the latency run.")
     parser.add_argument("--members", type=int, default=3,
                         help="A second console stage with this many processes per group (default 3; 1: none).")
+    parser.add_argument("--otlp-endpoint", default="",
+                        help="Also run the console with its spans exported to this OTLP/HTTP endpoint "
+                             "(e.g. http://127.0.0.1:4318 of `make tracing-up`), and print the ratio to tracing off.")
     parser.add_argument("--seed", type=int, default=2, help="Random seed of the generated orders.")
     parser.add_argument("--timeout", type=float, default=1800, help="Give up on a stage after this many seconds.")
     args = parser.parse_args()
@@ -582,6 +587,17 @@ def main() -> None:
         late = ProductWindow.objects.filter(product_id__in=run.products).aggregate(n=Sum("late_count"))["n"] or 0
         # The input partitions are in event-time order, so with the watermark from upstream none is late.
         print(f"console late (held on their windows, counted above): {late:,} orders (grace {args.grace} s)")
+
+        if args.otlp_endpoint:
+            # Again with spans exported over OTLP (a batch = one span), from empty tables and new groups.
+            run.forget_results()
+            traced = {**topics, **run.create_topics("e2etraced", ("processed_orders", "product_metrics"))}
+            traced_rate, traced_steady, traced_got = console_throughput(
+                run, traced, valid, args, tag="traced", extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint})
+            print(f"console end to end, tracing exported to {args.otlp_endpoint}: {traced_rate:>8,.0f} orders/s from "
+                  f"process launch, {traced_steady:,.0f}/s from the first window row "
+                  f"({traced_rate / console_rate:.3f}x tracing off)")
+            print(f"console exact (tracing exported): {check_windows(traced_got, expected)}")
 
         members_rate = float("nan")
         if args.members > 1:

@@ -38,14 +38,17 @@ _configured = False
 
 
 def service_name() -> str:
-    """OTEL_SERVICE_NAME, else `console-<what this process runs>` (web, worker, a consumer)."""
+    """OTEL_SERVICE_NAME, else `console-<what this process runs>`: `web` (gunicorn, uvicorn,
+    runserver), `worker` (Celery), `consumer-<name>`, or the management command's name."""
     if os.environ.get("OTEL_SERVICE_NAME"):
         return os.environ["OTEL_SERVICE_NAME"]
-    argv = [os.path.basename(a) for a in sys.argv[:3]]
-    if "run_consumer" in argv and len(sys.argv) > 2:
-        return f"console-consumer-{sys.argv[argv.index('run_consumer') + 1]}"
-    if "celery" in " ".join(argv):
+    argv = [os.path.basename(a) for a in sys.argv]
+    if "celery" in " ".join(argv[:2]):
         return "console-worker"
+    if argv and argv[0] == "manage.py" and len(argv) > 1 and argv[1] != "runserver":
+        if argv[1] == "run_consumer" and len(argv) > 2:
+            return f"console-consumer-{argv[2]}"
+        return f"console-{argv[1]}"
     return "console-web"
 
 

@@ -136,8 +136,7 @@ def _check_group(spec: ConsumerSpec) -> None:
 
 def _batch_attributes(spec: ConsumerSpec) -> dict[str, Any]:
     return {"messaging.system": "kafka", "messaging.operation.type": "process", "messaging.operation.name": "process",
-            "messaging.consumer.group.name": spec.group_id(), "console.consumer": spec.name,
-            "messaging.destination.name": ",".join(topic_name(t) for t in spec.topics)}
+            "messaging.consumer.group.name": spec.group_id(), "console.consumer": spec.name}
 
 
 def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: DlqLimit | None = None) -> AppliedBatch:

@@ -225,7 +225,9 @@ def batch_span(name: str, envelopes: Sequence[Any], *, attributes: dict[str, Any
         return
     seen: dict[str, SpanContext] = {}
     carried = 0
+    topics = set()
     for envelope in envelopes:
+        topics.add(envelope.topic)
         raw = message_traceparent(envelope.headers)
         if raw is None:
             continue
@@ -233,7 +235,8 @@ def batch_span(name: str, envelopes: Sequence[Any], *, attributes: dict[str, Any
         remote = _remote(raw)
         if remote is not None and len(seen) < BATCH_LINKS:
             seen.setdefault(f"{remote.trace_id:x}{remote.span_id:x}", remote)
-    attributes = {**attributes, "messaging.batch.message_count": len(envelopes),
+    attributes = {**attributes, "messaging.destination.name": ",".join(sorted(topics)),
+                  "messaging.batch.message_count": len(envelopes),
                   "console.batch.messages_with_context": carried, "console.batch.links": len(seen)}
     with _tracer.start_as_current_span(name, context=otel.set_span_in_context(otel.INVALID_SPAN),
                                        kind=SpanKind.CONSUMER, attributes=attributes,

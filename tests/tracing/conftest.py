@@ -64,45 +64,11 @@ QUERY_HTTP_PORT = 56686
 QUERY_GRPC_PORT = 56685
 READY_TIMEOUT = 60.0
 
-CONFIG = f"""\
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-      readers: []
-    logs:
-      level: info
-
-extensions:
-  jaeger_storage:
-    backends:
-      memstore:
-        memory:
-          max_traces: 100000
-  jaeger_query:
-    storage:
-      traces: memstore
-    enable_tracing: false  # on by default: it would export its own spans to localhost:4317
-    http:
-      endpoint: {HOST}:{QUERY_HTTP_PORT}
-    grpc:
-      endpoint: {HOST}:{QUERY_GRPC_PORT}
-
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: {HOST}:{OTLP_HTTP_PORT}
-
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memstore
-"""
+# The development config (`make tracing-up`), moved to this fixture's ports.
+CONFIG = ((ROOT / "deploy" / "jaeger" / "jaeger.yaml").read_text()
+          .replace("127.0.0.1:4318", f"{HOST}:{OTLP_HTTP_PORT}")
+          .replace("127.0.0.1:16686", f"{HOST}:{QUERY_HTTP_PORT}")
+          .replace("127.0.0.1:16685", f"{HOST}:{QUERY_GRPC_PORT}"))
 
 
 def jaeger_binary() -> Path:
