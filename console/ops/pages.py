@@ -1,15 +1,15 @@
 """The operations pages inside the admin (what operators otherwise open Kafdrop or
 kafka-ui for): their URLs and permissions (`urls()`), and the views of the dashboard
-(services and live lag), the pipeline map (topology.py, map_svg.py), a consumer's page and
-Celery's workers and queues. The topic
+(services and live lag), the pipeline map (topology.py, map_svg.py), the trace page (find
+an event and its path: trace.py), a consumer's page and Celery's workers and queues. The topic
 and message pages are console/ops/topic_pages.py, the offset reset console/ops/offsets.py.
 
 Views only: what the dashboards and a consumer's page show is read by
 console/ops/dashboard.py, the Celery page's by console/ops/celery_ops.py.
 
 Staff only (the admin's login), and each page needs its permission on top:
-`console.view_operations` for the dashboard, the topics and Celery's workers
-and queues, `console.view_topic_messages` for raw messages, which carry
+`console.view_operations` for the dashboard, the map, the trace page, the topics and
+Celery's workers and queues, `console.view_topic_messages` for raw messages, which carry
 whatever the producers put in them (the message browser, console/ops/topic_pages.py),
 `console.produce_message` and `console.redrive_dead_letters` to write to topics
 from there, and `console.revoke_task` to revoke a queued task. The `operators`
@@ -30,7 +30,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from . import celery_ops, topic_pages, topology
+from . import celery_ops, topic_pages, topology, trace
 from ..audit import ActionError
 from .dashboard import consumer_page, dashboard_overview, services_overview
 from .lag_history import lines_svg
@@ -68,6 +68,28 @@ def pipeline_map(request: HttpRequest) -> HttpResponse:
 
 def pipeline_map_fragment(request: HttpRequest) -> HttpResponse:
     return HttpResponse(map_svg(topology.pipeline_map()))
+
+
+def trace_page(request: HttpRequest) -> HttpResponse:
+    """Find an event by trace id or business key (`q`, `kind`) and show its path (trace.trace).
+    A query it cannot search for says why on the page; a link whose page the operator may not
+    open (the message browser needs console.view_topic_messages) is shown without its link."""
+    text, kind = request.GET.get("q", "")[:1000], request.GET.get("kind", "auto")[:40]
+    error, found = "", None
+    try:
+        query = trace.parse_query(text, kind)
+    except trace.QueryError as exc:
+        error, query = str(exc), None
+    if query is not None:
+        found = trace.trace(query)
+    user, bounds = request.user, trace.Budget.start()
+    hops = [{"hop": hop, "url": hop.url if not hop.perm or user.has_perm(hop.perm) else ""}
+            for hop in (found.hops if found else [])]
+    shown = "".join(c for c in text[:trace.MAX_QUERY] if c.isprintable())  # the box gets back what it can show
+    return TemplateResponse(request, "ops/trace.html", _context(
+        request, "Trace an event", q=shown, kind=kind if kind in trace.KINDS else "auto",
+        kinds=list(trace.KINDS.items()), error=error, trace=found, hops=hops, is_nav_sidebar_enabled=False,
+        bounds=bounds, scan_limit=f"{bounds.per_topic:,}"))
 
 
 def consumer_detail(request: HttpRequest, name: str) -> HttpResponse:
@@ -154,6 +176,7 @@ def urls() -> list:
         path("dashboard/", wrap(_requires(VIEW_OPERATIONS)(dashboard_fragment)), name="ops-dashboard-fragment"),
         path("map/", wrap(_requires(VIEW_OPERATIONS)(pipeline_map)), name="ops-map"),
         path("map/svg/", wrap(_requires(VIEW_OPERATIONS)(pipeline_map_fragment)), name="ops-map-fragment"),
+        path("trace/", wrap(_requires(VIEW_OPERATIONS)(trace_page)), name="ops-trace"),
         path("consumers/<str:name>/", wrap(_requires(VIEW_OPERATIONS)(consumer_detail)), name="ops-consumer"),
         path("consumers/<str:name>/offsets/plan/", wrap(_requires(VIEW_OPERATIONS, RESET_OFFSETS)(offsets_plan)),
              name="ops-offsets-plan"),
