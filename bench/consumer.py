@@ -41,6 +41,7 @@ django.setup()
 from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from streams.kafka.client import client_config  # noqa: E402
 from streams.kafka.producer import Outbound, produce_and_wait  # noqa: E402
@@ -123,6 +124,10 @@ def console_run(args: argparse.Namespace, run: str, topic: str, other: str, dlq:
                **(env or {}))
     rows = MachineMetric.objects.filter(time__gte=base_time, time__lt=base_time + n)
     rows.delete()
+    # Every run starts from a vacuumed table: the rows an earlier run deleted would otherwise
+    # still be in the unique index, and each insert of the next run would step over them.
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {MachineMetric._meta.db_table}")
     proc = subprocess.Popen([*args.wrap.split(), sys.executable, str(ROOT / "manage.py"), "run_consumer", "telemetry",
                              "--batch-size", str(args.batch_size)], cwd=ROOT, env=env)
     # Progress is read from the consumer's positions in PostgreSQL (a row per partition,

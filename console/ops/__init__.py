@@ -10,6 +10,10 @@ It holds:
   their charts) and alerts.py (every threshold passed now);
 * the pipeline map: topology.py (the graph of every pipeline from the consumer registry
   and the declared sources, with its live state) and map_svg.py (its layout and drawing);
+* the trace page ("find an event"): trace.py (an event's path through the pipelines
+  from the stored rows and the topics), trace_query.py (reading the query),
+  trace_hops.py (each hop, its link and its partition's owner) and trace_scan.py (the
+  bounded topic scans);
 * the actions the pages take: kafka_actions.py (produce, re-drive dead letters) and
   celery_ops.py (Celery's workers and queues, retry, revoke);
 * the task results' and audit log's admin (admin.py), /healthz (health.py) and

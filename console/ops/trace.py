@@ -88,7 +88,7 @@ class Trace:
 
 def lookback() -> timedelta:
     """How far back a search with nothing stored to start from looks (CONSOLE_TRACE_LOOKBACK_MINUTES)."""
-    return timedelta(minutes=float(getattr(settings, "CONSOLE_TRACE_LOOKBACK_MINUTES", 60)))
+    return timedelta(minutes=settings.CONSOLE_TRACE_LOOKBACK_MINUTES)
 
 
 def resolve(query: Query) -> str:

@@ -29,8 +29,6 @@ from django.conf import settings
 from streams.kafka import browse
 from streams.kafka.client import failure_reason
 
-SCAN_LIMIT = 20_000  # messages per topic, unless settings.CONSOLE_TRACE_SCAN_LIMIT says otherwise
-SECONDS = 5.0  # for every scan of one trace, unless settings.CONSOLE_TRACE_SECONDS says otherwise
 CHUNK = 2_000  # messages read from one partition before the next partition's turn
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,8 +43,8 @@ class Budget:
 
     @classmethod
     def start(cls) -> Budget:
-        seconds = float(getattr(settings, "CONSOLE_TRACE_SECONDS", SECONDS))
-        return cls(per_topic=max(int(getattr(settings, "CONSOLE_TRACE_SCAN_LIMIT", SCAN_LIMIT)), 1),
+        seconds = settings.CONSOLE_TRACE_SECONDS
+        return cls(per_topic=max(settings.CONSOLE_TRACE_SCAN_LIMIT, 1),
                    seconds=seconds, deadline=time.monotonic() + seconds)
 
     @property

@@ -566,3 +566,9 @@ CONSOLE_ALERT_FILE_STUCK_MINUTES = env.float("CONSOLE_ALERT_FILE_STUCK_MINUTES",
 CONSOLE_PRODUCE_MAX_BYTES = env.int("CONSOLE_PRODUCE_MAX_BYTES", default=1_000_000)
 # At most this many dead letters are re-driven from a dead-letter topic at once.
 CONSOLE_DLQ_REDRIVE_MAX = env.int("CONSOLE_DLQ_REDRIVE_MAX", default=1000)
+# The trace page (console/ops/trace.py) reads topics within bounds: at most this many
+# messages per topic, this many seconds per search in all, and this far back when nothing
+# stored gives the event's time.
+CONSOLE_TRACE_SCAN_LIMIT = env.int("CONSOLE_TRACE_SCAN_LIMIT", default=20_000)
+CONSOLE_TRACE_SECONDS = env.float("CONSOLE_TRACE_SECONDS", default=5.0)
+CONSOLE_TRACE_LOOKBACK_MINUTES = env.float("CONSOLE_TRACE_LOOKBACK_MINUTES", default=60.0)

@@ -223,22 +223,22 @@ def batch_span(name: str, envelopes: Sequence[Any], *, attributes: dict[str, Any
         with use(context):
             yield [(TRACEPARENT, context.encode())]
         return
-    seen: dict[str, SpanContext] = {}
+    # Per message only a header lookup and a dict probe: the contexts are parsed once
+    # each, and most batches carry few (the batch that published them upstream).
+    distinct: dict[bytes, None] = {}
     carried = 0
-    topics = set()
-    for envelope in envelopes:
-        topics.add(envelope.topic)
-        raw = message_traceparent(envelope.headers)
-        if raw is None:
-            continue
-        carried += 1
-        remote = _remote(raw)
-        if remote is not None and len(seen) < BATCH_LINKS:
-            seen.setdefault(f"{remote.trace_id:x}{remote.span_id:x}", remote)
+    for headers in [e.headers for e in envelopes if e.headers]:
+        raw = message_traceparent(headers)
+        if raw is not None:
+            carried += 1
+            if len(distinct) < BATCH_LINKS:
+                distinct[bytes(raw)] = None
+    seen = [c for c in map(_remote, distinct) if c is not None]
+    topics = {e.topic for e in envelopes}
     attributes = {**attributes, "messaging.destination.name": ",".join(sorted(topics)),
                   "messaging.batch.message_count": len(envelopes),
                   "console.batch.messages_with_context": carried, "console.batch.links": len(seen)}
     with _tracer.start_as_current_span(name, context=otel.set_span_in_context(otel.INVALID_SPAN),
                                        kind=SpanKind.CONSUMER, attributes=attributes,
-                                       links=[Link(c) for c in seen.values()]):
+                                       links=[Link(c) for c in seen]):
         yield [(TRACEPARENT, current().encode())]  # type: ignore[union-attr]
