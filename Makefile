@@ -10,7 +10,7 @@ MANAGE := $(PY) manage.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv env services services-stop services-status migrate topics admin \
-        supervisord-conf run ps monitoring-deps helm-deps tracing-deps tracing-up tracing-down test test-fast test-chaos check-compose bench-ingest bench-orders clean
+        supervisord-conf run ps monitoring-deps helm-deps tracing-deps tracing-up tracing-down test test-fast test-chaos check-compose bench-ingest bench-orders bench-api bench-consumer clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -161,6 +161,13 @@ $(BENCH_QUIX_VENV)/.installed: requirements-bench.txt
 
 bench-orders: migrate $(BENCH_QUIX_VENV)/.installed  ## Benchmark the order pipeline: console vs Quix Streams
 	$(PY) bench/orders.py $(BENCH_ARGS)
+
+bench-api: migrate  ## Benchmark the event API (single POSTs with wrk, batches) vs an empty ASGI app
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/api.py $(BENCH_ARGS)
+
+bench-consumer: migrate  ## Benchmark run_consumer telemetry vs a bare consume loop (and arroyo)
+	$(PY) bench/consumer.py $(BENCH_ARGS)
 
 check-compose:  ## Validate docker-compose.yml (needs Debian's docker-compose)
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }

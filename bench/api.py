@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=int, default=4, help="Concurrent batch clients (default 4).")
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        raise SystemExit("wrk is missing: apt-get install wrk")
+        raise SystemExit("wrk is missing: `make bench-api` installs it (Debian's wrk)")
 
     suffix = uuid.uuid4().hex[:6]
     topic = f"bench-{suffix}-metrics"
