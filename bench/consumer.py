@@ -219,6 +219,8 @@ def main() -> None:
               f"{rate / decode_rate:.2f}; arroyo alone / bare consume + decode: {arroyo_rate / decode_rate:.2f}")
         print(f"telemetry: {rate:,.0f} msgs/s, {rate / decode_rate:.2f}x bare consume+decode, "
               f"{rate / raw_rate:.2f}x bare consume")
+        print(f"target: run_consumer telemetry >= 0.5x bare consume + decode: "
+              f"{'met' if rate / decode_rate >= 0.5 else 'NOT met'} ({rate / decode_rate:.2f}x)")
     if args.otlp_endpoint and rate:
         traced = console_run(args, run, topic, other, dlq, base_time, n, tag="traced",
                              env={"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint})

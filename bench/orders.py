@@ -632,6 +632,9 @@ def main() -> None:
 
         print(f"load average at start {load_start}, at end {load()}")
         vs_quix = console_rate / quix_rate if quix_rate else float("nan")
+        if not args.skip_quix and not args.skip_latency:
+            print(f"target: >= 2x Quix Streams and event-to-final-window p99 <= 1 s: "
+                  f"{'met' if vs_quix >= 2 and f99 <= 1000 else 'NOT met'} ({vs_quix:.2f}x, p99 {f99:,.0f} ms)")
         print(f"orders: {console_rate:,.0f} orders/s end to end, {vs_quix:.2f}x Quix Streams, "
               f"{console_rate / json_rate:.3f}x bare consume+json, p99 {f99:,.0f} ms at {args.rate:,}/s "
               f"(event to final window; first window update p99 {p99:,.0f} ms)")
