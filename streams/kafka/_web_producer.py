@@ -33,6 +33,7 @@ class _Poller:
         self.producer = producer
         self.config = config
         self.pid = os.getpid()
+        self.settings: object = None  # the settings object `config` was built from (_current_poller)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="kafka-ack-poller", daemon=True)
         self.thread.start()
@@ -58,10 +59,15 @@ def _web_config() -> dict:
 
 
 def _current_poller() -> _Poller:
-    """The poller and producer of this process (new after a fork or a configuration change)."""
+    """The poller and producer of this process (new after a fork or a configuration change).
+
+    The configuration is built again only when the settings object changed (a test's
+    override): building it costs more than the rest of a request's publishing."""
     global _poller
-    config = _web_config()
     poller = _poller
+    if poller is not None and poller.settings is settings._wrapped and poller.pid == os.getpid():
+        return poller
+    config = _web_config()
     if poller is None or poller.config != config or poller.pid != os.getpid():
         with _lock:
             poller = _poller
@@ -70,6 +76,9 @@ def _current_poller() -> _Poller:
                     poller.stopped.set()
                 producer = Producer({**config, "client.id": f"console-web-{os.getpid()}"})
                 poller = _poller = _Poller(producer, config)
+    # Held, not just compared by id: a settings object freed and another made at its
+    # address must not pass for it.
+    poller.settings = settings._wrapped
     return poller
 
 
@@ -207,6 +216,11 @@ def publish_and_wait(messages: Sequence[Outbound], *, timeout: float | None = No
     return _outcome(pending, len(messages), timeout, acknowledged)
 
 
+def _resolve(done: asyncio.Future) -> None:
+    if not done.done():  # the caller may have given up (cancelled) before the ack came
+        done.set_result(None)
+
+
 async def publish_and_wait_async(messages: Sequence[Outbound], *, timeout: float | None = None) -> int:
     """`publish_and_wait` for a coroutine: the event loop runs other requests while this one waits."""
     if not messages:
@@ -214,12 +228,14 @@ async def publish_and_wait_async(messages: Sequence[Outbound], *, timeout: float
     timeout = settings.KAFKA_PRODUCE_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
     loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    pending = _Pending(len(messages), lambda: loop.call_soon_threadsafe(done.set))
+    # A bare future and asyncio.timeout: an Event and wait_for cost a task and a waiter more per request.
+    done = loop.create_future()
+    pending = _Pending(len(messages), lambda: loop.call_soon_threadsafe(_resolve, done))
     for _ in _queue_all(_current_poller().producer, messages, pending, deadline, timeout):
         await asyncio.sleep(0.01)
     try:
-        await asyncio.wait_for(done.wait(), max(deadline - time.monotonic(), 0.0))
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+            await done
         acknowledged = True
     except TimeoutError:
         acknowledged = False

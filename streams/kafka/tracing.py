@@ -28,7 +28,7 @@ Imports: the OpenTelemetry API only (never the SDK), and the platform's headers.
 from __future__ import annotations
 
 import re
-import secrets
+from random import getrandbits
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -96,8 +96,10 @@ def trace_id_of(value: bytes | str | None) -> str | None:
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
-    """A context with a new span id: in `trace_id`, or in a new trace."""
-    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    """A context with a new span id: in `trace_id`, or in a new trace. The ids need to be
+    unique, not secret: `random`'s generator, as OpenTelemetry's SDK uses, at a third of
+    the cost of os.urandom on the hot path (never all zeros, which the standard forbids)."""
+    return f"00-{trace_id or f'{getrandbits(128) or 1:032x}'}-{getrandbits(64) or 1:016x}-01"
 
 
 def child(traceparent: bytes | str | None) -> str:

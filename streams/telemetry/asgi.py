@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -81,6 +82,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+@lru_cache(maxsize=256)
+def _host_allowed(host: bytes, allowed: tuple[str, ...], debug: bool) -> bool:
+    """Django's host check, once per Host header and setting: a client sends the same one each time."""
+    domain, _port = split_domain_port(host.decode("latin-1"))
+    if debug and not allowed:
+        allowed = (".localhost", "127.0.0.1", "[::1]")
+    return bool(domain) and validate_host(domain, allowed)
 
 
 class TelemetryHotPath:
@@ -159,12 +169,7 @@ class TelemetryHotPath:
 
     @staticmethod
     def _host_allowed(headers: dict[bytes, bytes]) -> bool:
-        host = headers.get(b"host", b"").decode("latin-1")
-        domain, _port = split_domain_port(host)
-        allowed = settings.ALLOWED_HOSTS
-        if settings.DEBUG and not allowed:
-            allowed = [".localhost", "127.0.0.1", "[::1]"]
-        return bool(domain) and validate_host(domain, allowed)
+        return _host_allowed(headers.get(b"host", b""), tuple(settings.ALLOWED_HOSTS), settings.DEBUG)
 
     @staticmethod
     async def _body(headers: dict[bytes, bytes], receive: Receive) -> bytes | None:

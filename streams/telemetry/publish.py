@@ -36,7 +36,15 @@ register_source(Source("api:workorders", "endpoint", "POST /api/workorders/", pr
 def may_publish_telemetry(user) -> bool:
     """Whether `user` may POST telemetry events: the DRF view (CanPublishTelemetry)
     and the ASGI hot path ask this, and only this."""
-    return bool(user and user.is_authenticated and user.is_active and user.has_perm(PUBLISH_TELEMETRY))
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    # Asked of the same user object on every request while the token cache holds it
+    # (console/tokens.py): the answer is kept on it, as Django keeps its permissions
+    # there, and not asked of every authentication backend each time.
+    may = getattr(user, "_console_may_publish_telemetry", None)
+    if may is None:
+        may = user._console_may_publish_telemetry = user.has_perm(PUBLISH_TELEMETRY)
+    return may
 
 
 class CanPublishTelemetry(permissions.BasePermission):
