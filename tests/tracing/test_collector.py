@@ -156,7 +156,9 @@ def test_a_file_is_one_trace_through_the_watcher_the_files_consumer_and_the_task
     processes.celery_worker(**env)
     wait_until(lambda: IngestedFile.objects.filter(status=IngestedFile.Status.LOADED).exists(), timeout=120,
                message="the file loaded")
-    trace_id = IngestedFile.objects.get().trace_id.int
+    ingested = IngestedFile.objects.get()
+    assert ingested.trace_id is not None, "the file was registered without the announcement's trace id"
+    trace_id = ingested.trace_id.int
 
     def whole() -> list[dict[str, Any]] | None:
         spans = jaeger.trace(trace_id)
@@ -164,12 +166,18 @@ def test_a_file_is_one_trace_through_the_watcher_the_files_consumer_and_the_task
         return spans if {"announce file", "register file", "send ingest.process_file"} <= names and any(
             s["service"] == "console-worker" for s in spans) else None
 
-    spans = jaeger.wait_for(whole, timeout=60, message="the watcher's, the consumer's and the task's spans")
+    try:
+        spans = jaeger.wait_for(whole, timeout=60, message="the watcher's, the consumer's and the task's spans")
+    except BaseException:  # pytest.fail: say what did arrive
+        print("spans of the file's trace:", [(s["service"], s["operationName"]) for s in jaeger.trace(trace_id)])
+        raise
     services = {s["service"] for s in spans}
     assert {"console-watch_inbox", "console-consumer-files", "console-worker"} <= services
     by_id = {int(s["spanID"], 16): s for s in spans}
-    task = next(s for s in spans if s["service"] == "console-worker" and "process_file" in s["operationName"]
-                and tag_map(s["tags"]).get("span.kind") == "consumer")
+    tasks = [s for s in spans if s["service"] == "console-worker" and "process_file" in s["operationName"]
+             and tag_map(s["tags"]).get("span.kind") == "consumer"]
+    assert tasks, [(s["service"], s["operationName"], tag_map(s["tags"]).get("span.kind")) for s in spans]
+    task = tasks[0]
     # The task's span is below the consumer's send, below the registration, below the announcement.
     chain, span = [], task
     while span is not None:
