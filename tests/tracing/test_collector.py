@@ -160,31 +160,33 @@ def test_a_file_is_one_trace_through_the_watcher_the_files_consumer_and_the_task
     assert ingested.trace_id is not None, "the file was registered without the announcement's trace id"
     trace_id = ingested.trace_id.int
 
-    def whole() -> list[dict[str, Any]] | None:
+    def chain_of_the_task() -> list[str] | None:
+        """The task's span and its parents up the trace, once every one of them is in Jaeger
+        (each process exports on its own schedule: a parent may arrive after its child)."""
         spans = jaeger.trace(trace_id)
-        names = {s["operationName"] for s in spans}
-        return spans if {"announce file", "register file", "send ingest.process_file"} <= names and any(
-            s["service"] == "console-worker" for s in spans) else None
+        by_id = {int(s["spanID"], 16): s for s in spans}
+        tasks = [s for s in spans if s["service"] == "console-worker" and "process_file" in s["operationName"]
+                 and tag_map(s["tags"]).get("span.kind") == "consumer"]
+        if not tasks:
+            return None
+        chain, span = [], tasks[0]
+        while span is not None:
+            chain.append((span["service"], span["operationName"]))
+            parent = next((r for r in span["references"] if r["refType"] == "CHILD_OF"), None)
+            span = by_id.get(int(parent["spanID"], 16)) if parent else None
+        return chain if chain[-1][1] == "announce file" else None
 
     try:
-        spans = jaeger.wait_for(whole, timeout=60, message="the watcher's, the consumer's and the task's spans")
+        chain = jaeger.wait_for(chain_of_the_task, timeout=60,
+                                message="the task's span below the consumer's, below the watcher's")
     except BaseException:  # pytest.fail: say what did arrive
-        print("spans of the file's trace:", [(s["service"], s["operationName"]) for s in jaeger.trace(trace_id)])
+        print("spans of the file's trace:", [(s["service"], s["operationName"], s["references"])
+                                             for s in jaeger.trace(trace_id)])
         raise
-    services = {s["service"] for s in spans}
-    assert {"console-watch_inbox", "console-consumer-files", "console-worker"} <= services
-    by_id = {int(s["spanID"], 16): s for s in spans}
-    tasks = [s for s in spans if s["service"] == "console-worker" and "process_file" in s["operationName"]
-             and tag_map(s["tags"]).get("span.kind") == "consumer"]
-    assert tasks, [(s["service"], s["operationName"], tag_map(s["tags"]).get("span.kind")) for s in spans]
-    task = tasks[0]
     # The task's span is below the consumer's send, below the registration, below the announcement.
-    chain, span = [], task
-    while span is not None:
-        chain.append(span["operationName"])
-        parent = next((r for r in span["references"] if r["refType"] == "CHILD_OF"), None)
-        span = by_id.get(int(parent["spanID"], 16)) if parent else None
-    assert chain[-1] == "announce file" and "register file" in chain, chain
+    names = [name for _service, name in chain]
+    assert "register file" in names and "send ingest.process_file" in names, chain
+    assert {"console-watch_inbox", "console-consumer-files", "console-worker"} <= {svc for svc, _ in chain}
     assert linked_batches(jaeger, "console-consumer-files", "process files", trace_id)
 
 
@@ -222,5 +224,6 @@ def test_a_dead_lettered_order_re_driven_by_an_operator_goes_on_in_its_trace(
                               message="the operator's request span")
     assert "release" in (tag_map(request[0]["tags"]).get("http.route", "") + request[0]["operationName"])
     # The batch that applied the re-driven order links to the re-drive span.
-    batches = wait_linked(jaeger, "console-consumer-orders", "process orders", trace_id)
-    assert any(any(same_id(r["spanID"], redrive["spanID"]) for r in b["references"]) for b in batches)
+    jaeger.wait_for(lambda: [b for b in linked_batches(jaeger, "console-consumer-orders", "process orders", trace_id)
+                             if any(same_id(r["spanID"], redrive["spanID"]) for r in b["references"])],
+                    timeout=30, message="the batch of the re-driven order, linked to the re-drive")
