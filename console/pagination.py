@@ -2,13 +2,16 @@
 
 `BoundedLimitOffsetPagination` is the default (`?limit=&offset=`, at most
 API_MAX_PAGE_SIZE rows, with a total `count`): for the small tables (catalog,
-windows, reports, files, statistics, quarantine). `NewestFirstCursorPagination`
-is for tables that grow with the traffic (telemetry, processed orders, sensor
-readings, activity): opaque `next`/`previous` cursors over the primary key,
-newest first, so a page costs an index range scan and no COUNT(*), however
-deep the caller goes (a table keyed by something else subclasses it with its
-own ordering, as processed orders do). The raw rows of ingested files have
-their own keyset pages (ingest/api.py), as their table has no B-tree on the id.
+reports, files, statistics, quarantine). `NewestFirstCursorPagination` is for
+tables that grow with the traffic (telemetry, processed orders, order windows,
+sensor readings, activity): opaque `next`/`previous` cursors over the primary
+key, newest first, so a page costs an index range scan and no COUNT(*), however
+deep the caller goes (a table ordered by something else subclasses it with its
+own indexed ordering, as processed orders and order windows do). Never a page
+OFFSET, which reads every row it skips: a cursor skips only the rows of its
+own position that it gave already (orders of one instant, windows of one
+start). The raw rows of ingested files have their own
+keyset pages (ingest/api.py), as their table has no B-tree on the id.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Admin screens of file ingestion: files with progress and errors, raw data
-(read-only, no unbounded COUNT(*)), statistics.
+and statistics (read-only, never counted, choices from the overall statistics:
+console/admin_base.py's LargeTableAdmin).
 
 Called by: Django's admin site (autodiscovery). The requeue action calls
 services.files_requeue_failed; reads go through selectors.
@@ -8,13 +9,10 @@ services.files_requeue_failed; reads go through selectors.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from console.admin_base import ReadOnlyAdmin
+from console.admin_base import BoundedPaginator, LargeTableAdmin, ReadOnlyAdmin, RecentWindowFilter
 
 from . import selectors, services
 from .models import InboxEntry, IngestedFile, RawSensorReading, SensorAggregate
@@ -92,23 +90,12 @@ class IngestedFileAdmin(ReadOnlyAdmin):
         )
 
 
-class EstimatedCountPaginator(Paginator):
-    """Never COUNT(*) the whole raw table: PostgreSQL's estimate when unfiltered,
-    a count capped at LIMIT rows when filtered."""
-
-    LIMIT = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        qs: QuerySet = self.object_list
-        if not qs.query.where:
-            return selectors.estimated_rows(qs.model._meta.db_table)
-        return qs[: self.LIMIT].count()
-
-
-class NewestFirstPaginator(EstimatedCountPaginator):
+class NewestFirstPaginator(BoundedPaginator):
     """Pages of raw rows from id windows (selectors.reading_page): the raw table
-    has no B-tree to walk in id order."""
+    has no B-tree to walk in id order (nor to count in it: a capped count reads
+    the rows as they lie)."""
+
+    count_in_order = False
 
     def page(self, number):
         number = self.validate_number(number)
@@ -118,6 +105,8 @@ class NewestFirstPaginator(EstimatedCountPaginator):
 
 
 class DeviceFilter(admin.SimpleListFilter):
+    """Devices from the (small) overall statistics, never from the raw rows."""
+
     title = "device"
     parameter_name = "device"
 
@@ -128,38 +117,39 @@ class DeviceFilter(admin.SimpleListFilter):
         return queryset.filter(device=self.value()) if self.value() else queryset
 
 
-class RecentDataFilter(admin.SimpleListFilter):
-    """Time windows ending at the newest loaded reading (sensor data is often old).
-    Any range also works by URL: ?recorded_at__gte=2020-07-12&recorded_at__lt=2020-07-13"""
+class RecentDataFilter(RecentWindowFilter):
+    """Time windows ending at the newest loaded reading (sensor data is often old);
+    all rows by default, as the pages read id windows anyway. Any range also works
+    by URL: ?recorded_at__gte=2020-07-12&recorded_at__lt=2020-07-13"""
 
     title = "time (before the newest reading)"
-    parameter_name = "window"
-    WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+    field = "recorded_at"
+    default = None
+
+    def newest(self, model):
+        latest = selectors.reading_page(RawSensorReading.objects.all(), limit=1)
+        return latest[0].recorded_at if latest else None
+
+
+class MetricFilter(admin.SimpleListFilter):
+    """Metrics from the overall statistics (one row per device and metric)."""
+
+    title = "metric"
+    parameter_name = "metric"
 
     def lookups(self, request, model_admin):
-        return [("1h", "last hour"), ("24h", "last 24 hours"), ("7d", "last 7 days"), ("30d", "last 30 days")]
+        return [(m, m) for m in selectors.known_metrics()]
 
     def queryset(self, request, queryset):
-        hours = self.WINDOWS.get(self.value() or "")
-        if not hours:
-            return queryset
-        latest = selectors.reading_page(RawSensorReading.objects.all(), limit=1)
-        if not latest:
-            return queryset
-        newest = latest[0].recorded_at
-        from datetime import timedelta
-
-        return queryset.filter(recorded_at__gt=newest - timedelta(hours=hours), recorded_at__lte=newest)
+        return queryset.filter(metric=self.value()) if self.value() else queryset
 
 
 @admin.register(RawSensorReading)
-class RawSensorReadingAdmin(ReadOnlyAdmin):
+class RawSensorReadingAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ["id", "device", "recorded_at", "ts", "co", "humidity", "light", "lpg", "motion", "smoke",
                     "temp", "file_id"]
     list_filter = [DeviceFilter, RecentDataFilter]
     paginator = NewestFirstPaginator
-    show_full_result_count = False
-    list_per_page = 100
     ordering = ["-id"]
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
@@ -170,10 +160,13 @@ class RawSensorReadingAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SensorAggregate)
-class SensorAggregateAdmin(ReadOnlyAdmin):
+class SensorAggregateAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """Rows per file, device and metric: grows with the files. Choices come from the overall rows."""
+
     list_display = ["device", "metric", "scope", "count", "min", "max", "mean", "std", "median", "updated_at"]
-    list_filter = ["metric", ("file", admin.EmptyFieldListFilter), "device"]
-    search_fields = ["device"]
+    list_filter = [MetricFilter, ("file", admin.EmptyFieldListFilter), DeviceFilter]
+    search_fields = ["=device"]
+    ordering = ["-file_id", "device", "metric"]  # the unique key's order: the overall rows, then the newest file
 
     @admin.display(description="scope")
     def scope(self, obj: SensorAggregate):

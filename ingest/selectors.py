@@ -70,9 +70,6 @@ def known_devices() -> list[str]:
     return sorted(set(SensorAggregate.objects.filter(file__isnull=True).values_list("device", flat=True)))
 
 
-def estimated_rows(table: str) -> int:
-    """PostgreSQL's planner estimate of a table's rows: no COUNT(*) scan."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
-        row = cursor.fetchone()
-    return max(int(row[0]) if row else 0, 0)
+def known_metrics() -> list[str]:
+    """Metrics with statistics, from the same overall rows."""
+    return sorted(set(SensorAggregate.objects.filter(file__isnull=True).values_list("metric", flat=True)))

@@ -58,7 +58,11 @@ class ActivityEvent(_Origin):
                 fields=["origin_topic", "origin_partition", "origin_offset"], name="activityevent_origin",
             ),
         ]
-        indexes = [models.Index(fields=["timestamp"], name="activityevent_timestamp")]
+        indexes = [
+            models.Index(fields=["timestamp"], name="activityevent_timestamp"),
+            # `?session_id=` and the admin's search: without it, a session's events were a scan.
+            models.Index(fields=["session_id"], name="activityevent_session"),
+        ]
         ordering = ["-timestamp", "-id"]
 
     def __str__(self) -> str:

@@ -3,6 +3,11 @@
 stored orders, releasing late orders into their final windows, and the
 processed orders (filterable by late and released).
 
+Both tables grow with the traffic, so both lists cost the same at millions of
+rows as at none (console/admin_base.py's LargeTableAdmin): the last 24 hours
+before the newest row by default, products and categories from the catalog
+(streams.products, a declared lookup), search by exact key, never a count.
+
 Recomputing needs the windows' change permission and is logged on each
 product's latest window; releasing needs `streams.release_late_orders` and is
 logged on each corrected window (by the service). Discovered through
@@ -11,12 +16,15 @@ streams/admin.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from console.admin_base import DeletableReadOnlyAdmin, log_changes
+from console.admin_base import DeletableReadOnlyAdmin, LargeTableAdmin, RecentWindowFilter, log_changes
+from streams.products.models import Product
 
 from .models import ProcessedOrder, ProductWindow
 from .services import order_windows_rebuild, order_windows_release_late
@@ -54,16 +62,96 @@ def revenue_chart(windows: list[ProductWindow]) -> dict | None:
     }
 
 
+CATALOG_CHOICES = 100  # filter choices shown from the catalog; any other id still works by URL
+
+
+class ProductFilter(admin.SimpleListFilter):
+    """Products of the catalog (a small table), never a DISTINCT over the rows.
+    Named as Django's own field filter was, so links to `?product_id__exact=` hold."""
+
+    title = "product"
+    parameter_name = "product_id__exact"
+
+    def lookups(self, request, model_admin):
+        ids = Product.objects.order_by("product_id").values_list("product_id", flat=True)[:CATALOG_CHOICES]
+        return [(p, p) for p in ids]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(product_id=self.value()) if self.value() else queryset
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    """Categories of the catalog (its index on category), never a DISTINCT over the orders."""
+
+    title = "category"
+    parameter_name = "category__exact"
+
+    def lookups(self, request, model_admin):
+        categories = Product.objects.exclude(category="").order_by("category").values_list("category", flat=True)
+        return [(c, c) for c in categories.distinct()[:CATALOG_CHOICES]]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(category=self.value()) if self.value() else queryset
+
+
+class ReleasedFilter(admin.SimpleListFilter):
+    """Only late orders are ever released: "yes" reads the index of late orders."""
+
+    title = "released"
+    parameter_name = "released"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "released"), ("no", "not released")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(late=True, released_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(released_at__isnull=True)
+        return queryset
+
+
+class WindowStartFilter(RecentWindowFilter):
+    title = "window start (before the newest window)"
+    field = "window_start"
+
+
+class OrderedAtFilter(RecentWindowFilter):
+    title = "ordered (before the newest order)"
+    field = "ordered_at"
+
+    def after(self, queryset, start):
+        # An order's window_start is its ordered_at floored to its window (a minute; at most a
+        # day is assumed of any length used before): the same bound on it lets the
+        # (product_id, window_start) index read a product's orders of the window only, where
+        # PostgreSQL otherwise reads all of the product's orders into a bitmap.
+        slack = timedelta(seconds=settings.ORDERS_WINDOW_SECONDS) + timedelta(days=1)
+        return queryset.filter(ordered_at__gt=start, window_start__gt=start - slack)
+
+
 @admin.register(ProductWindow)
-class ProductWindowAdmin(admin.ModelAdmin):
+class ProductWindowAdmin(LargeTableAdmin):
+    """Windows, newest first, of the last day before the newest window by default.
+    Search: a product id, or a product name as the catalog has it (within the time window)."""
+
     change_list_template = "admin/streams/productwindow/change_list.html"
     list_display = ["window_start", "window_end", "product_id", "product_name", "final", "order_count",
                     "total_revenue", "avg_order_value", "late_count", "late_revenue", "updated_at"]
-    list_filter = ["final", "product_id", "window_start"]
-    date_hierarchy = "window_start"
-    search_fields = ["product_id", "product_name"]
+    list_filter = ["final", ProductFilter, WindowStartFilter]
+    search_fields = ["=product_id"]
+    search_help_text = "A product id, or a product's name in the catalog (exact, any case)."
     readonly_fields = list_display + ["finalized_at", "final_published_at"]
     actions = ["rebuild_windows", "release_late"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        named = Product.objects.filter(name__iexact=term).values_list("product_id", flat=True)
+        ids = {term, *named[:CATALOG_CHOICES]}
+        if len(ids) == 1:
+            return queryset.filter(product_id=term), False
+        return queryset.filter(product_id__in=sorted(ids)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -113,10 +201,26 @@ class ProductWindowAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcessedOrder)
-class ProcessedOrderAdmin(DeletableReadOnlyAdmin):
+class ProcessedOrderAdmin(LargeTableAdmin, DeletableReadOnlyAdmin):
+    """Orders newest first, of the last day before the newest order by default; every
+    filter is served by an index within that window (late orders by their partial
+    index). Search: an order id (the key) or else a user id (its index with the order's
+    time, so a user's newest orders come without sorting all of theirs)."""
+
     list_display = ["order_id", "ordered_at", "product_id", "product_name", "category", "amount", "user_id",
                     "window_start", "processed_at", "late", "released_at"]
-    list_filter = ["late", ("released_at", admin.EmptyFieldListFilter), "product_id", "category", "ordered_at"]
-    date_hierarchy = "ordered_at"
-    search_fields = ["order_id", "user_id", "product_id"]
+    list_filter = ["late", ReleasedFilter, ProductFilter, CategoryFilter, OrderedAtFilter]
+    search_fields = ["=order_id", "=user_id"]
+    search_help_text = "An order id, or else a user id (exact)."
     readonly_fields = [f.name for f in ProcessedOrder._meta.fields]
+
+    def search_is_keyed(self, term: str) -> bool:
+        return True  # an order by its key, or a user's orders by (user_id, ordered_at): any age
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if queryset.filter(order_id=term).exists():
+            return queryset.filter(order_id=term), False
+        return queryset.filter(user_id=term), False

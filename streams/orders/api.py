@@ -4,8 +4,10 @@
     /api/order-windows/<id>/release-late/    POST: release its late orders (streams.release_late_orders)
     /api/processed-orders/                   stored enriched orders (?product_id=&since=&until=&late=&released=)
 
-Each read needs the view permission of its model; the release, its own. Processed orders grow with the
-traffic: they page with cursors, newest first, and are never counted.
+Each read needs the view permission of its model; the release, its own. Both tables grow with the
+traffic: they page with cursors, newest first, and are never counted; every filter is served by an
+index (late orders by a partial one, a user's orders by (user_id, ordered_at)), so a page costs the
+same at millions of rows as at none (docs/streams.md).
 """
 
 from __future__ import annotations
@@ -58,19 +60,33 @@ class ProductWindowFilter(django_filters.FilterSet):
 class ProcessedOrderFilter(django_filters.FilterSet):
     since = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
     until = IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
-    released = django_filters.BooleanFilter(field_name="released_at", lookup_expr="isnull", exclude=True,
+    released = django_filters.BooleanFilter(method="filter_released",
                                             help_text="Late orders an operator released into their window.")
+
+    def filter_released(self, queryset, name, value):
+        # Only late orders are released: saying so lets `true` read the index of late orders.
+        if value:
+            return queryset.filter(late=True, released_at__isnull=False)
+        return queryset.filter(released_at__isnull=True)
 
     class Meta:
         model = ProcessedOrder
         fields = ["product_id", "user_id", "order_id", "late", "released", "since", "until"]
 
 
+class NewestWindowFirstPagination(NewestFirstCursorPagination):
+    """Windows newest first over their start's index (a product's over the natural key);
+    the windows of one start, one per product, are told apart by the product."""
+
+    ordering = ("-window_start", "product_id")
+
+
 class ProductWindowViewSet(viewsets.ReadOnlyModelViewSet):
     """1-minute tumbling windows per product (order_count, total_revenue, avg_order_value)."""
 
-    queryset = ProductWindow.objects.order_by("-window_start", "product_id")
+    queryset = ProductWindow.objects.all()
     serializer_class = ProductWindowSerializer
+    pagination_class = NewestWindowFirstPagination
     filterset_class = ProductWindowFilter
     action_permissions = {"release_late": ["streams.release_late_orders"]}
 

@@ -53,6 +53,12 @@ class ProcessedOrder(models.Model):
             models.Index(fields=["product_id", "window_start"], condition=models.Q(late=True, released_at=None),
                          name="processedorder_held_late"),
             models.Index(fields=["ordered_at"], name="processedorder_ordered_at"),
+            # What the pages filter on (migration 0018; docs/streams.md): late orders are rare, so
+            # theirs is partial and costs nothing for the others; a user's orders, newest first
+            # (the API's `?user_id=`, the admin's search), need their own B-tree: the one index
+            # entry per order this adds is the price of a lookup that does not read every order.
+            models.Index(fields=["ordered_at"], condition=models.Q(late=True), name="processedorder_late"),
+            models.Index(fields=["user_id", "ordered_at"], name="processedorder_user"),
         ]
         ordering = ["-ordered_at", "order_id"]
 

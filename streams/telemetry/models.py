@@ -68,6 +68,9 @@ class TelemetryOverwrite(models.Model):
             models.UniqueConstraint(fields=["kind", "key", "time", "old_value", "new_value"],
                                     name="telemetryoverwrite_once"),
         ]
+        # The admin's search by key or time (rows are written only when a reading is replaced).
+        indexes = [models.Index(fields=["key", "time"], name="telemetryoverwrite_key"),
+                   models.Index(fields=["time"], name="telemetryoverwrite_time")]
         ordering = ["-recorded_at", "-id"]
 
     def __str__(self) -> str:
