@@ -56,7 +56,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 
 HOST = "127.0.0.1"
 OTLP_HTTP_PORT = 54318
@@ -153,14 +153,7 @@ class JaegerReceiver:
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2,
                  message: str = "Jaeger to store the spans") -> Any:
         """Poll predicate() until it is truthy and return its value; fail the test after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout:.0f}s waiting for {message}")
-            time.sleep(interval)
+        return wait_until(predicate, timeout=timeout, interval=interval, message=message)
 
     def wait_for_trace(self, trace_id: str | int, spans: int, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The trace's spans once Jaeger holds at least `spans` of them."""

@@ -50,6 +50,13 @@ class Client:
             OTLPSpanExporter(endpoint=jaeger.otlp_endpoint + "/v1/traces")))
         self.tracer = self.provider.get_tracer("tests.tracing")
 
+    def send_order(self, kafka, order_id: str, product_id: str) -> tuple[str, int]:
+        """An order sent to `orders` under a client span of its own: (its traceparent, its trace id)."""
+        traceparent, trace_id = self.send("shop sends an order")
+        produce_and_wait([Outbound(kafka.name("orders"), order(order_id, product_id), key=product_id,
+                                   headers=[(tracing.TRACEPARENT, traceparent.encode())])])
+        return traceparent, trace_id
+
     def send(self, name: str) -> tuple[str, int]:
         """A finished client span: (its traceparent, its trace id)."""
         with self.tracer.start_as_current_span(name, kind=SpanKind.PRODUCER) as span:
@@ -123,10 +130,7 @@ def test_a_rest_metric_is_one_trace_from_the_client_to_the_consumers_batch(jaege
 
 def test_an_order_is_one_trace_through_both_hops_into_its_window_and_product_metrics(
         jaeger, exporting, kafka, processes, catalog):
-    client = Client(jaeger)
-    traceparent, trace_id = client.send("shop sends an order")
-    produce_and_wait([Outbound(kafka.name("orders"), order("o-traced", "prod-2"), key="prod-2",
-                               headers=[(tracing.TRACEPARENT, traceparent.encode())])])
+    traceparent, trace_id = Client(jaeger).send_order(kafka, "o-traced", "prod-2")
     processes.consumer("orders", **exporting)
     processes.consumer("order_windows", **exporting, **WIDE_GRACE)
     wait_until(lambda: ProcessedOrder.objects.filter(order_id="o-traced").exists(), message="the order stored")
@@ -192,10 +196,7 @@ def test_a_file_is_one_trace_through_the_watcher_the_files_consumer_and_the_task
 
 def test_a_dead_lettered_order_re_driven_by_an_operator_goes_on_in_its_trace(
         jaeger, exporting, kafka, processes, catalog):
-    client = Client(jaeger)
-    traceparent, trace_id = client.send("shop sends an order")
-    produce_and_wait([Outbound(kafka.name("orders"), order("o-lost", "prod-9"), key="prod-9",
-                               headers=[(tracing.TRACEPARENT, traceparent.encode())])])
+    traceparent, trace_id = Client(jaeger).send_order(kafka, "o-lost", "prod-9")
     orders = processes.consumer("orders", **exporting)
     wait_until(lambda: QuarantineRecord.objects.filter(topic=kafka.name("orders")).exists(),
                message="the order dead-lettered")
