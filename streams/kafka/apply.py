@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import psycopg2
@@ -150,7 +151,7 @@ def apply_batch(spec: ConsumerSpec, envelopes: Sequence[Envelope], *, limit: Dlq
 
     The batch is one span (tracing.batch_span), the ambient context of its handler
     and of what it publishes."""
-    with tracing.batch_span(f"process {spec.name}", envelopes, attributes=_batch_attributes(spec)):
+    with tracing.batch_span(f"process {spec.name}", envelopes, attributes=partial(_batch_attributes, spec)):
         return _apply_batch(spec, envelopes, limit)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from random import getrandbits
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
@@ -216,10 +216,12 @@ def redriven(headers: Headers) -> Headers:
 
 
 @contextmanager
-def batch_span(name: str, envelopes: Sequence[Any], *, attributes: dict[str, Any]) -> Iterator[Headers]:
+def batch_span(name: str, envelopes: Sequence[Any], *,
+               attributes: Callable[[], dict[str, Any]]) -> Iterator[Headers]:
     """A consumer's batch: a new trace, linked (exporting) to the distinct contexts its
     messages carried, up to BATCH_LINKS. Yields the batch's trace header, for the
-    messages that came without one (`forward_headers`)."""
+    messages that came without one (`forward_headers`). `attributes` is called only
+    when exporting: without a tracer the batch pays for one random id and nothing else."""
     if _tracer is None:
         context = new_traceparent()
         with use(context):
@@ -237,10 +239,10 @@ def batch_span(name: str, envelopes: Sequence[Any], *, attributes: dict[str, Any
                 distinct[bytes(raw)] = None
     seen = [c for c in map(_remote, distinct) if c is not None]
     topics = {e.topic for e in envelopes}
-    attributes = {**attributes, "messaging.destination.name": ",".join(sorted(topics)),
+    span_attributes = {**attributes(), "messaging.destination.name": ",".join(sorted(topics)),
                   "messaging.batch.message_count": len(envelopes),
                   "console.batch.messages_with_context": carried, "console.batch.links": len(seen)}
     with _tracer.start_as_current_span(name, context=otel.set_span_in_context(otel.INVALID_SPAN),
-                                       kind=SpanKind.CONSUMER, attributes=attributes,
+                                       kind=SpanKind.CONSUMER, attributes=span_attributes,
                                        links=[Link(c) for c in seen]):
         yield [(TRACEPARENT, current().encode())]  # type: ignore[union-attr]
